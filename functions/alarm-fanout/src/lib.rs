@@ -1,0 +1,1 @@
+//! alarm-fanout: CloudWatch alarm state changes in; routed fan-out to SNS topics out.

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Every check Pipewarden has: formatting, clippy (warnings are errors), all tests (unit and
+# end-to-end against the local AWS emulator, which the tests start themselves), and the
+# template linters.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+passed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk "{s+=\$1} END {print s+0}")
+failed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk "{s+=\$1} END {print s+0}")
+
+step "cfn-lint template.yaml"
+cfn-lint template.yaml
+
+step "sam validate --lint"
+AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} sam validate --lint --template template.yaml
+
+echo "all checks passed" >&2
+echo "cargo test: $passed passed, $failed failed"

@@ -1,0 +1,27 @@
+//! The CodeDeploy lifecycle hook invocation.
+
+use serde::Deserialize;
+
+use super::{parse_value, EventError};
+
+/// `{DeploymentId, LifecycleEventHookExecutionId}`, as CodeDeploy invokes a hook function.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct HookInvocation {
+    #[serde(rename = "DeploymentId")]
+    pub deployment_id: String,
+    #[serde(rename = "LifecycleEventHookExecutionId")]
+    pub lifecycle_event_hook_execution_id: String,
+}
+
+pub fn parse_hook(value: serde_json::Value) -> Result<HookInvocation, EventError> {
+    let hook: HookInvocation = parse_value("CodeDeploy lifecycle hook", value)?;
+    for (field, text) in [
+        ("DeploymentId", &hook.deployment_id),
+        ("LifecycleEventHookExecutionId", &hook.lifecycle_event_hook_execution_id),
+    ] {
+        if text.trim().is_empty() {
+            return Err(EventError::new("CodeDeploy lifecycle hook", field, "must not be empty"));
+        }
+    }
+    Ok(hook)
+}

@@ -1,0 +1,131 @@
+//! Deserializers that accept every representation AWS is documented (or observed) to send.
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumberOrString {
+    Integer(i64),
+    Float(f64),
+    Text(String),
+}
+
+fn number_text(value: NumberOrString) -> String {
+    match value {
+        NumberOrString::Integer(i) => i.to_string(),
+        NumberOrString::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        NumberOrString::Float(f) => f.to_string(),
+        NumberOrString::Text(s) => s,
+    }
+}
+
+/// A `version`-like field sent as `1`, `4.0` or `"1"`: normalised to its text (`"1"`, `"4"`).
+pub fn version<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<NumberOrString>::deserialize(d)?.map(number_text))
+}
+
+/// A whole number sent as `1`, `1.0` or `"1"`.
+pub fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    match Option::<NumberOrString>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrString::Integer(i)) => u64::try_from(i)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("expected a non-negative whole number, got {i}"))),
+        Some(NumberOrString::Float(f)) if f >= 0.0 && f.fract() == 0.0 => Ok(Some(f as u64)),
+        Some(NumberOrString::Float(f)) => {
+            Err(D::Error::custom(format!("expected a non-negative whole number, got {f}")))
+        }
+        Some(NumberOrString::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(NumberOrString::Text(s)) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+            .map(|f| Some(f as u64))
+            .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {s:?}"))),
+    }
+}
+
+/// A decimal number sent as a number or as text; `""` and `null` mean absent.
+pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::de::Error;
+    match Option::<NumberOrString>::deserialize(d)? {
+        None => Ok(None),
+        Some(NumberOrString::Integer(i)) => Ok(Some(i as f64)),
+        Some(NumberOrString::Float(f)) => Ok(Some(f)),
+        Some(NumberOrString::Text(s)) if s.trim().is_empty() => Ok(None),
+        Some(NumberOrString::Text(s)) => {
+            s.trim().parse::<f64>().map(Some).map_err(|_| D::Error::custom(format!("expected a number, got {s:?}")))
+        }
+    }
+}
+
+/// `null` is read as the type's default (an empty list, an empty map, an empty string).
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A string where AWS sometimes sends `""` for "not set": empty becomes `None`.
+pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.trim().is_empty()))
+}
+
+/// A boolean sent as `true` or as `"true"`.
+pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrString {
+        Bool(bool),
+        Text(String),
+    }
+    match Option::<BoolOrString>::deserialize(d)? {
+        None => Ok(None),
+        Some(BoolOrString::Bool(b)) => Ok(Some(b)),
+        Some(BoolOrString::Text(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            "" => Ok(None),
+            _ => Err(D::Error::custom(format!("expected true or false, got {s:?}"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Versioned {
+        #[serde(default, deserialize_with = "version")]
+        version: Option<String>,
+        #[serde(default, deserialize_with = "whole_number")]
+        attempt: Option<u64>,
+    }
+
+    fn read(json: &str) -> Versioned {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn version_arrives_as_integer_float_or_string() {
+        assert_eq!(read(r#"{"version": 1}"#).version.as_deref(), Some("1"));
+        assert_eq!(read(r#"{"version": 4.0}"#).version.as_deref(), Some("4"));
+        assert_eq!(read(r#"{"version": "1"}"#).version.as_deref(), Some("1"));
+        assert_eq!(read(r#"{"version": null}"#).version, None);
+        assert_eq!(read(r#"{}"#).version, None);
+    }
+
+    #[test]
+    fn attempt_accepts_float_and_text_but_not_fractions() {
+        assert_eq!(read(r#"{"attempt": 2.0}"#).attempt, Some(2));
+        assert_eq!(read(r#"{"attempt": "3"}"#).attempt, Some(3));
+        assert!(serde_json::from_str::<Versioned>(r#"{"attempt": 1.5}"#).is_err());
+        assert!(serde_json::from_str::<Versioned>(r#"{"attempt": -1}"#).is_err());
+    }
+}

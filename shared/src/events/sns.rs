@@ -1,0 +1,40 @@
+//! Lambda's SNS event: `{"Records": [{"EventSource": "aws:sns", "Sns": {...}}]}`.
+//!
+//! Our own type rather than `aws_lambda_events::sns::SnsEvent`: that one requires the signature
+//! and URL fields of every record and a strict timestamp, and we need only the message and ids.
+
+use serde::Deserialize;
+
+use super::{lenient, parse_value, EventError};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SnsEvent {
+    #[serde(rename = "Records")]
+    pub records: Vec<SnsRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SnsRecord {
+    #[serde(rename = "EventSubscriptionArn", default)]
+    pub event_subscription_arn: Option<String>,
+    #[serde(rename = "Sns")]
+    pub sns: SnsMessage,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SnsMessage {
+    #[serde(rename = "MessageId")]
+    pub message_id: String,
+    #[serde(rename = "TopicArn", default, deserialize_with = "lenient::null_as_default")]
+    pub topic_arn: String,
+    #[serde(rename = "Subject", default)]
+    pub subject: Option<String>,
+    #[serde(rename = "Message")]
+    pub message: String,
+    #[serde(rename = "Timestamp", default)]
+    pub timestamp: Option<String>,
+}
+
+pub fn parse_sns(value: serde_json::Value) -> Result<SnsEvent, EventError> {
+    parse_value("SNS", value)
+}

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""moto's server, plus Pipewarden's extension for what moto 5.2 lacks.
+
+moto answers HTTP 500 with an HTML body for these operations; this module adds them:
+  CodeDeploy   PutLifecycleEventHookExecutionStatus (recorded, see below), ListDeploymentTargets,
+               BatchGetDeploymentTargets
+  CodePipeline ListActionExecutions, GetPipelineState
+and a control API under /_pipewarden/ for tests and the local run:
+  GET  /_pipewarden/hook-statuses        every PutLifecycleEventHookExecutionStatus call, in order
+  POST /_pipewarden/deployment-targets   {"deploymentId", "targets": [DeploymentTarget, ...]} (AWS shape)
+  POST /_pipewarden/action-executions    {"pipelineName", "actionExecutionDetails": [...]} (AWS shape)
+  POST /_pipewarden/pipeline-state       GetPipelineState output for {"pipelineName", ...} (AWS shape)
+  POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop"}:
+                                         the next `count` calls of that operation fail that way
+  GET  /_pipewarden/calls                how many calls each operation received
+POST /moto-api/reset clears all of it along with moto's own state.
+
+Usage: server.py [--port N] [--no-stdin-watch]
+Prints "PORT <n>" once listening on 127.0.0.1. Unless --no-stdin-watch, exits when its standard input
+closes, so a test process that dies never leaves it behind.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import threading
+import time
+import urllib.parse
+from collections import Counter
+
+from moto.codedeploy.responses import CodeDeployResponse
+from moto.codepipeline.responses import CodePipelineResponse
+from moto.core.exceptions import JsonRESTError
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+LOCK = threading.Lock()
+STATE: dict = {}
+
+
+def reset_state() -> None:
+    with LOCK:
+        STATE.clear()
+        STATE.update(
+            hook_statuses=[],
+            deployment_targets={},
+            action_executions={},
+            pipeline_states={},
+            faults=[],
+            calls=Counter(),
+        )
+
+
+reset_state()
+
+HOOK_STATUSES = {"Pending", "InProgress", "Succeeded", "Failed", "Skipped", "Unknown"}
+
+
+def _body(response) -> dict:
+    try:
+        return json.loads(response.body or "{}")
+    except ValueError:
+        return {}
+
+
+# --- CodeDeploy ------------------------------------------------------------------------------
+
+
+def put_lifecycle_event_hook_execution_status(self):
+    body = _body(self)
+    deployment_id = body.get("deploymentId")
+    hook_id = body.get("lifecycleEventHookExecutionId")
+    status = body.get("status")
+    if not deployment_id or not hook_id or status not in HOOK_STATUSES:
+        raise JsonRESTError(
+            "InvalidLifecycleEventHookExecutionStatusException",
+            f"deploymentId, lifecycleEventHookExecutionId and a status in {sorted(HOOK_STATUSES)} are required",
+        )
+    # Raises DeploymentDoesNotExistException as AWS does for an unknown deployment.
+    self.codedeploy_backend.get_deployment(deployment_id)
+    with LOCK:
+        done = [
+            r
+            for r in STATE["hook_statuses"]
+            if r["lifecycleEventHookExecutionId"] == hook_id and r["status"] in ("Succeeded", "Failed")
+        ]
+        if done:
+            raise JsonRESTError(
+                "LifecycleEventAlreadyCompletedException",
+                f"The lifecycle event {hook_id} has already completed with status {done[0]['status']}",
+            )
+        STATE["hook_statuses"].append(
+            {
+                "deploymentId": deployment_id,
+                "lifecycleEventHookExecutionId": hook_id,
+                "status": status,
+                "time": time.time(),
+            }
+        )
+    return json.dumps({"lifecycleEventHookExecutionId": hook_id})
+
+
+def list_deployment_targets(self):
+    body = _body(self)
+    deployment_id = body.get("deploymentId")
+    self.codedeploy_backend.get_deployment(deployment_id)
+    with LOCK:
+        targets = STATE["deployment_targets"].get(deployment_id, [])
+    return json.dumps({"targetIds": [_target_id(t) for t in targets]})
+
+
+def batch_get_deployment_targets(self):
+    body = _body(self)
+    deployment_id = body.get("deploymentId")
+    self.codedeploy_backend.get_deployment(deployment_id)
+    wanted = body.get("targetIds") or []
+    with LOCK:
+        targets = STATE["deployment_targets"].get(deployment_id, [])
+    found = [t for t in targets if _target_id(t) in wanted]
+    return json.dumps({"deploymentTargets": found}, default=str)
+
+
+def _target_id(target: dict) -> str:
+    for key in ("instanceTarget", "lambdaTarget", "ecsTarget", "cloudFormationTarget"):
+        if key in target:
+            return target[key].get("targetId", "")
+    return ""
+
+
+def register_deployment(payload: dict) -> dict:
+    """Creates a deployment under the id an event names, so a sample or replayed hook event finds it."""
+    from moto.codedeploy.models import codedeploy_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = codedeploy_backends[payload.get("accountId", DEFAULT_ACCOUNT_ID)][payload.get("region", "us-east-1")]
+    wanted = payload["deploymentId"]
+    if wanted in backend.deployments:
+        return {"deploymentId": wanted}
+    application = payload.get("applicationName", "pipewarden-local")
+    group = f"{application}-group"
+    if application not in backend.applications:
+        backend.create_application(application, payload.get("computePlatform", "Lambda"), None)
+    if group not in backend.deployment_groups.get(application, {}):
+        backend.create_deployment_group(
+            application_name=application,
+            deployment_group_name=group,
+            deployment_config_name=None,
+            ec2_tag_filters=None,
+            on_premises_instance_tag_filters=None,
+            auto_scaling_groups=None,
+            service_role_arn="arn:aws:iam::123456789012:role/codedeploy",
+            trigger_configurations=None,
+            alarm_configuration=None,
+            auto_rollback_configuration=None,
+            outdated_instances_strategy=None,
+            deployment_style=None,
+            blue_green_deployment_configuration=None,
+            load_balancer_info=None,
+            ec2_tag_set=None,
+            ecs_services=None,
+            on_premises_tag_set=None,
+            tags=None,
+            termination_hook_enabled=None,
+        )
+    made = backend.create_deployment(
+        application_name=application,
+        deployment_group_name=group,
+        revision=payload.get("revision"),
+        deployment_config_name=None,
+        description="registered by the Pipewarden emulator extension",
+        ignore_application_stop_failures=None,
+        target_instances=None,
+        auto_rollback_configuration=None,
+        update_outdated_instances_only=None,
+        file_exists_behavior=None,
+        override_alarm_configuration=None,
+    )
+    deployment = backend.deployments.pop(made)
+    deployment.deployment_id = wanted
+    backend.deployments[wanted] = deployment
+    return {"deploymentId": wanted}
+
+
+# --- CodePipeline ----------------------------------------------------------------------------
+
+
+def list_action_executions(self):
+    name = self._get_param("pipelineName")
+    execution_filter = (self._get_param("filter") or {}).get("pipelineExecutionId")
+    with LOCK:
+        details = STATE["action_executions"].get(name, [])
+    if execution_filter:
+        details = [d for d in details if d.get("pipelineExecutionId") == execution_filter]
+    return json.dumps({"actionExecutionDetails": details}, default=str)
+
+
+def get_pipeline_state(self):
+    name = self._get_param("name")
+    with LOCK:
+        state = STATE["pipeline_states"].get(name)
+    if state is None:
+        pipeline, _ = self.codepipeline_backend.get_pipeline(name)
+        state = {
+            "pipelineName": name,
+            "pipelineVersion": pipeline.get("version", 1),
+            "stageStates": [{"stageName": s["name"]} for s in pipeline.get("stages", [])],
+        }
+    return json.dumps(state, default=str)
+
+
+CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
+CodeDeployResponse.list_deployment_targets = list_deployment_targets
+CodeDeployResponse.batch_get_deployment_targets = batch_get_deployment_targets
+CodePipelineResponse.list_action_executions = list_action_executions
+CodePipelineResponse.get_pipeline_state = get_pipeline_state
+
+
+# --- control API and fault injection -------------------------------------------------------------
+
+
+def _operation(environ, body: bytes) -> str:
+    """The AWS operation a request is for: X-Amz-Target (JSON protocols), Action (query
+    protocols such as SNS and SQS), or the S3 method and path."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    if body and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
+        if action:
+            return action[0]
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "/").strip("/")
+    is_object = "/" in path
+    return {
+        ("PUT", True): "PutObject",
+        ("GET", True): "GetObject",
+        ("HEAD", True): "HeadObject",
+        ("DELETE", True): "DeleteObject",
+        ("PUT", False): "CreateBucket",
+    }.get((method, is_object), f"{method} /{path}")
+
+
+def _error_body(environ, code: str, message: str) -> tuple[bytes, str]:
+    if environ.get("HTTP_X_AMZ_TARGET"):
+        return json.dumps({"__type": code, "message": message}).encode(), "application/x-amz-json-1.1"
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        xml = (
+            f"<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+        )
+        return xml.encode(), "text/xml"
+    return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode(), "application/xml"
+
+
+def _json(start_response, status: str, payload) -> list[bytes]:
+    data = json.dumps(payload, default=str).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class Extension:
+    def __init__(self, moto_app):
+        self.moto_app = moto_app
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        if path.startswith("/_pipewarden/"):
+            return self.control(path, environ, body, start_response)
+        if path == "/moto-api/reset":
+            reset_state()
+            return self.moto_app(environ, start_response)
+        operation = _operation(environ, body)
+        with LOCK:
+            STATE["calls"][operation] += 1
+            fault = next((f for f in STATE["faults"] if f["operation"] == operation and f["count"] > 0), None)
+            if fault:
+                fault["count"] -= 1
+        if fault:
+            if fault.get("delayMs"):
+                time.sleep(fault["delayMs"] / 1000)
+            if fault.get("drop"):
+                # Close the connection without an answer.
+                raise ConnectionAbortedError("fault injection: dropped connection")
+            if fault.get("status"):
+                data, content_type = _error_body(environ, fault.get("code", "InternalFailure"), "injected fault")
+                start_response(
+                    f"{fault['status']} Injected",
+                    [("Content-Type", content_type), ("Content-Length", str(len(data)))],
+                )
+                return [data]
+        return self.moto_app(environ, start_response)
+
+    def control(self, path, environ, body, start_response):
+        method = environ.get("REQUEST_METHOD")
+        payload = json.loads(body or b"{}") if method == "POST" else None
+        with LOCK:
+            if path == "/_pipewarden/hook-statuses" and method == "GET":
+                return _json(start_response, "200 OK", STATE["hook_statuses"])
+            if path == "/_pipewarden/calls" and method == "GET":
+                return _json(start_response, "200 OK", dict(STATE["calls"]))
+            if path == "/_pipewarden/deployment-targets" and method == "POST":
+                STATE["deployment_targets"][payload["deploymentId"]] = payload["targets"]
+                return _json(start_response, "200 OK", {})
+            if path == "/_pipewarden/action-executions" and method == "POST":
+                STATE["action_executions"][payload["pipelineName"]] = payload["actionExecutionDetails"]
+                return _json(start_response, "200 OK", {})
+            if path == "/_pipewarden/pipeline-state" and method == "POST":
+                STATE["pipeline_states"][payload["pipelineName"]] = payload
+                return _json(start_response, "200 OK", {})
+            if path == "/_pipewarden/deployments" and method == "POST":
+                return _json(start_response, "200 OK", register_deployment(payload))
+            if path == "/_pipewarden/faults" and method == "POST":
+                fault = {"count": 1, **payload}
+                STATE["faults"].append(fault)
+                return _json(start_response, "200 OK", {})
+        return _json(start_response, "404 Not Found", {"error": f"no control endpoint {method} {path}"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--no-stdin-watch", action="store_true")
+    args = parser.parse_args()
+
+    app = Extension(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    print(f"PORT {server.server_port}", flush=True)
+    if not args.no_stdin_watch:
+
+        def exit_when_parent_goes():
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=exit_when_parent_goes, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
