@@ -12,6 +12,7 @@ and a control API under /_pipewarden/ for tests and the local run:
   POST /_pipewarden/pipeline-state       GetPipelineState output for {"pipelineName", ...} (AWS shape)
   POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop"}:
                                          the next `count` calls of that operation fail that way
+  POST /_pipewarden/faults/clear         no more injected faults
   GET  /_pipewarden/calls                how many calls each operation received
 POST /moto-api/reset clears all of it along with moto's own state.
 
@@ -321,6 +322,9 @@ class Extension:
                 return _json(start_response, "200 OK", {})
             if path == "/_pipewarden/deployments" and method == "POST":
                 return _json(start_response, "200 OK", register_deployment(payload))
+            if path == "/_pipewarden/faults/clear" and method == "POST":
+                STATE["faults"].clear()
+                return _json(start_response, "200 OK", {})
             if path == "/_pipewarden/faults" and method == "POST":
                 fault = {"count": 1, **payload}
                 STATE["faults"].append(fault)

@@ -260,6 +260,11 @@ impl Emulator {
         .await;
     }
 
+    /// Ends every injected fault.
+    pub async fn clear_faults(&self) {
+        self.control_post("faults/clear", serde_json::json!({})).await;
+    }
+
     pub async fn control_post(&self, what: &str, body: Value) {
         self.http
             .post(format!("{}/_pipewarden/{what}", self.endpoint))

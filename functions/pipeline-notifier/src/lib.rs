@@ -1,5 +1,13 @@
-//! pipeline-notifier: CodePipeline execution state changes in; notifications and an audit
-//! timeline out.
+//! pipeline-notifier: CodePipeline execution state changes in; one notification per execution
+//! outcome on SNS, an audit timeline in S3, and delivery metrics out.
+
+pub mod config;
+pub mod decide;
+pub mod format;
+pub mod handler;
+pub mod lookups;
+pub mod metrics;
+pub mod timeline;
 
 use pipewarden_shared::events::codepipeline::PipelineEvent;
 use pipewarden_shared::events::eventbridge::Shape;

@@ -1,25 +1,33 @@
-use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
-use pipewarden_shared::lambda::{diagnostic, Retry};
-use serde_json::{json, Value};
-use tracing::{info, info_span, Instrument};
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use pipeline_notifier::config::Config;
+use pipeline_notifier::handler::Notifier;
+use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory};
+use pipeline_notifier::metrics::StdoutMetrics;
+use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::aws;
+use pipewarden_shared::config::ProcessEnv;
+use pipewarden_shared::lambda::diagnostic;
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        let events = pipeline_notifier::read_events(event.payload).map_err(|e| {
-            tracing::error!(error = %e, "bad event");
-            diagnostic(&e, Retry::Useless)
-        })?;
-        for e in &events {
-            let span = info_span!("event", event_id = %e.event_id, execution_id = %e.detail.execution_id);
-            async {
-                info!(pipeline = %e.detail.pipeline, state = e.detail.state.as_str(), level = ?e.level, "received")
-            }
-            .instrument(span)
-            .await;
-        }
-        Ok::<_, Diagnostic>(json!({ "received": events.len() }))
+    let config = Config::from_vars(&ProcessEnv)?;
+    let sdk = aws::load_config().await;
+    let notifier = Notifier {
+        publisher: SnsPublisher::new(aws::sns_client(&sdk)),
+        store: S3ObjectStore::new(aws::s3_client(&sdk), config.bucket.clone()),
+        history: CodePipelineActionHistory::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        diagnostics: CodeDeployDiagnostics::new(aws::codedeploy_client(&sdk)),
+        metrics: StdoutMetrics,
+        config,
+    };
+    let notifier = &notifier;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        notifier
+            .handle(event.payload, &event.context.request_id, chrono::Utc::now())
+            .await
+            .map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
 }

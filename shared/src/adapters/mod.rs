@@ -4,6 +4,7 @@ mod codedeploy;
 mod s3;
 mod sns;
 
+pub use self::classify as classify_sdk_error;
 pub use codedeploy::CodeDeployHookReporter;
 pub use s3::S3ObjectStore;
 pub use sns::SnsPublisher;
@@ -13,7 +14,7 @@ use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use crate::ports::{FailureKind, PortError};
 
 /// Turns any SDK error into a [`PortError`] that says whether a retry can help.
-pub(crate) fn classify<E, R>(service: &'static str, operation: &'static str, err: &SdkError<E, R>) -> PortError
+pub fn classify<E, R>(service: &'static str, operation: &'static str, err: &SdkError<E, R>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error,
     R: HttpStatus + std::fmt::Debug,
@@ -54,7 +55,7 @@ fn kind_of(status: u16, code: Option<&str>) -> FailureKind {
 }
 
 /// The status code of a raw response, whichever HTTP type the SDK hands us.
-pub(crate) trait HttpStatus {
+pub trait HttpStatus {
     fn status_code(&self) -> u16;
 }
 

@@ -171,6 +171,9 @@ pub struct ExecutionTrigger {
     pub author_id: Option<String>,
     #[serde(rename = "author-email", default)]
     pub author_email: Option<String>,
+    /// When the commit was authored, where the source provider says.
+    #[serde(rename = "author-date", default)]
+    pub author_date: Option<String>,
     #[serde(rename = "branch-name", default)]
     pub branch_name: Option<String>,
     #[serde(rename = "tag-name", default)]

@@ -1,0 +1,128 @@
+//! pipeline-notifier's configuration, read once per cold start.
+
+use pipewarden_shared::config::{ConfigError, Vars};
+use pipewarden_shared::events::codepipeline::{ExecutionState, Level};
+
+/// Which state changes produce a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyOn {
+    /// A state at a level, for example pipeline SUCCEEDED or stage FAILED.
+    State(Level, ExecutionState),
+    /// A manual approval action waiting for someone.
+    Approval,
+}
+
+pub const DEFAULT_NOTIFY_ON: &str = "pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Topic for the readable notifications (email and other subscribers).
+    pub topic_arn: String,
+    /// Topic for Amazon Q Developer in chat applications (custom notification JSON), if any.
+    pub chat_topic_arn: Option<String>,
+    /// Bucket of the audit timelines.
+    pub bucket: String,
+    pub notify_on: Vec<NotifyOn>,
+    /// How long another invocation's claim on a notification holds before we may send in its place.
+    pub claim_ttl_seconds: i64,
+}
+
+impl Config {
+    pub fn from_vars(vars: &impl Vars) -> Result<Config, ConfigError> {
+        let notify_text = vars.optional("NOTIFY_ON").unwrap_or_else(|| DEFAULT_NOTIFY_ON.to_string());
+        Ok(Config {
+            topic_arn: vars.required("PIPELINE_TOPIC_ARN")?,
+            chat_topic_arn: vars.optional("CHAT_TOPIC_ARN"),
+            bucket: vars.required("AUDIT_BUCKET")?,
+            notify_on: parse_notify_on(&notify_text).map_err(|problem| ConfigError::new("NOTIFY_ON", problem))?,
+            claim_ttl_seconds: vars.parsed_or("CLAIM_TTL_SECONDS", 120)?,
+        })
+    }
+
+    pub fn targets(&self) -> Vec<Target> {
+        let mut targets = vec![Target { topic_arn: self.topic_arn.clone(), format: Format::Text }];
+        if let Some(chat) = &self.chat_topic_arn {
+            targets.push(Target { topic_arn: chat.clone(), format: Format::Chat });
+        }
+        targets
+    }
+}
+
+/// Where a notification goes and in which format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub topic_arn: String,
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Chat,
+}
+
+/// `pipeline:SUCCEEDED,stage:FAILED,action:FAILED,approval` (case-insensitive).
+pub fn parse_notify_on(text: &str) -> Result<Vec<NotifyOn>, String> {
+    let mut rules = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        if item.eq_ignore_ascii_case("approval") {
+            rules.push(NotifyOn::Approval);
+            continue;
+        }
+        let (level, state) = item
+            .split_once(':')
+            .ok_or_else(|| format!("{item:?} is not LEVEL:STATE (for example pipeline:FAILED) or approval"))?;
+        let level = match level.trim().to_ascii_lowercase().as_str() {
+            "pipeline" => Level::Pipeline,
+            "stage" => Level::Stage,
+            "action" => Level::Action,
+            other => return Err(format!("{other:?} in {item:?} is not pipeline, stage or action")),
+        };
+        let state = ExecutionState::parse(state.trim());
+        if let ExecutionState::Other(unknown) = &state {
+            return Err(format!("{unknown:?} in {item:?} is not a CodePipeline execution state"));
+        }
+        rules.push(NotifyOn::State(level, state));
+    }
+    if rules.is_empty() {
+        return Err("lists no states to notify on".to_string());
+    }
+    Ok(rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_notify_on_final_pipeline_states() {
+        let vars = HashMap::from([("PIPELINE_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"), ("AUDIT_BUCKET", "b")]);
+        let config = Config::from_vars(&vars).unwrap();
+        assert_eq!(config.notify_on.len(), 4);
+        assert!(config.notify_on.contains(&NotifyOn::State(Level::Pipeline, ExecutionState::Superseded)));
+        assert_eq!(config.targets().len(), 1);
+    }
+
+    #[test]
+    fn custom_rules_and_bad_rules_name_the_variable() {
+        assert_eq!(
+            parse_notify_on("pipeline:started, stage:FAILED, approval").unwrap(),
+            vec![
+                NotifyOn::State(Level::Pipeline, ExecutionState::Started),
+                NotifyOn::State(Level::Stage, ExecutionState::Failed),
+                NotifyOn::Approval
+            ]
+        );
+        let vars = HashMap::from([
+            ("PIPELINE_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+            ("AUDIT_BUCKET", "b"),
+            ("NOTIFY_ON", "pipeline:EXPLODED"),
+        ]);
+        let err = Config::from_vars(&vars).unwrap_err();
+        assert_eq!(err.variable, "NOTIFY_ON");
+        assert!(err.problem.contains("EXPLODED"));
+        let missing = Config::from_vars(&HashMap::from([("AUDIT_BUCKET", "b")])).unwrap_err();
+        assert_eq!(missing.variable, "PIPELINE_TOPIC_ARN");
+    }
+}

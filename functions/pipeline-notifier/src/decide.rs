@@ -1,0 +1,202 @@
+//! Which events produce a notification, and what it reports: pure functions over the timeline.
+
+use chrono::{DateTime, Utc};
+use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
+use pipewarden_shared::links;
+
+use crate::config::NotifyOn;
+use crate::lookups::{FailedActionDetail, LifecycleFailure};
+use crate::timeline::{parse_time, Timeline, Trigger};
+
+/// Something worth telling: one per (execution, attempt, what happened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Unique per execution: the dedup key of the notification.
+    pub key: String,
+    pub level: Level,
+    pub state: ExecutionState,
+    pub stage: Option<String>,
+    pub action: Option<String>,
+    pub approval: bool,
+    pub attempt: u64,
+}
+
+/// The outcome this event announces, if the rules say it notifies. A non-final event that arrives
+/// after its attempt already ended (a late STARTED, say) announces nothing.
+pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timeline) -> Option<Outcome> {
+    let d = &event.detail;
+    let attempt = event.attempt();
+    let approval = event.is_approval_waiting() && rules.contains(&NotifyOn::Approval);
+    let by_state = rules.contains(&NotifyOn::State(event.level, d.state.clone()));
+    if !approval && !by_state {
+        return None;
+    }
+    let is_final = event.level == Level::Pipeline && d.state.is_final();
+    if !is_final && timeline.final_state(attempt).is_some() {
+        return None;
+    }
+    let place = match event.level {
+        Level::Pipeline => "pipeline".to_string(),
+        Level::Stage => format!("stage:{}", d.stage.as_deref().unwrap_or("?")),
+        Level::Action => format!("action:{}/{}", d.stage.as_deref().unwrap_or("?"), d.action.as_deref().unwrap_or("?")),
+    };
+    let what = if approval { "APPROVAL_WAITING" } else { d.state.as_str() };
+    Some(Outcome {
+        key: format!("{place}:{what}:attempt-{attempt}"),
+        level: event.level,
+        state: d.state.clone(),
+        stage: d.stage.clone(),
+        action: d.action.clone(),
+        approval,
+        attempt,
+    })
+}
+
+/// Why an execution failed, from whatever source knew.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FailureReport {
+    pub stage: String,
+    pub action: String,
+    pub provider: Option<String>,
+    pub error_code: Option<String>,
+    pub summary: Option<String>,
+    pub external_id: Option<String>,
+    pub link: Option<String>,
+    /// For a CodeDeploy action: which lifecycle scripts failed on which targets.
+    pub lifecycle: Vec<LifecycleFailure>,
+}
+
+impl FailureReport {
+    pub fn is_codedeploy(&self) -> bool {
+        self.provider.as_deref() == Some("CodeDeploy") || self.provider.as_deref() == Some("CodeDeployToECS")
+    }
+
+    /// The CodeDeploy deployment id, when the failed action is a deployment.
+    pub fn deployment_id(&self) -> Option<&str> {
+        self.external_id.as_deref().filter(|_| self.is_codedeploy())
+    }
+}
+
+/// Everything a notification says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub pipeline: String,
+    pub execution_id: String,
+    pub account: String,
+    pub region: String,
+    pub outcome: Outcome,
+    pub started_at: Option<DateTime<Utc>>,
+    pub at: Option<DateTime<Utc>>,
+    pub trigger: Option<Trigger>,
+    pub failure: Option<FailureReport>,
+    pub execution_link: String,
+}
+
+impl Report {
+    pub fn duration_seconds(&self) -> Option<i64> {
+        Some((self.at? - self.started_at?).num_seconds()).filter(|s| *s >= 0)
+    }
+
+    /// `critical` for failures, `warning` for stops and waiting approvals, `info` otherwise.
+    pub fn severity(&self) -> &'static str {
+        if self.outcome.approval {
+            return "warning";
+        }
+        match self.outcome.state {
+            ExecutionState::Failed | ExecutionState::Abandoned => "critical",
+            ExecutionState::Stopped | ExecutionState::Stopping | ExecutionState::Canceled => "warning",
+            _ => "info",
+        }
+    }
+
+    /// What happened, in words: "FAILED", "stage Deploy FAILED", "approval waiting at Approve/ProductionApproval".
+    pub fn what(&self) -> String {
+        let o = &self.outcome;
+        if o.approval {
+            return format!(
+                "approval waiting at {}/{}",
+                o.stage.as_deref().unwrap_or("?"),
+                o.action.as_deref().unwrap_or("?")
+            );
+        }
+        match o.level {
+            Level::Pipeline => o.state.as_str().to_string(),
+            Level::Stage => format!("stage {} {}", o.stage.as_deref().unwrap_or("?"), o.state.as_str()),
+            Level::Action => format!(
+                "action {}/{} {}",
+                o.stage.as_deref().unwrap_or("?"),
+                o.action.as_deref().unwrap_or("?"),
+                o.state.as_str()
+            ),
+        }
+    }
+}
+
+/// The failure as the timeline knows it: action-level FAILED events, else a CodeStar
+/// notification's failed stage and actions.
+pub fn failure_from_timeline(timeline: &Timeline, attempt: u64) -> Option<FailureReport> {
+    if let Some(entry) = timeline.failed_actions(attempt).first() {
+        return Some(FailureReport {
+            stage: entry.stage.clone().unwrap_or_default(),
+            action: entry.action.clone().unwrap_or_default(),
+            provider: entry.provider.clone(),
+            error_code: entry.error_code.clone(),
+            summary: entry.summary.clone(),
+            external_id: entry.external_id.clone(),
+            link: None,
+            lifecycle: Vec::new(),
+        });
+    }
+    let (stage, actions) = timeline.notification_failure()?;
+    let (action, info) = actions.first().cloned().unwrap_or_default();
+    Some(FailureReport {
+        stage: stage.to_string(),
+        action,
+        summary: Some(info).filter(|i| !i.is_empty()),
+        ..FailureReport::default()
+    })
+}
+
+pub fn failure_from_history(detail: &FailedActionDetail) -> FailureReport {
+    FailureReport {
+        stage: detail.stage.clone(),
+        action: detail.action.clone(),
+        provider: detail.provider.clone(),
+        error_code: detail.error_code.clone(),
+        summary: detail.summary.clone(),
+        external_id: detail.external_id.clone(),
+        link: None,
+        lifecycle: Vec::new(),
+    }
+}
+
+/// A console link to what failed (the CodeBuild build, the CodeDeploy deployment), for the region.
+pub fn failure_link(region: &str, failure: &FailureReport) -> Option<String> {
+    let id = failure.external_id.as_deref()?;
+    match failure.provider.as_deref()? {
+        "CodeBuild" => Some(links::codebuild_build(region, id)),
+        "CodeDeploy" | "CodeDeployToECS" => Some(links::codedeploy_deployment(region, id)),
+        _ => None,
+    }
+}
+
+pub fn report(
+    timeline: &Timeline,
+    outcome: &Outcome,
+    event_time: Option<&String>,
+    failure: Option<FailureReport>,
+) -> Report {
+    let at = parse_time(&event_time.cloned());
+    Report {
+        pipeline: timeline.pipeline.clone(),
+        execution_id: timeline.execution_id.clone(),
+        account: timeline.account.clone(),
+        region: timeline.region.clone(),
+        outcome: outcome.clone(),
+        started_at: timeline.started_at(),
+        at,
+        trigger: timeline.trigger().cloned(),
+        failure,
+        execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
+    }
+}

@@ -1,0 +1,140 @@
+//! Delivery metrics as CloudWatch Embedded Metric Format lines on stdout (no API call on the hot
+//! path): executions by state, duration, and the DORA measures where the data allows.
+//!
+//! - Deployment frequency: `Deployments` (1 per SUCCEEDED execution), summed over a period.
+//! - Lead time for changes: `LeadTimeSeconds`, commit authored -> execution SUCCEEDED (only when
+//!   the trigger carries the commit time).
+//! - Change failure rate: `ChangeFailures` / (`Deployments` + `ChangeFailures`), with metric math.
+//! - Time to restore: `TimeToRestoreSeconds`, first failure -> next success of the pipeline.
+
+use chrono::{DateTime, Utc};
+use pipewarden_shared::events::codepipeline::ExecutionState;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::decide::Report;
+use crate::timeline::parse_time;
+
+pub const NAMESPACE: &str = "Pipewarden/Pipelines";
+
+/// Writes one EMF document.
+pub trait MetricSink: Send + Sync {
+    fn emit(&self, document: &Value);
+}
+
+/// Lambda sends stdout to CloudWatch Logs, which extracts EMF metrics from it.
+pub struct StdoutMetrics;
+
+impl MetricSink for StdoutMetrics {
+    fn emit(&self, document: &Value) {
+        println!("{document}");
+    }
+}
+
+/// What must be remembered across executions of a pipeline for time-to-restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineHealth {
+    /// The first failure since the last success, if the pipeline is currently failing.
+    pub failing_since: Option<DateTime<Utc>>,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+impl PipelineHealth {
+    pub fn key(pipeline: &str) -> String {
+        format!("pipeline-notifier/pipelines/{pipeline}.json")
+    }
+
+    /// The health after this outcome, and the time to restore if it restored the pipeline.
+    pub fn after(&self, state: &ExecutionState, at: DateTime<Utc>) -> (PipelineHealth, Option<i64>) {
+        match state {
+            ExecutionState::Failed => {
+                let failing_since = match self.failing_since {
+                    Some(since) if since <= at => Some(since),
+                    _ if self.last_success.map(|s| s > at).unwrap_or(false) => self.failing_since,
+                    _ => Some(at),
+                };
+                (PipelineHealth { failing_since, last_success: self.last_success }, None)
+            }
+            ExecutionState::Succeeded => {
+                let restored = self.failing_since.filter(|since| *since <= at).map(|since| (at - since).num_seconds());
+                let failing_since = self.failing_since.filter(|since| *since > at);
+                let last_success = Some(self.last_success.map_or(at, |s| s.max(at)));
+                (PipelineHealth { failing_since, last_success }, restored)
+            }
+            _ => (self.clone(), None),
+        }
+    }
+}
+
+/// The EMF document for a pipeline's final outcome.
+pub fn outcome_document(report: &Report, time_to_restore: Option<i64>, now: DateTime<Utc>) -> Value {
+    let state = report.outcome.state.as_str();
+    let mut metrics = vec![json!({"Name": "Executions", "Unit": "Count"})];
+    let mut values = Map::new();
+    values.insert("Executions".into(), json!(1));
+    if let Some(duration) = report.duration_seconds() {
+        metrics.push(json!({"Name": "DurationSeconds", "Unit": "Seconds"}));
+        values.insert("DurationSeconds".into(), json!(duration));
+    }
+    match report.outcome.state {
+        ExecutionState::Succeeded => {
+            metrics.push(json!({"Name": "Deployments", "Unit": "Count"}));
+            values.insert("Deployments".into(), json!(1));
+            metrics.push(json!({"Name": "ChangeFailures", "Unit": "Count"}));
+            values.insert("ChangeFailures".into(), json!(0));
+            let commit_time = report.trigger.as_ref().and_then(|t| parse_time(&t.commit_time));
+            if let (Some(commit), Some(at)) = (commit_time, report.at) {
+                metrics.push(json!({"Name": "LeadTimeSeconds", "Unit": "Seconds"}));
+                values.insert("LeadTimeSeconds".into(), json!((at - commit).num_seconds().max(0)));
+            }
+            if let Some(restore) = time_to_restore {
+                metrics.push(json!({"Name": "TimeToRestoreSeconds", "Unit": "Seconds"}));
+                values.insert("TimeToRestoreSeconds".into(), json!(restore));
+            }
+        }
+        ExecutionState::Failed => {
+            metrics.push(json!({"Name": "ChangeFailures", "Unit": "Count"}));
+            values.insert("ChangeFailures".into(), json!(1));
+        }
+        _ => {}
+    }
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": report.at.unwrap_or(now).timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Pipeline"], ["Pipeline", "State"]],
+                "Metrics": metrics,
+            }]
+        }),
+    );
+    document.insert("Pipeline".into(), json!(report.pipeline));
+    document.insert("State".into(), json!(state));
+    document.insert("executionId".into(), json!(report.execution_id));
+    document.extend(values);
+    Value::Object(document)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn restore_time_runs_from_first_failure_to_next_success() {
+        let healthy = PipelineHealth::default();
+        let (failing, _) = healthy.after(&ExecutionState::Failed, t("2026-11-20T10:00:00Z"));
+        let (still, _) = failing.after(&ExecutionState::Failed, t("2026-11-20T10:30:00Z"));
+        assert_eq!(still.failing_since, Some(t("2026-11-20T10:00:00Z")));
+        let (restored, seconds) = still.after(&ExecutionState::Succeeded, t("2026-11-20T11:00:00Z"));
+        assert_eq!(seconds, Some(3600));
+        assert_eq!(restored.failing_since, None);
+        let (_, again) = restored.after(&ExecutionState::Succeeded, t("2026-11-20T12:00:00Z"));
+        assert_eq!(again, None);
+    }
+}

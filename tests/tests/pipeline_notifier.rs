@@ -1,0 +1,409 @@
+//! pipeline-notifier against the local emulator: given these CodePipeline events, this is what the
+//! subscriber receives and what the audit timeline holds.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use pipeline_notifier::config::{parse_notify_on, Config, DEFAULT_NOTIFY_ON};
+use pipeline_notifier::handler::{Notifier, NotifierError};
+use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory};
+use pipeline_notifier::metrics::MetricSink;
+use pipeline_notifier::timeline::{Delivery, Timeline};
+use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_tests::{event, Emulator, Notification, Subscribed};
+use serde_json::{json, Value};
+
+const BUCKET: &str = "audit";
+
+#[derive(Default)]
+struct CollectedMetrics(Mutex<Vec<Value>>);
+
+impl MetricSink for CollectedMetrics {
+    fn emit(&self, document: &Value) {
+        self.0.lock().unwrap().push(document.clone());
+    }
+}
+
+type TestNotifier =
+    Notifier<SnsPublisher, S3ObjectStore, CodePipelineActionHistory, CodeDeployDiagnostics, CollectedMetrics>;
+
+struct World {
+    aws: Emulator,
+    topic: Subscribed,
+    chat: Subscribed,
+}
+
+impl World {
+    async fn new() -> World {
+        let aws = Emulator::fresh().await;
+        let topic = aws.topic_with_subscriber("pipeline").await;
+        let chat = aws.topic_with_subscriber("chat").await;
+        aws.bucket(BUCKET).await;
+        World { aws, topic, chat }
+    }
+
+    fn notifier(&self, notify_on: &str, chat: bool) -> TestNotifier {
+        Notifier {
+            config: Config {
+                topic_arn: self.topic.topic_arn.clone(),
+                chat_topic_arn: chat.then(|| self.chat.topic_arn.clone()),
+                bucket: BUCKET.to_string(),
+                notify_on: parse_notify_on(notify_on).unwrap(),
+                claim_ttl_seconds: 120,
+            },
+            publisher: SnsPublisher::new(self.aws.sns()),
+            store: S3ObjectStore::new(self.aws.s3(), BUCKET),
+            history: CodePipelineActionHistory::new(aws_sdk_codepipeline::Client::new(&self.aws.sdk)),
+            diagnostics: CodeDeployDiagnostics::new(self.aws.codedeploy()),
+            metrics: CollectedMetrics::default(),
+        }
+    }
+
+    async fn received(&self) -> Vec<Notification> {
+        self.aws.received(&self.topic).await
+    }
+
+    async fn timeline(&self, pipeline: &str, execution_id: &str) -> Timeline {
+        let body = self.aws.object(BUCKET, &Timeline::key(pipeline, execution_id)).await.expect("timeline object");
+        serde_json::from_slice(&body).expect("timeline JSON")
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+#[tokio::test]
+async fn succeeded_execution_sends_one_message_with_commit_duration_and_attributes() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    notifier.handle(event("codepipeline-pipeline-started-v2.json"), "req-1", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-succeeded-v2.json"), "req-2", now()).await.unwrap();
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let n = &got[0];
+    assert_eq!(n.subject.as_deref(), Some("[SUCCEEDED] flask-web-app"));
+    assert!(n.message.contains("Pipeline flask-web-app SUCCEEDED"), "{}", n.message);
+    assert!(n.message.contains("Duration:   12m 30s"), "{}", n.message);
+    assert!(
+        n.message.contains("commit 7c4a9e3f \"Fix health check path for nginx\" by Mary Major on main"),
+        "{}",
+        n.message
+    );
+    assert!(n.message.contains(
+        "https://us-east-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/flask%2Dweb%2Dapp/executions/8f2a1c3e%2D0000%2D4a6b%2D9c1d%2Daa11bb22cc33/timeline?region=us-east-1"
+    ));
+    assert_eq!(n.attributes["pipeline"], "flask-web-app");
+    assert_eq!(n.attributes["state"], "SUCCEEDED");
+    assert_eq!(n.attributes["severity"], "info");
+    assert_eq!(n.attributes["source"], "pipewarden.pipeline-notifier");
+
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1, "{metrics:#?}");
+    assert_eq!(metrics[0]["DurationSeconds"], 750);
+    assert_eq!(metrics[0]["Deployments"], 1);
+    assert_eq!(metrics[0]["LeadTimeSeconds"], Value::Null, "no commit time in the trigger of the succeeded event");
+    assert_eq!(metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Pipewarden/Pipelines");
+}
+
+#[tokio::test]
+async fn duplicates_and_reversed_order_produce_exactly_one_message() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let started = event("codepipeline-pipeline-started-v2.json");
+    let succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+
+    for (payload, token) in [(&succeeded, "a"), (&succeeded, "b"), (&started, "c"), (&started, "d"), (&succeeded, "e")]
+    {
+        notifier.handle(payload.clone(), token, now()).await.unwrap();
+    }
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].message.contains("Duration:   12m 30s"), "start-time makes the duration order-independent");
+    let timeline = world.timeline("flask-web-app", "8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33").await;
+    let states: Vec<&str> = timeline.entries.iter().map(|e| e.state.as_str()).collect();
+    assert_eq!(states, vec!["STARTED", "SUCCEEDED"], "each event once, in time order");
+    let deliveries: Vec<&Delivery> = timeline.deliveries.values().collect();
+    assert_eq!(deliveries.len(), 1);
+    assert!(matches!(deliveries[0], Delivery::Sent { .. }), "{deliveries:?}");
+}
+
+#[tokio::test]
+async fn concurrent_invocations_of_the_same_outcome_send_once() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    let mut codestar = event("codepipeline-codestar-notification-failed.json");
+    codestar["detail"]["execution-id"] = json!("8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33");
+    codestar["detail"]["state"] = json!("SUCCEEDED");
+
+    let (a, b, c) = tokio::join!(
+        notifier.handle(succeeded.clone(), "one", now()),
+        notifier.handle(succeeded.clone(), "two", now()),
+        notifier.handle(codestar, "three", now()),
+    );
+    a.unwrap();
+    b.unwrap();
+    c.unwrap();
+
+    assert_eq!(world.received().await.len(), 1);
+}
+
+#[tokio::test]
+async fn build_failure_names_stage_action_provider_summary_and_build_link() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    for name in [
+        "codepipeline-action-build-failed.json",
+        "codepipeline-stage-build-failed.json",
+        "codepipeline-pipeline-failed-v1.json",
+    ] {
+        notifier.handle(event(name), name, now()).await.unwrap();
+    }
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let n = &got[0];
+    assert_eq!(n.subject.as_deref(), Some("[FAILED] flask-web-app-legacy: Build/Build failed"));
+    assert_eq!(n.attributes["severity"], "critical");
+    assert!(n.message.contains("Failed:     stage Build, action Build (CodeBuild)"), "{}", n.message);
+    assert!(n.message.contains("Error:      JobFailed"));
+    assert!(n.message.contains("Error while executing command: pytest -q"));
+    assert!(n.message.contains("https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/projects/flask%2Dweb%2Dapp%2Dbuild/build/flask%2Dweb%2Dapp%2Dbuild%3A5a1f0c2e"), "{}", n.message);
+    assert!(n
+        .message
+        .contains("Trigger:    StartPipelineExecution (arn:aws:sts::123456789012:assumed-role/Admin/jdoe)"));
+}
+
+async fn seed_failed_validate_service(aws: &Emulator) {
+    aws.deployment_with_id("d-EXAMPLE11", "flask-web-app", "Server").await;
+    aws.control_post(
+        "deployment-targets",
+        json!({
+            "deploymentId": "d-EXAMPLE11",
+            "targets": [
+                {
+                    "deploymentTargetType": "InstanceTarget",
+                    "instanceTarget": {
+                        "deploymentId": "d-EXAMPLE11",
+                        "targetId": "i-0123456789abcdef0",
+                        "status": "Failed",
+                        "lifecycleEvents": [
+                            {"lifecycleEventName": "BeforeInstall", "status": "Succeeded"},
+                            {"lifecycleEventName": "ApplicationStart", "status": "Succeeded"},
+                            {
+                                "lifecycleEventName": "ValidateService",
+                                "status": "Failed",
+                                "diagnostics": {
+                                    "errorCode": "ScriptFailed",
+                                    "scriptName": "scripts/validate_service",
+                                    "message": "Script at specified location: scripts/validate_service run as user root failed with exit code 1",
+                                    "logTail": "[stdout]checking http://127.0.0.1/health\n[stderr]curl: (22) The requested URL returned error: 502\n[stderr]validate_service: nginx answered 502"
+                                }
+                            }
+                        ]
+                    }
+                },
+                {
+                    "deploymentTargetType": "InstanceTarget",
+                    "instanceTarget": {"deploymentId": "d-EXAMPLE11", "targetId": "i-0fedcba9876543210", "status": "Succeeded",
+                        "lifecycleEvents": [{"lifecycleEventName": "ValidateService", "status": "Succeeded"}]}
+                }
+            ]
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deploy_failure_in_reverse_order_names_the_failing_script_target_and_log_tail() {
+    let world = World::new().await;
+    seed_failed_validate_service(&world.aws).await;
+    world
+        .aws
+        .control_post(
+            "action-executions",
+            json!({
+                "pipelineName": "flask-web-app",
+                "actionExecutionDetails": [
+                    {"pipelineExecutionId": "c0ffee00-2222-4e5f-8a9b-0c1d2e3f4a5b", "stageName": "Build", "actionName": "Build", "status": "Succeeded",
+                     "input": {"actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}}},
+                    {"pipelineExecutionId": "c0ffee00-2222-4e5f-8a9b-0c1d2e3f4a5b", "stageName": "Deploy", "actionName": "Deploy", "status": "Failed",
+                     "input": {"actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}},
+                     "output": {"executionResult": {"externalExecutionId": "d-EXAMPLE11", "externalExecutionSummary": "Deployment d-EXAMPLE11 failed",
+                                "errorDetails": {"code": "JobFailed", "message": "Deployment failed"}}}},
+                    {"pipelineExecutionId": "another-execution", "stageName": "Deploy", "actionName": "Deploy", "status": "Failed"}
+                ]
+            }),
+        )
+        .await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    // The pipeline's FAILED arrives before the action's: the action history fills in.
+    notifier.handle(event("codepipeline-pipeline-deploy-failed-v2.json"), "r1", now()).await.unwrap();
+    notifier.handle(event("codepipeline-action-deploy-failed.json"), "r2", now()).await.unwrap();
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let text = &got[0].message;
+    assert!(text.contains("Failed:     stage Deploy, action Deploy (CodeDeploy)"), "{text}");
+    assert!(
+        text.contains(
+            "Lifecycle:  ValidateService (script scripts/validate_service) failed on i-0123456789abcdef0: ScriptFailed"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("| [stderr]validate_service: nginx answered 502"), "{text}");
+    assert!(!text.contains("i-0fedcba9876543210"), "only the failing target: {text}");
+    assert!(
+        text.contains(
+            "https://us-west-2.console.aws.amazon.com/codesuite/codedeploy/deployments/d%2DEXAMPLE11?region=us-west-2"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("commit a1b2c3d4 \"Serve static files from nginx\" by Jorge Souza on release/2026.11"),
+        "{text}"
+    );
+    assert!(text.contains("Duration:   16m 9s"), "{text}");
+}
+
+#[tokio::test]
+async fn stopped_and_superseded_each_notify_once_with_their_severity() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    notifier.handle(event("codepipeline-pipeline-stopped.json"), "s1", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-superseded.json"), "s2", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-superseded.json"), "s3", now()).await.unwrap();
+
+    let mut got = world.received().await;
+    got.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].subject.as_deref(), Some("[STOPPED] flask-web-app"));
+    assert_eq!(got[0].attributes["severity"], "warning");
+    assert_eq!(got[1].subject.as_deref(), Some("[SUPERSEDED] flask-web-app"));
+    assert_eq!(got[1].attributes["severity"], "info");
+}
+
+#[tokio::test]
+async fn started_stage_and_approval_events_are_recorded_but_notify_only_when_configured() {
+    let world = World::new().await;
+    let quiet = world.notifier(DEFAULT_NOTIFY_ON, false);
+    for name in [
+        "codepipeline-pipeline-started-v2.json",
+        "codepipeline-action-approval-waiting.json",
+        "codepipeline-stage-build-failed.json",
+    ] {
+        quiet.handle(event(name), name, now()).await.unwrap();
+    }
+    assert!(world.received().await.is_empty());
+    let timeline = world.timeline("flask-web-app", "7a7a7a7a-5555-4c4c-8d8d-1e1e1e1e1e1e").await;
+    assert_eq!(timeline.entries.len(), 1, "the approval event is in the audit timeline");
+
+    let chatty = world.notifier("approval,stage:FAILED,pipeline:STARTED", false);
+    chatty.handle(event("codepipeline-action-approval-waiting.json"), "x1", now()).await.unwrap();
+    chatty.handle(event("codepipeline-stage-build-failed.json"), "x2", now()).await.unwrap();
+    let mut got = world.received().await;
+    got.sort_by(|a, b| a.subject.cmp(&b.subject));
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(
+        got[0].subject.as_deref(),
+        Some("[APPROVAL] flask-web-app: approval waiting at Approve/ProductionApproval")
+    );
+    assert_eq!(got[0].attributes["state"], "APPROVAL_WAITING");
+    assert_eq!(got[1].subject.as_deref(), Some("[FAILED] flask-web-app-legacy: stage Build FAILED"));
+}
+
+#[tokio::test]
+async fn codestar_notification_via_sns_and_chat_format() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+
+    notifier.handle(event("sns-codestar-pipeline-notification.json"), "c1", now()).await.unwrap();
+
+    let text = world.received().await;
+    assert_eq!(text.len(), 1);
+    assert!(text[0].message.contains("Failed:     stage Deploy, action Deploy"), "{}", text[0].message);
+    assert!(text[0].message.contains("ScriptFailed in ValidateService on i-0123456789abcdef0"));
+    let chat = world.aws.received(&world.chat).await;
+    assert_eq!(chat.len(), 1);
+    let doc: Value = serde_json::from_str(&chat[0].message).expect("chat message is JSON");
+    assert_eq!(doc["version"], "1.0");
+    assert_eq!(doc["source"], "custom");
+    assert_eq!(doc["content"]["textType"], "client-markdown");
+    assert_eq!(doc["content"]["title"], ":x: flask-web-app FAILED");
+    assert!(doc["content"]["description"].as_str().unwrap().contains("*Failed:* stage Deploy"));
+    assert_eq!(chat[0].attributes["severity"], "critical");
+}
+
+#[tokio::test]
+async fn chat_text_from_commits_cannot_inject_markup() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+    let mut succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    succeeded["detail"]["execution-trigger"]["commit-message"] =
+        json!("<!channel> see <https://evil.example|here> *now*");
+
+    notifier.handle(succeeded, "i1", now()).await.unwrap();
+
+    let chat = world.aws.received(&world.chat).await;
+    let doc: Value = serde_json::from_str(&chat[0].message).unwrap();
+    let description = doc["content"]["description"].as_str().unwrap();
+    assert!(!description.contains("<!channel>"), "{description}");
+    assert!(!description.contains("<https://evil.example"), "{description}");
+    assert!(description.contains("&lt;!channel&gt;"), "{description}");
+}
+
+#[tokio::test]
+async fn failed_publish_fails_the_invocation_and_the_retry_sends_exactly_one() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    // Every attempt the SDK makes (it retries 5xx itself) fails.
+    world.aws.inject_fault("Publish", 500, "InternalError", 10).await;
+
+    let err = notifier.handle(event("codepipeline-pipeline-stopped.json"), "first", now()).await.unwrap_err();
+    assert!(matches!(err, NotifierError::Delivery { .. }), "{err}");
+    assert!(err.to_string().contains("pipeline:STOPPED:attempt-1"), "{err}");
+    assert!(world.received().await.is_empty());
+
+    world.aws.clear_faults().await;
+
+    notifier.handle(event("codepipeline-pipeline-stopped.json"), "retry", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-stopped.json"), "retry-again", now()).await.unwrap();
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].subject.as_deref(), Some("[STOPPED] flask-web-app"));
+}
+
+#[tokio::test]
+async fn bad_events_are_acknowledged_with_a_clear_error_and_nothing_sent() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let mut broken = event("codepipeline-pipeline-stopped.json");
+    broken["detail"].as_object_mut().unwrap().remove("pipeline");
+
+    let out = notifier.handle(broken, "bad", now()).await.unwrap();
+    let out2 = notifier.handle(json!({"unrelated": true}), "bad2", now()).await.unwrap();
+
+    assert!(out["ignored"].as_str().unwrap().contains("detail.pipeline"), "{out}");
+    assert!(out2["ignored"].as_str().unwrap().contains("not a CodePipeline event"), "{out2}");
+    assert!(world.received().await.is_empty());
+    assert!(world.aws.keys(BUCKET).await.is_empty());
+}
+
+#[tokio::test]
+async fn storage_outage_fails_the_invocation_so_it_is_retried() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_fault("GetObject", 503, "SlowDown", 10).await;
+
+    let err = notifier.handle(event("codepipeline-pipeline-stopped.json"), "s3down", now()).await.unwrap_err();
+
+    assert!(matches!(err, NotifierError::Storage { .. }), "{err}");
+    assert_eq!(err.retry(), pipewarden_shared::lambda::Retry::Helps);
+    assert!(world.received().await.is_empty());
+}
