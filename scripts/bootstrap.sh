@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what Pipewarden's commands need into the project, never system-wide:
-# a Python venv (.venv) with moto, cargo-lambda, cfn-lint and the SAM CLI, from tools/requirements.txt.
-# Idempotent: does nothing when the venv already matches the requirements.
+# Installs what Pipewarden's commands need: a Python venv in the project (.venv) with moto,
+# cargo-lambda, cfn-lint, the SAM CLI and Flask, from tools/requirements.txt; and Debian's nginx
+# (the reference deployment's web server, for the end-to-end tests) when it is missing.
+# Idempotent: does nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing tools/requirements.txt into .venv" >&2
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
   echo "$want" > "$stamp"
+fi
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  echo "bootstrap: installing nginx (Debian package nginx-light)" >&2
+  sudo_=""
+  [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq nginx-light >/dev/null
 fi
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

@@ -43,15 +43,25 @@ pids+=($!)
 for _ in $(seq 1 100); do grep -q '^PORT ' "$work/emulator.out" 2>/dev/null && break; sleep 0.1; done
 emulator="http://127.0.0.1:$(sed -n 's/^PORT //p' "$work/emulator.out")"
 
-target/debug/pipewarden-local setup "$emulator" "$work/lambda.env"
+echo "== starting the sample web app (examples/flask-app) for deploy-validator to check" >&2
+app_port=$(free_port)
+PORT=$app_port .venv/bin/python examples/flask-app/app.py > "$work/flask.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$app_port/health" && break; sleep 0.1; done
+spec="{\"allowedHosts\": [\"127.0.0.1\"], \"checks\": [{\"name\": \"health\", \"type\": \"http\", \"url\": \"http://127.0.0.1:$app_port/health\", \"jsonField\": {\"pointer\": \"/status\", \"equals\": \"ok\"}, \"consecutiveSuccesses\": 2}]}"
+printf "VALIDATION_SPEC='%s'\n" "$spec" > "$work/extra.env"
+
+PIPEWARDEN_LOCAL_ENV="$work/extra.env" target/debug/pipewarden-local setup "$emulator" "$work/lambda.env"
 
 invoke_port=$(free_port)
 echo "== starting cargo lambda watch on 127.0.0.1:$invoke_port (log: .local/watch.log)" >&2
-cargo lambda watch --quiet --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$invoke_port" \
+cargo lambda watch --quiet --ignore-changes --timeout 60 --invoke-address 127.0.0.1 --invoke-port "$invoke_port" \
   --env-file "$work/lambda.env" > "$work/watch.log" 2>&1 &
-pids+=($!)
+watch_pid=$!
+pids+=($watch_pid)
 for _ in $(seq 1 300); do
   curl -s -o /dev/null "http://127.0.0.1:$invoke_port/" && break
+  kill -0 "$watch_pid" 2>/dev/null || { echo "cargo lambda watch stopped:" >&2; tail -20 "$work/watch.log" >&2; exit 1; }
   sleep 0.2
 done
 

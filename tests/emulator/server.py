@@ -14,6 +14,8 @@ and a control API under /_pipewarden/ for tests and the local run:
                                          the next `count` calls of that operation fail that way
   POST /_pipewarden/faults/clear         no more injected faults
   GET  /_pipewarden/calls                how many calls each operation received
+Requests in the Smithy RPC v2 CBOR protocol (what the Rust SDK uses for CloudWatch) are translated to
+the JSON protocol, which moto serves, and the answers back to CBOR.
 POST /moto-api/reset clears all of it along with moto's own state.
 
 Usage: server.py [--port N] [--no-stdin-watch]
@@ -22,6 +24,7 @@ closes, so a test process that dies never leaves it behind.
 """
 
 import argparse
+import datetime
 import io
 import json
 import os
@@ -31,6 +34,7 @@ import time
 import urllib.parse
 from collections import Counter
 
+import cbor2
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.core.exceptions import JsonRESTError
@@ -231,6 +235,8 @@ def _operation(environ, body: bytes) -> str:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return target.rsplit(".", 1)[-1]
+    if environ.get("PATH_INFO", "").startswith("/service/") and "/operation/" in environ.get("PATH_INFO", ""):
+        return environ["PATH_INFO"].rstrip("/").rsplit("/", 1)[-1]
     if body and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
         action = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("Action")
         if action:
@@ -251,6 +257,8 @@ def _operation(environ, body: bytes) -> str:
 
 
 def _error_body(environ, code: str, message: str) -> tuple[bytes, str]:
+    if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+        return cbor2.dumps({"__type": code, "message": message}), "application/cbor"
     if environ.get("HTTP_X_AMZ_TARGET"):
         return json.dumps({"__type": code, "message": message}).encode(), "application/x-amz-json-1.1"
     if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
@@ -260,6 +268,74 @@ def _error_body(environ, code: str, message: str) -> tuple[bytes, str]:
         )
         return xml.encode(), "text/xml"
     return f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode(), "application/xml"
+
+
+# --- Smithy RPC v2 CBOR -> JSON protocol ---------------------------------------------------------
+
+
+def _cbor_to_json_ready(value):
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    if isinstance(value, cbor2.CBORTag) and value.tag == 1:
+        return value.value
+    if isinstance(value, dict):
+        return {k: _cbor_to_json_ready(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cbor_to_json_ready(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+
+        return base64.b64encode(value).decode()
+    return value
+
+
+def _json_to_cbor_ready(value, key: str = ""):
+    if isinstance(value, dict):
+        return {k: _json_to_cbor_ready(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_to_cbor_ready(v, key) for v in value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+        key.endswith("Timestamp") or key.endswith("Time") or key.endswith("Date") or key in ("Timestamps",)
+    ):
+        return cbor2.CBORTag(1, float(value))
+    return value
+
+
+def rpc_v2_cbor(app, environ, body: bytes, start_response):
+    """Serves a `/service/<Service>/operation/<Operation>` CBOR request through moto's JSON protocol."""
+    parts = environ.get("PATH_INFO", "").strip("/").split("/")
+    service, operation = parts[1], parts[3]
+    payload = _cbor_to_json_ready(cbor2.loads(body)) if body else {}
+    data = json.dumps(payload).encode()
+    environ = dict(environ)
+    environ.update(
+        {
+            "PATH_INFO": "/",
+            "CONTENT_TYPE": "application/x-amz-json-1.0",
+            "CONTENT_LENGTH": str(len(data)),
+            "HTTP_X_AMZ_TARGET": f"{service}.{operation}",
+            "wsgi.input": io.BytesIO(data),
+        }
+    )
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"] = status
+        return lambda chunk: None
+
+    chunks = b"".join(app(environ, capture))
+    try:
+        answer = json.loads(chunks or b"{}")
+    except ValueError:
+        answer = {"__type": "InternalFailure", "message": chunks.decode("utf-8", "replace")[:500]}
+    if "__type" in answer and "#" not in answer["__type"]:
+        answer["__type"] = answer["__type"].split(":")[-1]
+    out = cbor2.dumps(_json_to_cbor_ready(answer))
+    start_response(
+        captured.get("status", "500 Internal Server Error"),
+        [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"), ("Content-Length", str(len(out)))],
+    )
+    return [out]
 
 
 def _json(start_response, status: str, payload) -> list[bytes]:
@@ -301,6 +377,8 @@ class Extension:
                     [("Content-Type", content_type), ("Content-Length", str(len(data)))],
                 )
                 return [data]
+        if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+            return rpc_v2_cbor(self.moto_app, environ, body, start_response)
         return self.moto_app(environ, start_response)
 
     def control(self, path, environ, body, start_response):

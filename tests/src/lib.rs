@@ -4,6 +4,9 @@
 //!
 //! Tests that use it take [`Emulator::fresh`], which also serialises them: moto's state is global.
 
+pub mod http;
+pub mod webapp;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

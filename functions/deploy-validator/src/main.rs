@@ -1,19 +1,61 @@
-use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
-use pipewarden_shared::lambda::{diagnostic, Retry};
-use serde_json::{json, Value};
-use tracing::{info, info_span, Instrument};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use deploy_validator::config::Config;
+use deploy_validator::deployment::CodeDeployLookup;
+use deploy_validator::engine::Probes;
+use deploy_validator::hook::Validator;
+use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
+use pipewarden_shared::aws;
+use pipewarden_shared::config::ProcessEnv;
+use pipewarden_shared::lambda::diagnostic;
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        let hook = deploy_validator::parse_hook(event.payload).map_err(|e| {
-            tracing::error!(error = %e, "bad event");
-            diagnostic(&e, Retry::Useless)
-        })?;
-        let span = info_span!("hook", deployment_id = %hook.deployment_id);
-        async { info!("received") }.instrument(span).await;
-        Ok::<_, Diagnostic>(json!({ "deploymentId": hook.deployment_id }))
+    let config = Config::from_vars(&ProcessEnv);
+    let sdk = aws::load_config().await;
+    let s3 = aws::s3_client(&sdk);
+    let spec = match &config.spec_source {
+        Ok(source) => deploy_validator::load_spec(source, &s3).await,
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(problem) = &spec {
+        tracing::error!(problem = %problem, "no usable validation spec: every hook will report Failed");
+    }
+    let allowed_hosts = spec.as_ref().map(|s| s.allowed_hosts.clone()).unwrap_or_default();
+    let validator = Validator {
+        safety_margin: config.safety_margin,
+        topic_arn: config.topic_arn.clone(),
+        reporter: CodeDeployHookReporter::new(aws::codedeploy_client(&sdk)),
+        store: config.bucket.clone().map(|bucket| S3ObjectStore::new(s3.clone(), bucket)),
+        publisher: SnsPublisher::new(aws::sns_client(&sdk)),
+        lookup: CodeDeployLookup::new(aws::codedeploy_client(&sdk)),
+        probes: Probes {
+            http: ReqwestProbe::new(allowed_hosts)?,
+            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&sdk)),
+        },
+        spec,
+    };
+    let validator = &validator;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let deadline = instant_of(event.context.deadline);
+        validator.handle(event.payload, deadline).await.map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
+}
+
+/// The invocation's deadline (milliseconds since the epoch) as an `Instant`.
+fn instant_of(deadline_ms: u64) -> Instant {
+    // `cargo lambda watch` sends the timeout itself (600000) rather than a point in time; a value
+    // too small to be a date since 2001 is read that way, so the local run behaves like Lambda.
+    const YEAR_2001_MS: u64 = 978_307_200_000;
+    if deadline_ms < YEAR_2001_MS {
+        return Instant::now() + Duration::from_millis(deadline_ms);
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }

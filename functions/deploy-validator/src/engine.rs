@@ -1,0 +1,327 @@
+//! The validation engine: runs a spec's checks against the new release within a deadline.
+//! Shared by the Lambda hook and the `pipewarden-validate` CLI.
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use futures_util::FutureExt;
+use serde::Serialize;
+
+use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse};
+use crate::spec::{AlarmCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
+
+/// What a check saw on one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: String,
+    pub passed: bool,
+    /// One line a person can act on.
+    pub detail: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// What the checks may know about the deployment under validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Release {
+    pub deployment_id: Option<String>,
+    /// `function:qualifier` of the new Lambda version or alias, for Lambda deployments.
+    pub lambda_target: Option<String>,
+}
+
+pub struct Probes<H, A, F> {
+    pub http: H,
+    pub alarms: A,
+    pub functions: F,
+}
+
+/// Runs every check concurrently; each stops by `deadline`. A check that panics fails.
+pub async fn run<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
+    spec: &Spec,
+    checks: &[Check],
+    release: &Release,
+    probes: &Probes<H, A, F>,
+    deadline: Instant,
+) -> Vec<CheckResult> {
+    let runs = checks.iter().map(|check| async move {
+        let started = Instant::now();
+        let outcome = AssertUnwindSafe(run_one(spec, check, release, probes, deadline)).catch_unwind().await;
+        let mut result = outcome.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            failed(check, format!("the check panicked: {message}"), Vec::new())
+        });
+        result.duration_ms = started.elapsed().as_millis() as u64;
+        result
+    });
+    join_all(runs).await
+}
+
+pub fn all_passed(results: &[CheckResult]) -> bool {
+    !results.is_empty() && results.iter().all(|r| r.passed)
+}
+
+fn failed(check: &Check, detail: String, attempts: Vec<Attempt>) -> CheckResult {
+    CheckResult {
+        name: check.name().to_string(),
+        kind: check.kind().to_string(),
+        passed: false,
+        detail,
+        duration_ms: 0,
+        attempts,
+    }
+}
+
+fn passed(check: &Check, detail: String, attempts: Vec<Attempt>) -> CheckResult {
+    CheckResult { passed: true, ..failed(check, detail, attempts) }
+}
+
+async fn run_one<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
+    spec: &Spec,
+    check: &Check,
+    release: &Release,
+    probes: &Probes<H, A, F>,
+    deadline: Instant,
+) -> CheckResult {
+    match check {
+        Check::Http(http) => run_http(spec, check, http, release, &probes.http, deadline).await,
+        Check::Alarms(alarms) => run_alarms(check, alarms, &probes.alarms, deadline).await,
+        Check::Lambda(lambda) => run_lambda(check, lambda, release, &probes.functions, deadline).await,
+    }
+}
+
+/// The check's URL with `{deploymentId}` filled in, percent-encoded so event data can never
+/// change the host; and refused unless its host is allowed.
+pub fn resolve_url(spec: &Spec, http: &HttpCheck, release: &Release) -> Result<String, String> {
+    let deployment = release.deployment_id.as_deref().unwrap_or("");
+    let filled = http.url.replace("{deploymentId}", &pipewarden_shared::links::encode(deployment));
+    let url = reqwest::Url::parse(&filled).map_err(|e| format!("not a URL after filling placeholders: {e}"))?;
+    let host = url.host_str().unwrap_or("");
+    if !spec.host_allowed(host) {
+        return Err(format!("host {host:?} is not in allowedHosts; not called"));
+    }
+    Ok(filled)
+}
+
+fn backoff(http: &HttpCheck, failures: u32) -> Duration {
+    let ceiling = http.initial_backoff_ms.saturating_mul(1u64 << failures.min(16)).min(http.max_backoff_ms);
+    // Full jitter: anywhere between nothing and the ceiling.
+    Duration::from_millis(fastrand::u64(0..=ceiling.max(1)))
+}
+
+async fn run_http<H: HttpProbe>(
+    spec: &Spec,
+    check: &Check,
+    http: &HttpCheck,
+    release: &Release,
+    probe: &H,
+    deadline: Instant,
+) -> CheckResult {
+    let url = match resolve_url(spec, http, release) {
+        Ok(url) => url,
+        Err(problem) => return failed(check, problem, Vec::new()),
+    };
+    let mut attempts = Vec::new();
+    let mut in_a_row = 0;
+    let mut failures = 0;
+    for number in 1..=http.max_attempts {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            let detail = format!("ran out of time after {} attempt(s)", attempts.len());
+            return failed(check, detail, attempts);
+        }
+        let request = HttpRequest {
+            method: http.method.to_ascii_uppercase(),
+            url: url.clone(),
+            headers: http.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            body: http.body.clone(),
+            timeout: Duration::from_millis(http.request_timeout_ms).min(remaining),
+        };
+        let started = Instant::now();
+        let attempt = match probe.send(&request).await {
+            Ok(response) => judge_http(http, &response),
+            Err(problem) => Attempt {
+                status: None,
+                latency_ms: started.elapsed().as_millis() as u64,
+                passed: false,
+                problem: Some(problem),
+            },
+        };
+        let ok = attempt.passed;
+        attempts.push(attempt);
+        if ok {
+            in_a_row += 1;
+            if in_a_row >= http.consecutive_successes {
+                let detail =
+                    format!("{} {} passed {in_a_row} time(s) in a row", http.method.to_ascii_uppercase(), redact(&url));
+                return passed(check, detail, attempts);
+            }
+        } else {
+            in_a_row = 0;
+            failures += 1;
+        }
+        let attempts_left = http.max_attempts - number;
+        if attempts_left + in_a_row < http.consecutive_successes {
+            break;
+        }
+        let pause = if ok { Duration::from_millis(http.initial_backoff_ms) } else { backoff(http, failures - 1) };
+        if Instant::now() + pause >= deadline {
+            let detail = format!("ran out of time after {} attempt(s)", attempts.len());
+            return failed(
+                check,
+                last_problem(&attempts).map(|p| format!("{detail}; last: {p}")).unwrap_or(detail),
+                attempts,
+            );
+        }
+        tokio::time::sleep(pause).await;
+    }
+    let detail = format!(
+        "{} {} did not pass {} time(s) in a row in {} attempt(s); last: {}",
+        http.method.to_ascii_uppercase(),
+        redact(&url),
+        http.consecutive_successes,
+        attempts.len(),
+        last_problem(&attempts).unwrap_or_else(|| "no answer".to_string())
+    );
+    failed(check, detail, attempts)
+}
+
+fn last_problem(attempts: &[Attempt]) -> Option<String> {
+    attempts.iter().rev().find_map(|a| a.problem.clone())
+}
+
+fn redact(url: &str) -> String {
+    pipewarden_shared::logging::redact_url(url)
+}
+
+fn judge_http(http: &HttpCheck, response: &HttpResponse) -> Attempt {
+    let latency_ms = response.latency.as_millis() as u64;
+    let problem = if !http.expect_status.contains(&response.status) {
+        Some(format!("status {} (expected {:?})", response.status, http.expect_status))
+    } else if let Some(budget) = http.latency_budget_ms.filter(|b| latency_ms > *b) {
+        Some(format!("took {latency_ms} ms (budget {budget} ms)"))
+    } else if let Some(needle) = http.body_contains.as_ref().filter(|n| !response.body.contains(n.as_str())) {
+        Some(format!("body does not contain {needle:?}"))
+    } else {
+        http.json_field.as_ref().and_then(|field| json_mismatch(field, &response.body))
+    };
+    Attempt { status: Some(response.status), latency_ms, passed: problem.is_none(), problem }
+}
+
+fn json_mismatch(field: &JsonFieldMatch, body: &str) -> Option<String> {
+    let Ok(document) = serde_json::from_str::<serde_json::Value>(body) else {
+        return Some("body is not JSON".to_string());
+    };
+    match document.pointer(&field.pointer) {
+        Some(value) if *value == field.equals => None,
+        Some(value) => Some(format!("{} is {value}, expected {}", field.pointer, field.equals)),
+        None => Some(format!("{} is missing", field.pointer)),
+    }
+}
+
+async fn run_alarms<A: AlarmGate>(check: &Check, alarms: &AlarmCheck, gate: &A, deadline: Instant) -> CheckResult {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(
+        remaining,
+        gate.alarms_in_alarm(&alarms.alarm_names, alarms.alarm_name_prefix.as_deref()),
+    )
+    .await
+    {
+        Err(_) => failed(check, "ran out of time asking CloudWatch".to_string(), Vec::new()),
+        Ok(Err(e)) => failed(check, format!("could not read alarm states: {e}"), Vec::new()),
+        Ok(Ok(firing)) if firing.is_empty() => passed(check, "no watched alarm is in ALARM".to_string(), Vec::new()),
+        Ok(Ok(firing)) => failed(check, format!("in ALARM: {}", firing.join(", ")), Vec::new()),
+    }
+}
+
+async fn run_lambda<F: FunctionInvoker>(
+    check: &Check,
+    lambda: &LambdaCheck,
+    release: &Release,
+    invoker: &F,
+    deadline: Instant,
+) -> CheckResult {
+    let Some(function) = lambda.function.clone().or_else(|| release.lambda_target.clone()) else {
+        return failed(
+            check,
+            "no function to invoke: the deployment has no Lambda target and the check names none".to_string(),
+            Vec::new(),
+        );
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(lambda.timeout_ms));
+    let payload = serde_json::to_vec(&lambda.payload).unwrap_or_default();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(remaining, invoker.invoke(&function, payload)).await;
+    let latency_ms = started.elapsed().as_millis() as u64;
+    let (ok, detail) = match outcome {
+        Err(_) => (false, format!("invoking {function} took longer than {} ms", remaining.as_millis())),
+        Ok(Err(e)) => (false, format!("could not invoke {function}: {e}")),
+        Ok(Ok(invocation)) => match &invocation.function_error {
+            Some(kind) => (
+                false,
+                format!(
+                    "{function} failed ({kind}): {}",
+                    pipewarden_shared::format::clean_text(&invocation.payload, 300)
+                ),
+            ),
+            None => {
+                let problem = lambda
+                    .response_contains
+                    .as_ref()
+                    .filter(|n| !invocation.payload.contains(n.as_str()))
+                    .map(|n| format!("response does not contain {n:?}"))
+                    .or_else(|| lambda.json_field.as_ref().and_then(|f| json_mismatch(f, &invocation.payload)));
+                match problem {
+                    None => (true, format!("{function} answered as expected")),
+                    Some(p) => (false, format!("{function}: {p}")),
+                }
+            }
+        },
+    };
+    let attempt = Attempt { status: None, latency_ms, passed: ok, problem: (!ok).then(|| detail.clone()) };
+    if ok {
+        passed(check, detail, vec![attempt])
+    } else {
+        failed(check, detail, vec![attempt])
+    }
+}
+
+/// A readable report of results, for the CLI and logs.
+pub fn report_text(results: &[CheckResult]) -> String {
+    let mut out = Vec::new();
+    for r in results {
+        out.push(format!(
+            "{} {} ({}, {} ms): {}",
+            if r.passed { "PASS" } else { "FAIL" },
+            r.name,
+            r.kind,
+            r.duration_ms,
+            r.detail
+        ));
+    }
+    let verdict = if all_passed(results) { "PASSED" } else { "FAILED" };
+    out.push(format!(
+        "validation {verdict}: {} of {} checks passed",
+        results.iter().filter(|r| r.passed).count(),
+        results.len()
+    ));
+    out.join("\n")
+}

@@ -1,0 +1,346 @@
+//! The Lambda hook: decide, record, and always report Succeeded or Failed before the deadline.
+//!
+//! Exactly one status per hook execution: the decision is written to S3 (if absent) before it is
+//! reported; a retried invocation reads it back and reports that same decision, or nothing if it
+//! was already reported. CodeDeploy itself refuses a second report
+//! (`LifecycleEventAlreadyCompletedException`), which we take as "already done".
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
+use pipewarden_shared::events::EventError;
+use pipewarden_shared::lambda::Retry;
+use pipewarden_shared::ports::{
+    HookReporter, HookStatus, ObjectStore, OutboundMessage, PortError, Publisher, PutOutcome, WriteCondition,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::deployment::DeploymentLookup;
+use crate::engine::{self, CheckResult, Probes, Release};
+use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe};
+use crate::spec::Spec;
+
+/// What was decided for one hook execution, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    pub deployment_id: String,
+    pub hook_execution_id: String,
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    pub status: HookStatus,
+    pub reason: String,
+    pub checks: Vec<CheckResult>,
+    pub started_at: DateTime<Utc>,
+    pub decided_at: DateTime<Utc>,
+    pub reported: bool,
+    pub notice_sent: bool,
+}
+
+impl Evidence {
+    pub fn key(deployment_id: &str, hook_execution_id: &str) -> String {
+        let safe = |s: &str| s.replace(['/', '\\'], "_");
+        format!("deploy-validator/hooks/{}/{}.json", safe(deployment_id), safe(hook_execution_id))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error("cannot report: {0}")]
+    BadEvent(#[from] EventError),
+    #[error("deployment {deployment_id} hook {hook_execution_id}: status {status} could not be reported: {source}")]
+    Report { deployment_id: String, hook_execution_id: String, status: &'static str, source: PortError },
+    #[error("deployment {deployment_id} hook {hook_execution_id}: failure notice not delivered: {source}")]
+    Notice { deployment_id: String, hook_execution_id: String, source: PortError },
+}
+
+impl ValidatorError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            ValidatorError::BadEvent(_) => Retry::Useless,
+            _ => Retry::Helps,
+        }
+    }
+}
+
+pub struct Validator<R, S, P, L, H, A, F> {
+    pub spec: Result<Spec, String>,
+    pub safety_margin: Duration,
+    pub topic_arn: Option<String>,
+    pub reporter: R,
+    pub store: Option<S>,
+    pub publisher: P,
+    pub lookup: L,
+    pub probes: Probes<H, A, F>,
+}
+
+impl<R, S, P, L, H, A, F> Validator<R, S, P, L, H, A, F>
+where
+    R: HookReporter,
+    S: ObjectStore,
+    P: Publisher,
+    L: DeploymentLookup,
+    H: HttpProbe,
+    A: AlarmGate,
+    F: FunctionInvoker,
+{
+    /// Handles one hook invocation that must be answered by `deadline`.
+    pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, ValidatorError> {
+        let hook =
+            parse_hook(payload).inspect_err(|e| error!(error = %e, "bad hook event: nothing can be reported"))?;
+        let span = info_span!(
+            "hook",
+            deployment_id = %hook.deployment_id,
+            hook_execution_id = %hook.lifecycle_event_hook_execution_id
+        );
+        self.handle_hook(&hook, deadline).instrument(span).await
+    }
+
+    async fn handle_hook(&self, hook: &HookInvocation, deadline: Instant) -> Result<Value, ValidatorError> {
+        let key = Evidence::key(&hook.deployment_id, &hook.lifecycle_event_hook_execution_id);
+        let work_deadline = deadline.checked_sub(self.safety_margin).unwrap_or_else(Instant::now);
+        info!(
+            time_left_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+            safety_margin_ms = self.safety_margin.as_millis() as u64,
+            "validating"
+        );
+        let mut evidence = match self.read_evidence(&key, work_deadline).await {
+            Some(previous) => {
+                info!(
+                    status = previous.status.as_str(),
+                    reported = previous.reported,
+                    "decision already made for this hook"
+                );
+                previous
+            }
+            None => {
+                let decided = self.decide(hook, work_deadline).await;
+                self.record_decision(&key, decided, work_deadline).await
+            }
+        };
+        if !evidence.reported {
+            self.report(hook, evidence.status, deadline).await?;
+            evidence.reported = true;
+            self.save(&key, &evidence, deadline).await;
+        }
+        if evidence.status == HookStatus::Failed && !evidence.notice_sent {
+            if let Some(topic) = &self.topic_arn {
+                self.publisher.publish(topic, &notice(&evidence)).await.map_err(|source| ValidatorError::Notice {
+                    deployment_id: hook.deployment_id.clone(),
+                    hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+                    source,
+                })?;
+                evidence.notice_sent = true;
+                self.save(&key, &evidence, deadline).await;
+            }
+        }
+        Ok(json!({
+            "deploymentId": evidence.deployment_id,
+            "status": evidence.status.as_str(),
+            "reason": evidence.reason,
+            "checks": evidence.checks,
+        }))
+    }
+
+    /// Decides the status. Never fails: every problem is a Failed with its reason.
+    async fn decide(&self, hook: &HookInvocation, work_deadline: Instant) -> Evidence {
+        let started_at = Utc::now();
+        let mut evidence = Evidence {
+            deployment_id: hook.deployment_id.clone(),
+            hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+            application: None,
+            deployment_group: None,
+            status: HookStatus::Failed,
+            reason: String::new(),
+            checks: Vec::new(),
+            started_at,
+            decided_at: started_at,
+            reported: false,
+            notice_sent: false,
+        };
+        let result = self.validate(hook, work_deadline, &mut evidence).await;
+        evidence.decided_at = Utc::now();
+        match result {
+            Ok(()) => {
+                evidence.status = HookStatus::Succeeded;
+                evidence.reason = format!("all {} checks passed", evidence.checks.len());
+            }
+            Err(reason) => evidence.reason = reason,
+        }
+        let level_ok = evidence.status == HookStatus::Succeeded;
+        for check in &evidence.checks {
+            info!(check = %check.name, passed = check.passed, duration_ms = check.duration_ms, detail = %check.detail, "check finished");
+        }
+        if level_ok {
+            info!(reason = %evidence.reason, "release validated");
+        } else {
+            warn!(reason = %evidence.reason, "release failed validation");
+        }
+        evidence
+    }
+
+    async fn validate(
+        &self,
+        hook: &HookInvocation,
+        work_deadline: Instant,
+        evidence: &mut Evidence,
+    ) -> Result<(), String> {
+        let spec = self.spec.as_ref().map_err(|problem| format!("configuration: {problem}"))?;
+        let remaining = work_deadline.saturating_duration_since(Instant::now());
+        let facts = tokio::time::timeout(remaining, self.lookup.deployment(&hook.deployment_id))
+            .await
+            .map_err(|_| "ran out of time reading the deployment".to_string())?
+            .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))?;
+        evidence.application = Some(facts.application.clone());
+        evidence.deployment_group = Some(facts.group.clone());
+        let checks = spec.checks_for(&facts.application, &facts.group);
+        let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
+        let remaining = work_deadline.saturating_duration_since(Instant::now());
+        let results = tokio::time::timeout(remaining, engine::run(spec, checks, &release, &self.probes, work_deadline))
+            .await
+            .map_err(|_| "ran out of time: checks did not finish before the deadline".to_string())?;
+        evidence.checks = results;
+        if engine::all_passed(&evidence.checks) {
+            Ok(())
+        } else {
+            let failed: Vec<String> =
+                evidence.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
+            Err(format!("failed checks: {}", failed.join("; ")))
+        }
+    }
+
+    async fn read_evidence(&self, key: &str, work_deadline: Instant) -> Option<Evidence> {
+        let store = self.store.as_ref()?;
+        let remaining = work_deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        match tokio::time::timeout(remaining, store.get(key)).await {
+            Ok(Ok(Some(object))) => serde_json::from_slice(&object.body)
+                .inspect_err(|e| warn!(error = %e, "unreadable evidence record; deciding afresh"))
+                .ok(),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                warn!(error = %e, "evidence unreadable; deciding afresh (CodeDeploy refuses a second report)");
+                None
+            }
+            Err(_) => {
+                warn!("evidence read timed out; deciding afresh");
+                None
+            }
+        }
+    }
+
+    /// Writes the decision if no other invocation has; if one has, its decision wins.
+    async fn record_decision(&self, key: &str, decided: Evidence, deadline: Instant) -> Evidence {
+        let Some(store) = &self.store else { return decided };
+        let body = serde_json::to_vec_pretty(&decided).expect("evidence serializes");
+        let remaining = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        match tokio::time::timeout(remaining, store.put(key, body, "application/json", WriteCondition::IfAbsent)).await
+        {
+            Ok(Ok(PutOutcome::Written { .. })) => decided,
+            Ok(Ok(PutOutcome::ConditionFailed)) => {
+                info!("another invocation decided first; reporting its decision");
+                self.read_evidence(key, deadline).await.unwrap_or(decided)
+            }
+            Ok(Err(e)) => {
+                error!(error = %e, "evidence not recorded");
+                decided
+            }
+            Err(_) => {
+                error!("evidence write timed out");
+                decided
+            }
+        }
+    }
+
+    async fn save(&self, key: &str, evidence: &Evidence, deadline: Instant) {
+        let Some(store) = &self.store else { return };
+        let body = serde_json::to_vec_pretty(evidence).expect("evidence serializes");
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, store.put(key, body, "application/json", WriteCondition::Always)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "evidence not updated"),
+            Err(_) => warn!("evidence update timed out"),
+        }
+    }
+
+    /// Reports, retrying what may pass, until just before the deadline.
+    async fn report(&self, hook: &HookInvocation, status: HookStatus, deadline: Instant) -> Result<(), ValidatorError> {
+        let give_up = deadline.checked_sub(Duration::from_millis(100)).unwrap_or_else(Instant::now);
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let remaining = give_up.saturating_duration_since(Instant::now());
+            let attempt = tokio::time::timeout(
+                remaining,
+                self.reporter.report(&hook.deployment_id, &hook.lifecycle_event_hook_execution_id, status),
+            )
+            .await;
+            let error = match attempt {
+                Ok(Ok(())) => {
+                    info!(status = status.as_str(), "hook status reported");
+                    return Ok(());
+                }
+                Ok(Err(e)) if e.message.contains("LifecycleEventAlreadyCompleted") => {
+                    info!(status = status.as_str(), "hook was already reported; nothing more to say");
+                    return Ok(());
+                }
+                Ok(Err(e)) => e,
+                Err(_) => PortError::new(
+                    "CodeDeploy",
+                    "PutLifecycleEventHookExecutionStatus",
+                    pipewarden_shared::ports::FailureKind::Timeout,
+                    "no answer before the deadline",
+                ),
+            };
+            let time_left = give_up.saturating_duration_since(Instant::now());
+            if !error.is_retryable() || time_left <= pause {
+                error!(status = status.as_str(), error = %error, "hook status NOT reported; CodeDeploy will wait for its own timeout");
+                return Err(ValidatorError::Report {
+                    deployment_id: hook.deployment_id.clone(),
+                    hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+                    status: status.as_str(),
+                    source: error,
+                });
+            }
+            warn!(error = %error, "report failed; trying again");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// The SNS notice for a failed validation.
+pub fn notice(evidence: &Evidence) -> OutboundMessage {
+    let place = match (&evidence.application, &evidence.deployment_group) {
+        (Some(app), Some(group)) => format!("{app}/{group}"),
+        _ => "unknown deployment group".to_string(),
+    };
+    let mut body = vec![
+        format!("Deployment {} ({place}) failed validation.", evidence.deployment_id),
+        String::new(),
+        format!("Reason: {}", evidence.reason),
+        String::new(),
+    ];
+    body.push(engine::report_text(&evidence.checks));
+    body.push(String::new());
+    body.push(format!("Hook execution: {}", evidence.hook_execution_id));
+    body.push("-- Pipewarden deploy-validator".to_string());
+    OutboundMessage {
+        subject: Some(pipewarden_shared::format::ascii_subject(&format!(
+            "[FAILED] deployment {} validation: {place}",
+            evidence.deployment_id
+        ))),
+        body: body.join("\n"),
+        attributes: [
+            ("deployment", evidence.deployment_id.clone()),
+            ("application", evidence.application.clone().unwrap_or_default()),
+            ("state", "FAILED".to_string()),
+            ("severity", "critical".to_string()),
+            ("source", "pipewarden.deploy-validator".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+    }
+}

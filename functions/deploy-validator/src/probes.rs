@@ -1,0 +1,193 @@
+//! What checks touch: HTTP endpoints, CloudWatch alarms, Lambda functions. One trait each, one
+//! real adapter each.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewarden_shared::adapters::classify_sdk_error;
+use pipewarden_shared::ports::PortError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+    pub latency: Duration,
+}
+
+pub trait HttpProbe: Send + Sync {
+    /// Sends one request; `Err` says why no response came (refused, timeout, redirect refused).
+    fn send(&self, request: &HttpRequest) -> impl Future<Output = Result<HttpResponse, String>> + Send;
+}
+
+pub trait AlarmGate: Send + Sync {
+    /// The alarms among these names (or with this prefix) that are in ALARM.
+    fn alarms_in_alarm(
+        &self,
+        names: &[String],
+        prefix: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub payload: String,
+    /// Set when the function itself failed (Lambda's `FunctionError`).
+    pub function_error: Option<String>,
+}
+
+pub trait FunctionInvoker: Send + Sync {
+    fn invoke(&self, function: &str, payload: Vec<u8>) -> impl Future<Output = Result<Invocation, PortError>> + Send;
+}
+
+/// HTTP over reqwest. Redirects are followed only to hosts the spec allows.
+#[derive(Clone)]
+pub struct ReqwestProbe {
+    client: reqwest::Client,
+}
+
+impl ReqwestProbe {
+    pub fn new(allowed_hosts: Vec<String>) -> Result<Self, reqwest::Error> {
+        let allowed = Arc::new(allowed_hosts);
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            let host = attempt.url().host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
+            if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else if allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
+                attempt.follow()
+            } else {
+                attempt.error(format!("redirect to host {host:?}, which is not in allowedHosts"))
+            }
+        });
+        Ok(Self { client: reqwest::Client::builder().redirect(policy).no_proxy().build()? })
+    }
+}
+
+impl HttpProbe for ReqwestProbe {
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, String> {
+        let method =
+            reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(|e| e.to_string())?;
+        let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let started = Instant::now();
+        let response = builder.send().await.map_err(describe)?;
+        let status = response.status().as_u16();
+        let body = response.text().await.map_err(describe)?;
+        Ok(HttpResponse { status, body, latency: started.elapsed() })
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_redirect() {
+        "redirect refused".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    // Never echo the URL itself: it may carry credentials or tokens.
+    text
+}
+
+pub struct CloudWatchAlarmGate {
+    client: aws_sdk_cloudwatch::Client,
+}
+
+impl CloudWatchAlarmGate {
+    pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl AlarmGate for CloudWatchAlarmGate {
+    async fn alarms_in_alarm(&self, names: &[String], prefix: Option<&str>) -> Result<Vec<String>, PortError> {
+        use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+        let mut in_alarm = Vec::new();
+        let mut queries = Vec::new();
+        if !names.is_empty() {
+            queries.push(self.client.describe_alarms().set_alarm_names(Some(names.to_vec())));
+        }
+        if let Some(prefix) = prefix {
+            queries.push(self.client.describe_alarms().alarm_name_prefix(prefix));
+        }
+        for query in queries {
+            let output = query
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .state_value(StateValue::Alarm)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("CloudWatch", "DescribeAlarms", &e))?;
+            // The filter is asked of CloudWatch and checked here too: only ALARM counts.
+            for alarm in output.metric_alarms.unwrap_or_default() {
+                if alarm.state_value == Some(StateValue::Alarm) {
+                    in_alarm.extend(alarm.alarm_name);
+                }
+            }
+            for alarm in output.composite_alarms.unwrap_or_default() {
+                if alarm.state_value == Some(StateValue::Alarm) {
+                    in_alarm.extend(alarm.alarm_name);
+                }
+            }
+        }
+        in_alarm.sort();
+        in_alarm.dedup();
+        Ok(in_alarm)
+    }
+}
+
+pub struct LambdaInvoker {
+    client: aws_sdk_lambda::Client,
+}
+
+impl LambdaInvoker {
+    pub fn new(client: aws_sdk_lambda::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl FunctionInvoker for LambdaInvoker {
+    async fn invoke(&self, function: &str, payload: Vec<u8>) -> Result<Invocation, PortError> {
+        let (name, qualifier) = match function.rsplit_once(':') {
+            // `name:qualifier`, but not a full ARN without a qualifier.
+            Some((name, q)) if !function.starts_with("arn:") || function.matches(':').count() == 7 => (name, Some(q)),
+            _ => (function, None),
+        };
+        let output = self
+            .client
+            .invoke()
+            .function_name(name)
+            .set_qualifier(qualifier.map(str::to_string))
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("Lambda", "Invoke", &e))?;
+        Ok(Invocation {
+            payload: output.payload.map(|p| String::from_utf8_lossy(p.as_ref()).to_string()).unwrap_or_default(),
+            function_error: output.function_error,
+        })
+    }
+}

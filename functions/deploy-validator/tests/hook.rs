@@ -1,0 +1,309 @@
+//! deploy-validator as CodeDeploy uses it, against the local emulator (which records every
+//! PutLifecycleEventHookExecutionStatus) and real local HTTP servers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{deployment, hook, http_spec, validator, validator_with, BUCKET};
+use deploy_validator::hook::{Evidence, ValidatorError};
+use deploy_validator::probes::{HttpProbe, HttpRequest, HttpResponse};
+use deploy_validator::spec::Spec;
+use pipewarden_tests::http::{closed_port, LocalHttp, Reply};
+use pipewarden_tests::Emulator;
+
+fn deadline_in(seconds: u64) -> Instant {
+    Instant::now() + Duration::from_secs(seconds)
+}
+
+async fn statuses(aws: &Emulator) -> Vec<(String, String)> {
+    aws.hook_statuses().await.into_iter().map(|s| (s.hook_execution_id, s.status)).collect()
+}
+
+#[tokio::test]
+async fn healthy_target_reports_one_succeeded_with_evidence() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-HEALTHY1").await;
+    let app = LocalHttp::start(Reply::ok(r#"{"status":"ok"}"#)).await;
+    let spec =
+        http_spec(&app.url("/health"), "    consecutiveSuccesses: 3\n    jsonField: {pointer: /status, equals: ok}\n");
+
+    let out = validator(&aws, &spec, None).handle(hook("d-HEALTHY1", "hook-ok"), deadline_in(20)).await.unwrap();
+
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-ok".to_string(), "Succeeded".to_string())]);
+    assert_eq!(app.requests().len(), 3, "three passes in a row");
+    let evidence: Evidence =
+        serde_json::from_slice(&aws.object(BUCKET, &Evidence::key("d-HEALTHY1", "hook-ok")).await.unwrap()).unwrap();
+    assert!(evidence.reported);
+    assert_eq!(evidence.checks[0].attempts.len(), 3);
+    assert_eq!(evidence.application.as_deref(), Some("flask-web-app"));
+}
+
+#[tokio::test]
+async fn failing_target_reports_failed_and_publishes_a_notice() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-FAIL1").await;
+    let topic = aws.topic_with_subscriber("deploy").await;
+    let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("boom") }).await;
+    let spec = http_spec(&app.url("/health"), "    maxAttempts: 3\n");
+
+    let out = validator(&aws, &spec, Some(topic.topic_arn.clone()))
+        .handle(hook("d-FAIL1", "hook-bad"), deadline_in(20))
+        .await
+        .unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("status 500 (expected [200])"), "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-bad".to_string(), "Failed".to_string())]);
+    assert_eq!(app.requests().len(), 3, "retried up to maxAttempts");
+    let notices = aws.received(&topic).await;
+    assert_eq!(notices.len(), 1);
+    assert_eq!(
+        notices[0].subject.as_deref(),
+        Some("[FAILED] deployment d-FAIL1 validation: flask-web-app/flask-web-app-group")
+    );
+    assert!(notices[0].message.contains("FAIL health (http"), "{}", notices[0].message);
+    assert_eq!(notices[0].attributes["severity"], "critical");
+}
+
+#[tokio::test]
+async fn slow_target_fails_its_latency_budget() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-SLOW1").await;
+    let app = LocalHttp::start(Reply { delay: Duration::from_millis(400), ..Reply::ok("ok") }).await;
+    let spec = http_spec(&app.url("/health"), "    latencyBudgetMs: 100\n    maxAttempts: 2\n");
+
+    let out = validator(&aws, &spec, None).handle(hook("d-SLOW1", "hook-slow"), deadline_in(20)).await.unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("(budget 100 ms)"), "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-slow".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn unreachable_target_fails_before_the_deadline() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-DOWN1").await;
+    let spec = http_spec(&format!("http://127.0.0.1:{}/health", closed_port()), "    maxAttempts: 1000\n");
+    let started = Instant::now();
+
+    let out = validator(&aws, &spec, None).handle(hook("d-DOWN1", "hook-down"), deadline_in(4)).await.unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("connection failed"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(4), "reported after the deadline: {:?}", started.elapsed());
+    assert_eq!(statuses(&aws).await, vec![("hook-down".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn hanging_target_is_cut_off_and_failed_before_the_deadline() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-HANG1").await;
+    let app = LocalHttp::start(Reply { delay: Duration::from_secs(60), ..Reply::ok("late") }).await;
+    let spec = http_spec(&app.url("/health"), "    requestTimeoutMs: 60000\n");
+    let started = Instant::now();
+
+    let out = validator(&aws, &spec, None).handle(hook("d-HANG1", "hook-hang"), deadline_in(4)).await.unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert_eq!(statuses(&aws).await, vec![("hook-hang".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn invalid_spec_reports_failed_saying_why() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-SPEC1").await;
+
+    let out = validator(&aws, "allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://evil.example/'}]", None)
+        .handle(hook("d-SPEC1", "hook-spec"), deadline_in(10))
+        .await
+        .unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("not in allowedHosts"), "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-spec".to_string(), "Failed".to_string())]);
+}
+
+struct PanickingProbe;
+
+impl HttpProbe for PanickingProbe {
+    async fn send(&self, _: &HttpRequest) -> Result<HttpResponse, String> {
+        panic!("probe exploded")
+    }
+}
+
+#[tokio::test]
+async fn a_panic_inside_a_check_reports_failed() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-PANIC1").await;
+    let spec = Spec::parse(&http_spec("http://127.0.0.1:9/health", ""), "t").map_err(|e| e.to_string());
+
+    let out = validator_with(&aws, spec, None, PanickingProbe)
+        .handle(hook("d-PANIC1", "hook-panic"), deadline_in(10))
+        .await
+        .unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("the check panicked: probe exploded"), "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-panic".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn second_invocation_for_the_same_hook_reports_nothing_different() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-TWICE1").await;
+    let app = LocalHttp::start(Reply { status: 503, ..Reply::ok("down") }).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 1\n"), None);
+
+    let first = v.handle(hook("d-TWICE1", "hook-twice"), deadline_in(10)).await.unwrap();
+    app.set_reply(Reply::ok("ok"));
+    let second = v.handle(hook("d-TWICE1", "hook-twice"), deadline_in(10)).await.unwrap();
+
+    assert_eq!(first["status"], "Failed");
+    assert_eq!(second["status"], "Failed", "the decision stands");
+    assert_eq!(statuses(&aws).await, vec![("hook-twice".to_string(), "Failed".to_string())]);
+    assert_eq!(app.requests().len(), 1, "the retry did not validate again");
+}
+
+#[tokio::test]
+async fn codedeploy_unreachable_until_the_deadline_fails_loudly_and_the_retry_reports_the_same_decision() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-NOREPORT").await;
+    let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("bad") }).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 1\n"), None);
+    aws.inject_fault("PutLifecycleEventHookExecutionStatus", 503, "ServiceUnavailable", 1000).await;
+    let started = Instant::now();
+
+    let err = v.handle(hook("d-NOREPORT", "hook-unreported"), deadline_in(4)).await.unwrap_err();
+
+    assert!(matches!(err, ValidatorError::Report { .. }), "{err}");
+    assert!(err.to_string().contains("hook-unreported"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert!(statuses(&aws).await.is_empty());
+
+    aws.clear_faults().await;
+    app.set_reply(Reply::ok("ok"));
+    let retry = v.handle(hook("d-NOREPORT", "hook-unreported"), deadline_in(10)).await.unwrap();
+    assert_eq!(retry["status"], "Failed", "the recorded decision is reported, not a new one");
+    assert_eq!(statuses(&aws).await, vec![("hook-unreported".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn unknown_deployment_reports_failed() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-KNOWN").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+
+    // CodeDeploy refuses the report for a deployment it does not know: that is a loud error too.
+    let err = v.handle(hook("d-UNKNOWN", "hook-x"), deadline_in(6)).await.unwrap_err();
+    assert!(err.to_string().contains("DeploymentDoesNotExist"), "{err}");
+    assert!(app.requests().is_empty(), "nothing validated without the deployment's facts");
+}
+
+#[tokio::test]
+async fn event_data_cannot_steer_a_check_to_another_host() {
+    let aws = Emulator::fresh().await;
+    let sneaky = "d-X@169.254.169.254/latest";
+    deployment(&aws, sneaky).await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let spec = http_spec(&app.url("/health?deployment={deploymentId}"), "");
+
+    let out = validator(&aws, &spec, None).handle(hook(sneaky, "hook-ssrf"), deadline_in(10)).await.unwrap();
+
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(
+        app.requests(),
+        vec!["GET /health?deployment=d%2DX%40169%2E254%2E169%2E254%2Flatest HTTP/1.1".to_string()]
+    );
+}
+
+#[tokio::test]
+async fn redirects_to_hosts_outside_the_spec_are_refused() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-REDIR").await;
+    let app = LocalHttp::start(Reply {
+        status: 302,
+        location: Some("http://169.254.169.254/latest/meta-data/".into()),
+        ..Reply::ok("")
+    })
+    .await;
+    let spec = http_spec(&app.url("/health"), "    maxAttempts: 1\n");
+
+    let out = validator(&aws, &spec, None).handle(hook("d-REDIR", "hook-redir"), deadline_in(10)).await.unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("not in allowedHosts"), "{out}");
+}
+
+#[tokio::test]
+async fn alarm_gate_fails_while_a_watched_alarm_is_in_alarm() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-ALARM").await;
+    let cw = aws_sdk_cloudwatch::Client::new(&aws.sdk);
+    for name in ["flask-web-app-5xx", "flask-web-app-latency"] {
+        cw.put_metric_alarm()
+            .alarm_name(name)
+            .metric_name("HTTPCode_Target_5XX_Count")
+            .namespace("AWS/ApplicationELB")
+            .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(5.0)
+            .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await
+            .unwrap();
+    }
+    cw.set_alarm_state()
+        .alarm_name("flask-web-app-5xx")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+    let spec = "checks:\n  - name: quiet\n    type: alarms\n    alarmNamePrefix: flask-web-app-\n";
+
+    let out = validator(&aws, spec, None).handle(hook("d-ALARM", "hook-alarm"), deadline_in(10)).await.unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("in ALARM: flask-web-app-5xx"), "{out}");
+
+    cw.set_alarm_state()
+        .alarm_name("flask-web-app-5xx")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("test")
+        .send()
+        .await
+        .unwrap();
+    let out = validator(&aws, spec, None).handle(hook("d-ALARM", "hook-alarm-2"), deadline_in(10)).await.unwrap();
+    assert_eq!(out["status"], "Succeeded", "{out}");
+}
+
+#[tokio::test]
+async fn lambda_check_without_a_target_or_with_a_missing_function_fails() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-LAMBDA").await;
+    let spec = "checks:\n  - name: smoke\n    type: lambda\n    payload: {path: /health}\n";
+    let out = validator(&aws, spec, None).handle(hook("d-LAMBDA", "hook-l1"), deadline_in(10)).await.unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("no function to invoke"), "{out}");
+
+    let spec = "checks:\n  - name: smoke\n    type: lambda\n    function: flask-api:5\n";
+    let out = validator(&aws, spec, None).handle(hook("d-LAMBDA", "hook-l2"), deadline_in(10)).await.unwrap();
+    assert_eq!(out["status"], "Failed");
+    assert!(out["reason"].as_str().unwrap().contains("could not invoke flask-api:5"), "{out}");
+}
+
+#[tokio::test]
+async fn bad_hook_event_is_a_clear_error() {
+    let aws = Emulator::fresh().await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let err = validator(&aws, &http_spec(&app.url("/"), ""), None)
+        .handle(serde_json::json!({"DeploymentId": "d-1"}), deadline_in(5))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("LifecycleEventHookExecutionId"), "{err}");
+    assert_eq!(err.retry(), pipewarden_shared::lambda::Retry::Useless);
+}
