@@ -69,6 +69,55 @@ pub fn short_commit(commit: &str) -> &str {
     commit.get(..8).unwrap_or(commit)
 }
 
+/// An Amazon Q Developer in chat applications custom notification (schema version 1.0), the JSON
+/// that Slack and Microsoft Teams channels render. Text in it must already be [`chat_escape`]d.
+pub struct ChatNotification<'a> {
+    pub id: String,
+    pub title: String,
+    pub description: Vec<String>,
+    pub next_steps: Vec<String>,
+    pub keywords: Vec<String>,
+    pub thread_id: String,
+    pub summary: String,
+    pub event_type: &'a str,
+    pub related_resources: Vec<String>,
+    pub additional_context: serde_json::Value,
+}
+
+impl ChatNotification<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "version": "1.0",
+            "source": "custom",
+            "id": self.id,
+            "content": {
+                "textType": "client-markdown",
+                "title": self.title,
+                "description": self.description.join("\n"),
+                "nextSteps": self.next_steps,
+                "keywords": self.keywords,
+            },
+            "metadata": {
+                "threadId": self.thread_id,
+                "summary": self.summary,
+                "eventType": self.event_type,
+                "relatedResources": self.related_resources,
+                "additionalContext": self.additional_context,
+            }
+        })
+        .to_string()
+    }
+}
+
+/// The chat icon for a severity.
+pub fn chat_icon(severity: &str) -> &'static str {
+    match severity {
+        "critical" => ":x:",
+        "warning" => ":warning:",
+        _ => ":white_check_mark:",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

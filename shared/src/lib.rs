@@ -12,9 +12,11 @@
 pub mod adapters;
 pub mod aws;
 pub mod config;
+pub mod deploy_context;
 pub mod events;
 pub mod format;
 pub mod lambda;
+pub mod ledger;
 pub mod links;
 pub mod logging;
 pub mod ports;

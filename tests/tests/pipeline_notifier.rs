@@ -8,8 +8,9 @@ use pipeline_notifier::config::{parse_notify_on, Config, DEFAULT_NOTIFY_ON};
 use pipeline_notifier::handler::{Notifier, NotifierError};
 use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory};
 use pipeline_notifier::metrics::MetricSink;
-use pipeline_notifier::timeline::{Delivery, Timeline};
+use pipeline_notifier::timeline::Timeline;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::ledger::Delivery;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
@@ -403,7 +404,7 @@ async fn storage_outage_fails_the_invocation_so_it_is_retried() {
 
     let err = notifier.handle(event("codepipeline-pipeline-stopped.json"), "s3down", now()).await.unwrap_err();
 
-    assert!(matches!(err, NotifierError::Storage { .. }), "{err}");
+    assert!(matches!(err, NotifierError::Ledger { .. }), "{err}");
     assert_eq!(err.retry(), pipewarden_shared::lambda::Retry::Helps);
     assert!(world.received().await.is_empty());
 }

@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
 use pipewarden_shared::events::EventError;
 use pipewarden_shared::lambda::Retry;
@@ -196,6 +197,7 @@ where
             .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
+        self.record_deploy_context(hook, &facts.application).await;
         let checks = spec.checks_for(&facts.application, &facts.group);
         let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
         let remaining = work_deadline.saturating_duration_since(Instant::now());
@@ -209,6 +211,25 @@ where
             let failed: Vec<String> =
                 evidence.checks.iter().filter(|c| !c.passed).map(|c| format!("{}: {}", c.name, c.detail)).collect();
             Err(format!("failed checks: {}", failed.join("; ")))
+        }
+    }
+
+    /// Tells alarm-fanout that this application is being deployed (best effort).
+    async fn record_deploy_context(&self, hook: &HookInvocation, application: &str) {
+        let Some(store) = &self.store else { return };
+        let in_flight = InFlight {
+            application: application.to_string(),
+            source: "deploy-validator".to_string(),
+            pipeline: None,
+            execution_id: None,
+            deployment_id: Some(hook.deployment_id.clone()),
+            commit: None,
+            author: None,
+            started_at: Utc::now(),
+            finished_at: None,
+        };
+        if let Err(e) = deploy_context::record(store, &in_flight).await {
+            warn!(error = %e, "deployment context not recorded");
         }
     }
 

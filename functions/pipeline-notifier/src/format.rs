@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use pipewarden_shared::format::{ascii_subject, chat_escape, clean_text, duration_words, short_commit};
+use pipewarden_shared::format::{
+    ascii_subject, chat_escape, chat_icon, clean_text, duration_words, short_commit, ChatNotification,
+};
 use pipewarden_shared::ports::OutboundMessage;
 use serde_json::json;
 
@@ -127,7 +129,7 @@ pub fn text(report: &Report) -> String {
     out.join("\n")
 }
 
-/// Amazon Q Developer in chat applications custom notification (schema version 1.0).
+/// Amazon Q Developer in chat applications custom notification.
 pub fn chat(report: &Report) -> String {
     let mut description = Vec::new();
     description.push(format!("*Execution:* <{}|{}>", report.execution_link, chat_escape(&report.execution_id)));
@@ -161,36 +163,34 @@ pub fn chat(report: &Report) -> String {
         }
     }
     next_steps.push(format!("Open <{}|the execution timeline>", report.execution_link));
-    let title =
-        format!("{} {} {}", icon(report.severity()), chat_escape(&report.pipeline), chat_escape(&report.what()));
-    json!({
-        "version": "1.0",
-        "source": "custom",
-        "id": format!("{}:{}", report.execution_id, report.outcome.key),
-        "content": {
-            "textType": "client-markdown",
-            "title": title,
-            "description": description.join("\n"),
-            "nextSteps": next_steps,
-            "keywords": [report.pipeline.clone(), report.outcome.state.as_str(), report.severity()],
-        },
-        "metadata": {
-            "threadId": format!("{}/{}", report.pipeline, report.execution_id),
-            "summary": subject(report),
-            "eventType": "CodePipeline Execution State Change",
-            "relatedResources": [format!("arn:{}:codepipeline:{}:{}:{}", pipewarden_shared::links::partition(&report.region), report.region, report.account, report.pipeline)],
-            "additionalContext": {"severity": report.severity(), "attempt": report.outcome.attempt},
-        }
-    })
-    .to_string()
-}
-
-fn icon(severity: &str) -> &'static str {
-    match severity {
-        "critical" => ":x:",
-        "warning" => ":warning:",
-        _ => ":white_check_mark:",
+    ChatNotification {
+        id: format!("{}:{}", report.execution_id, report.outcome.key),
+        title: format!(
+            "{} {} {}",
+            chat_icon(report.severity()),
+            chat_escape(&report.pipeline),
+            chat_escape(&report.what())
+        ),
+        description,
+        next_steps,
+        keywords: vec![
+            report.pipeline.clone(),
+            report.outcome.state.as_str().to_string(),
+            report.severity().to_string(),
+        ],
+        thread_id: format!("{}/{}", report.pipeline, report.execution_id),
+        summary: subject(report),
+        event_type: "CodePipeline Execution State Change",
+        related_resources: vec![format!(
+            "arn:{}:codepipeline:{}:{}:{}",
+            pipewarden_shared::links::partition(&report.region),
+            report.region,
+            report.account,
+            report.pipeline
+        )],
+        additional_context: json!({"severity": report.severity(), "attempt": report.outcome.attempt}),
     }
+    .to_json()
 }
 
 /// String attributes subscribers can filter on.

@@ -8,9 +8,11 @@
 //! expires after `CLAIM_TTL_SECONDS`.
 
 use chrono::{DateTime, Duration, Utc};
+use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::lambda::Retry;
-use pipewarden_shared::ports::{ObjectStore, PortError, Publisher, PutOutcome, WriteCondition};
+use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
+use pipewarden_shared::ports::{ObjectStore, Publisher, WriteCondition};
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument};
 
@@ -19,10 +21,7 @@ use crate::decide::{self, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics};
 use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
-use crate::timeline::{Delivery, Timeline};
-
-/// How many times we re-read and re-apply after losing a conditional write to a concurrent writer.
-const MAX_WRITE_TRIES: usize = 8;
+use crate::timeline::{self, Timeline};
 
 pub struct Notifier<P, S, H, D, M> {
     pub config: Config,
@@ -36,11 +35,7 @@ pub struct Notifier<P, S, H, D, M> {
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
     #[error("timeline of pipeline {pipeline} execution {execution_id}: {source}")]
-    Storage { pipeline: String, execution_id: String, source: PortError },
-    #[error("timeline of pipeline {pipeline} execution {execution_id} in S3 is not readable: {problem}")]
-    CorruptTimeline { pipeline: String, execution_id: String, problem: String },
-    #[error("timeline of pipeline {pipeline} execution {execution_id} kept changing under concurrent writers")]
-    Contention { pipeline: String, execution_id: String },
+    Ledger { pipeline: String, execution_id: String, source: LedgerError },
     #[error("notification {outcome} of pipeline {pipeline} execution {execution_id} not delivered to: {failed}")]
     Delivery { pipeline: String, execution_id: String, outcome: String, failed: String },
 }
@@ -48,7 +43,7 @@ pub enum NotifierError {
 impl NotifierError {
     pub fn retry(&self) -> Retry {
         match self {
-            NotifierError::CorruptTimeline { .. } => Retry::Useless,
+            NotifierError::Ledger { source: LedgerError::Corrupt { .. }, .. } => Retry::Useless,
             _ => Retry::Helps,
         }
     }
@@ -111,59 +106,55 @@ where
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<EventResult, NotifierError> {
-        let pipeline = &event.detail.pipeline;
-        let execution_id = &event.detail.execution_id;
-        let key = Timeline::key(pipeline, execution_id);
-        let storage =
-            |source| NotifierError::Storage { pipeline: pipeline.clone(), execution_id: execution_id.clone(), source };
+        let key = Timeline::key(&event.detail.pipeline, &event.detail.execution_id);
         let ttl = Duration::seconds(self.config.claim_ttl_seconds);
+        let targets = self.config.targets();
+        let ledger_error = |source| NotifierError::Ledger {
+            pipeline: event.detail.pipeline.clone(),
+            execution_id: event.detail.execution_id.clone(),
+            source,
+        };
 
-        let mut tries = 0;
-        let (timeline, outcome, claimed, first_final) = loop {
-            tries += 1;
-            if tries > MAX_WRITE_TRIES {
-                return Err(NotifierError::Contention {
-                    pipeline: pipeline.clone(),
-                    execution_id: execution_id.clone(),
-                });
-            }
-            let (mut timeline, condition) = self.load(&key, event).await?;
-            let was_final = timeline.final_state(event.attempt()).is_some();
-            let recorded = timeline.record(event);
-            let outcome = decide::outcome_for(event, &self.config.notify_on, &timeline);
-            let mut claimed = Vec::new();
-            if let Some(outcome) = &outcome {
-                for target in self.config.targets() {
-                    let delivery = Timeline::delivery_key(&outcome.key, &target.topic_arn);
-                    let free = match timeline.deliveries.get(&delivery) {
-                        None => true,
-                        Some(Delivery::Sent { .. }) => false,
-                        Some(Delivery::Claimed { token: other, at }) => other == token || now - *at > ttl,
-                    };
-                    if free {
-                        timeline.deliveries.insert(delivery, Delivery::Claimed { token: token.to_string(), at: now });
-                        claimed.push(target);
-                    }
+        let (timeline, claimed) = ledger::read_modify_write(
+            &self.store,
+            &key,
+            || Timeline::new(event),
+            |timeline| {
+                let was_final = timeline.final_state(event.attempt()).is_some();
+                let recorded = timeline.record(event);
+                let outcome = decide::outcome_for(event, &self.config.notify_on, timeline);
+                let claimed: Vec<Target> = match &outcome {
+                    Some(o) => targets
+                        .iter()
+                        .filter(|t| {
+                            ledger::claim(
+                                &mut timeline.deliveries,
+                                &delivery_key(&o.key, &t.topic_arn),
+                                token,
+                                now,
+                                ttl,
+                            )
+                        })
+                        .cloned()
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if !recorded && claimed.is_empty() {
+                    return None;
                 }
-            }
-            if !recorded && claimed.is_empty() {
-                info!("duplicate event, nothing to do");
-                return Ok(EventResult::Duplicate);
-            }
-            let body = serde_json::to_vec_pretty(&timeline).expect("a timeline always serializes");
-            match self.store.put(&key, body, "application/json", condition).await.map_err(storage)? {
-                PutOutcome::Written { .. } => {
-                    let first_final =
-                        recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
-                    break (timeline, outcome, claimed, first_final);
-                }
-                PutOutcome::ConditionFailed => {
-                    info!(tries, "timeline changed under us; reading it again");
-                    continue;
-                }
-            }
+                let first_final =
+                    recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
+                Some((outcome, claimed, first_final))
+            },
+        )
+        .await
+        .map_err(ledger_error)?;
+        let Some((outcome, claimed, first_final)) = claimed else {
+            info!("duplicate event, nothing to do");
+            return Ok(EventResult::Duplicate);
         };
         info!(state = event.detail.state.as_str(), level = ?event.level, "event recorded");
+        self.record_deploy_context(&timeline, event, now).await;
 
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {
             if first_final {
@@ -174,101 +165,88 @@ where
 
         let failure = self.failure(&timeline, &outcome).await;
         let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure);
-        let mut sent = Vec::new();
-        let mut failed = Vec::new();
+        let mut results = Vec::new();
         for target in &claimed {
             let message = format::message(&report, target.format);
-            match self.publisher.publish(&target.topic_arn, &message).await {
+            let result = self.publisher.publish(&target.topic_arn, &message).await;
+            match &result {
                 Ok(message_id) => {
-                    info!(outcome = %outcome.key, topic = %target.topic_arn, message_id = %message_id, "notification sent");
-                    sent.push((target.clone(), message_id));
+                    info!(outcome = %outcome.key, topic = %target.topic_arn, message_id = %message_id, "notification sent")
                 }
                 Err(e) => {
-                    error!(outcome = %outcome.key, topic = %target.topic_arn, error = %e, "notification not sent");
-                    failed.push((target.clone(), e));
+                    error!(outcome = %outcome.key, topic = %target.topic_arn, error = %e, "notification not sent")
                 }
             }
+            results.push((target.clone(), result));
         }
-        self.settle(&key, event, &outcome, token, &sent, &failed, now).await;
+        // Mark what was sent and release what was not, so a retry sends only that. A failure here is
+        // logged, not returned: the messages went out, and a retry would send them again once the
+        // claims expire.
+        let settled = ledger::read_modify_write(
+            &self.store,
+            &key,
+            || Timeline::new(event),
+            |timeline| {
+                for (target, result) in &results {
+                    let sent = result.as_ref().ok().map(String::as_str);
+                    let delivery = delivery_key(&outcome.key, &target.topic_arn);
+                    ledger::settle(&mut timeline.deliveries, &delivery, token, sent, now);
+                }
+                Some(())
+            },
+        )
+        .await;
+        if let Err(e) = settled {
+            error!(error = %e, "could not record the sent notification");
+        }
         if first_final {
             self.emit_metrics(&timeline, event, now, Some(&report)).await;
         }
+        let failed: Vec<String> =
+            results.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{} ({e})", t.topic_arn))).collect();
         if !failed.is_empty() {
             return Err(NotifierError::Delivery {
-                pipeline: pipeline.clone(),
-                execution_id: execution_id.clone(),
+                pipeline: event.detail.pipeline.clone(),
+                execution_id: event.detail.execution_id.clone(),
                 outcome: outcome.key.clone(),
-                failed: failed.iter().map(|(t, e)| format!("{} ({e})", t.topic_arn)).collect::<Vec<_>>().join("; "),
+                failed: failed.join("; "),
             });
         }
-        Ok(EventResult::Notified { outcome: outcome.key, topics: sent.into_iter().map(|(t, _)| t.topic_arn).collect() })
+        Ok(EventResult::Notified { outcome: outcome.key, topics: claimed.into_iter().map(|t| t.topic_arn).collect() })
     }
 
-    async fn load(&self, key: &str, event: &PipelineEvent) -> Result<(Timeline, WriteCondition), NotifierError> {
-        let stored = self.store.get(key).await.map_err(|source| NotifierError::Storage {
-            pipeline: event.detail.pipeline.clone(),
-            execution_id: event.detail.execution_id.clone(),
-            source,
-        })?;
-        match stored {
-            None => Ok((Timeline::new(event), WriteCondition::IfAbsent)),
-            Some(object) => {
-                let timeline = serde_json::from_slice(&object.body).map_err(|e| NotifierError::CorruptTimeline {
-                    pipeline: event.detail.pipeline.clone(),
-                    execution_id: event.detail.execution_id.clone(),
-                    problem: e.to_string(),
-                })?;
-                Ok((timeline, WriteCondition::IfMatches(object.etag)))
+    /// A deploy action starting, or the pipeline ending, tells alarm-fanout what is in flight.
+    async fn record_deploy_context(&self, timeline: &Timeline, event: &PipelineEvent, now: DateTime<Utc>) {
+        let deploy_started = event.level == Level::Action
+            && event.detail.state == ExecutionState::Started
+            && event.detail.action_type.as_ref().and_then(|t| t.category.as_deref()) == Some("Deploy");
+        let ended = event.level == Level::Pipeline && event.detail.state.is_final();
+        if !deploy_started && !ended {
+            return;
+        }
+        if ended {
+            // Only the execution that is in flight may end it; an older one finishing late may not.
+            match deploy_context::read(&self.store, &timeline.pipeline).await {
+                Ok(Some(current)) if current.execution_id.as_deref() == Some(timeline.execution_id.as_str()) => {}
+                _ => return,
             }
         }
-    }
-
-    /// Marks what was sent, and releases our claims on what was not, so a retry sends only that.
-    /// A failure here is logged, not returned: the messages went out, and failing now would make
-    /// the retry send them again once the claims expire.
-    #[allow(clippy::too_many_arguments)]
-    async fn settle(
-        &self,
-        key: &str,
-        event: &PipelineEvent,
-        outcome: &Outcome,
-        token: &str,
-        sent: &[(Target, String)],
-        failed: &[(Target, PortError)],
-        now: DateTime<Utc>,
-    ) {
-        for _ in 0..MAX_WRITE_TRIES {
-            let (mut timeline, condition) = match self.load(key, event).await {
-                Ok(loaded) => loaded,
-                Err(e) => {
-                    error!(error = %e, "could not record the sent notification");
-                    return;
-                }
-            };
-            for (target, message_id) in sent {
-                timeline.deliveries.insert(
-                    Timeline::delivery_key(&outcome.key, &target.topic_arn),
-                    Delivery::Sent { message_id: message_id.clone(), at: now },
-                );
-            }
-            for (target, _) in failed {
-                let delivery = Timeline::delivery_key(&outcome.key, &target.topic_arn);
-                if matches!(timeline.deliveries.get(&delivery), Some(Delivery::Claimed { token: t, .. }) if t == token)
-                {
-                    timeline.deliveries.remove(&delivery);
-                }
-            }
-            let body = serde_json::to_vec_pretty(&timeline).expect("a timeline always serializes");
-            match self.store.put(key, body, "application/json", condition).await {
-                Ok(PutOutcome::Written { .. }) => return,
-                Ok(PutOutcome::ConditionFailed) => continue,
-                Err(e) => {
-                    error!(error = %e, "could not record the sent notification");
-                    return;
-                }
-            }
+        let trigger = timeline.trigger();
+        let at = timeline::parse_time(&event.time).unwrap_or(now);
+        let in_flight = InFlight {
+            application: timeline.pipeline.clone(),
+            source: "pipeline-notifier".to_string(),
+            pipeline: Some(timeline.pipeline.clone()),
+            execution_id: Some(timeline.execution_id.clone()),
+            deployment_id: None,
+            commit: trigger.and_then(|t| t.commit_id.clone()),
+            author: trigger.and_then(|t| t.author.clone()),
+            started_at: timeline.started_at().unwrap_or(at),
+            finished_at: ended.then_some(at),
+        };
+        if let Err(e) = deploy_context::record(&self.store, &in_flight).await {
+            warn!(error = %e, "deployment context not recorded");
         }
-        error!("could not record the sent notification: timeline kept changing");
     }
 
     /// Why it failed: the recorded action events, else CodePipeline's action history; for a

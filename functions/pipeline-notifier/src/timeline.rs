@@ -2,10 +2,9 @@
 //! notification claimed or sent. It is what makes dedup, order-independence and duration work
 //! across invocations; it lives in S3 and is written with conditional writes.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use pipewarden_shared::events::codepipeline::{ExecutionState, ExecutionTrigger, Level, PipelineEvent};
+use pipewarden_shared::ledger::Deliveries;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +17,7 @@ pub struct Timeline {
     pub entries: Vec<Entry>,
     /// Notifications by `outcome key|topic ARN`.
     #[serde(default)]
-    pub deliveries: BTreeMap<String, Delivery>,
+    pub deliveries: Deliveries,
 }
 
 /// One recorded event.
@@ -88,14 +87,6 @@ impl From<&ExecutionTrigger> for Trigger {
     }
 }
 
-/// A notification to one topic: claimed by an invocation that is sending it, or sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum Delivery {
-    Claimed { token: String, at: DateTime<Utc> },
-    Sent { message_id: String, at: DateTime<Utc> },
-}
-
 impl Entry {
     pub fn from_event(event: &PipelineEvent) -> Entry {
         let d = &event.detail;
@@ -139,7 +130,7 @@ impl Timeline {
             account: event.account.clone(),
             region: event.region.clone(),
             entries: Vec::new(),
-            deliveries: BTreeMap::new(),
+            deliveries: Deliveries::new(),
         }
     }
 
@@ -200,10 +191,6 @@ impl Timeline {
     /// The failed stage and actions a CodeStar notification named.
     pub fn notification_failure(&self) -> Option<(&str, &[(String, String)])> {
         self.entries.iter().find_map(|e| e.failed_stage.as_deref().map(|s| (s, e.failed_actions.as_slice())))
-    }
-
-    pub fn delivery_key(outcome: &str, topic_arn: &str) -> String {
-        format!("{outcome}|{topic_arn}")
     }
 }
 

@@ -1,0 +1,130 @@
+//! Exactly-once delivery across duplicates, retries and concurrent invocations, kept in S3.
+//!
+//! A JSON document per subject (an execution's timeline, an alarm's memory) holds a [`Delivery`]
+//! per (what, where). Before sending, an invocation claims what it will send with a conditional
+//! write; only the winner sends; afterwards it marks what was sent and releases what was not, so a
+//! retry sends only that. A claim left by an invocation that died expires after a TTL.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{ObjectStore, PortError, PutOutcome, WriteCondition};
+
+/// How many times a read-modify-write is retried after losing to a concurrent writer.
+pub const MAX_WRITE_TRIES: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum Delivery {
+    Claimed { token: String, at: DateTime<Utc> },
+    Sent { message_id: String, at: DateTime<Utc> },
+}
+
+/// Deliveries by key (`what|where`).
+pub type Deliveries = BTreeMap<String, Delivery>;
+
+pub fn delivery_key(what: &str, topic_arn: &str) -> String {
+    format!("{what}|{topic_arn}")
+}
+
+/// Claims `key` for `token` unless it was sent or another live invocation holds it.
+pub fn claim(deliveries: &mut Deliveries, key: &str, token: &str, now: DateTime<Utc>, ttl: Duration) -> bool {
+    let free = match deliveries.get(key) {
+        None => true,
+        Some(Delivery::Sent { .. }) => false,
+        Some(Delivery::Claimed { token: other, at }) => other == token || now - *at > ttl,
+    };
+    if free {
+        deliveries.insert(key.to_string(), Delivery::Claimed { token: token.to_string(), at: now });
+    }
+    free
+}
+
+/// Records a send: `Ok(message id)` marks it sent; `Err` releases the claim if it is still ours.
+pub fn settle(deliveries: &mut Deliveries, key: &str, token: &str, sent: Option<&str>, now: DateTime<Utc>) {
+    match sent {
+        Some(message_id) => {
+            deliveries.insert(key.to_string(), Delivery::Sent { message_id: message_id.to_string(), at: now });
+        }
+        None => {
+            if matches!(deliveries.get(key), Some(Delivery::Claimed { token: t, .. }) if t == token) {
+                deliveries.remove(key);
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("{key}: {source}")]
+    Store { key: String, source: PortError },
+    #[error("{key} in S3 is not readable: {problem}")]
+    Corrupt { key: String, problem: String },
+    #[error("{key} kept changing under concurrent writers")]
+    Contention { key: String },
+}
+
+/// Reads the document at `key` (or starts from `fresh`), lets `change` modify it, and writes it
+/// back only if it is unchanged in S3 meanwhile; on a lost race, reads again and reapplies.
+/// `change` returns `None` when there is nothing to write, `Some(r)` to write and return `r`.
+pub async fn read_modify_write<T, S, R>(
+    store: &S,
+    key: &str,
+    fresh: impl Fn() -> T,
+    mut change: impl FnMut(&mut T) -> Option<R>,
+) -> Result<(T, Option<R>), LedgerError>
+where
+    T: Serialize + DeserializeOwned,
+    S: ObjectStore,
+{
+    for _ in 0..MAX_WRITE_TRIES {
+        let stored = store.get(key).await.map_err(|source| LedgerError::Store { key: key.to_string(), source })?;
+        let (mut document, condition) = match stored {
+            None => (fresh(), WriteCondition::IfAbsent),
+            Some(object) => (
+                serde_json::from_slice(&object.body)
+                    .map_err(|e| LedgerError::Corrupt { key: key.to_string(), problem: e.to_string() })?,
+                WriteCondition::IfMatches(object.etag),
+            ),
+        };
+        let Some(result) = change(&mut document) else {
+            return Ok((document, None));
+        };
+        let body = serde_json::to_vec_pretty(&document).expect("ledger documents serialize");
+        match store.put(key, body, "application/json", condition).await {
+            Ok(PutOutcome::Written { .. }) => return Ok((document, Some(result))),
+            Ok(PutOutcome::ConditionFailed) => continue,
+            Err(source) => return Err(LedgerError::Store { key: key.to_string(), source }),
+        }
+    }
+    Err(LedgerError::Contention { key: key.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn claims_hold_until_sent_or_expired() {
+        let mut d = Deliveries::new();
+        let ttl = Duration::seconds(60);
+        assert!(claim(&mut d, "k", "a", at(0), ttl));
+        assert!(!claim(&mut d, "k", "b", at(10), ttl), "a live claim holds");
+        assert!(claim(&mut d, "k", "a", at(10), ttl), "the holder may go on");
+        assert!(claim(&mut d, "k", "b", at(100), ttl), "an expired claim is taken over");
+        settle(&mut d, "k", "a", None, at(101));
+        assert!(
+            matches!(d.get("k"), Some(Delivery::Claimed { token, .. }) if token == "b"),
+            "a stale release does nothing"
+        );
+        settle(&mut d, "k", "b", Some("m-1"), at(102));
+        assert!(!claim(&mut d, "k", "c", at(10_000), ttl), "sent is final");
+    }
+}
