@@ -1,12 +1,31 @@
-use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
-use serde_json::{json, Value};
+use alarm_fanout::config::Config;
+use alarm_fanout::handler::Fanout;
+use lambda_runtime::{run, service_fn, LambdaEvent};
+use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::aws;
+use pipewarden_shared::config::ProcessEnv;
+use pipewarden_shared::lambda::diagnostic;
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        tracing::info!(shape = ?pipewarden_shared::events::eventbridge::Shape::of(&event.payload), "received");
-        Ok::<_, Diagnostic>(json!({}))
+    let config = Config::from_vars(&ProcessEnv)?;
+    let sdk = aws::load_config().await;
+    let s3 = aws::s3_client(&sdk);
+    let rules = alarm_fanout::load_rules(&config.rules, &s3, &ProcessEnv).await?;
+    let fanout = Fanout {
+        rules,
+        publisher: SnsPublisher::new(aws::sns_client(&sdk)),
+        store: S3ObjectStore::new(s3, config.bucket.clone()),
+        config,
+    };
+    let fanout = &fanout;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        fanout
+            .handle(event.payload, &event.context.request_id, chrono::Utc::now())
+            .await
+            .map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
 }

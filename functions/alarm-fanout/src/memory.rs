@@ -1,0 +1,150 @@
+//! What alarm-fanout remembers per alarm (in S3, not in RAM): which transitions it decided to send
+//! or suppress, what it sent where, whether an ALARM is open, when INSUFFICIENT_DATA was last sent.
+
+use chrono::{DateTime, Duration, Utc};
+use pipewarden_shared::events::cloudwatch::AlarmStateValue;
+use pipewarden_shared::ledger::Deliveries;
+use serde::{Deserialize, Serialize};
+
+use crate::alarm::AlarmTransition;
+
+/// How many decided transitions an alarm's memory keeps (older ones are forgotten with their deliveries).
+const REMEMBERED: usize = 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmMemory {
+    pub subject: String,
+    /// The ALARM transition that was sent and not yet followed by a sent OK.
+    #[serde(default)]
+    pub open_alarm: Option<String>,
+    #[serde(default)]
+    pub last_insufficient_sent: Option<DateTime<Utc>>,
+    /// Decisions, oldest first: transition key and verdict.
+    #[serde(default)]
+    pub decided: Vec<(String, Verdict)>,
+    #[serde(default)]
+    pub deliveries: Deliveries,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", content = "reason", rename_all = "lowercase")]
+pub enum Verdict {
+    Send,
+    Suppress(String),
+}
+
+impl AlarmMemory {
+    pub fn key(account: &str, region: &str, subject: &str) -> String {
+        format!("alarm-fanout/alarms/{account}/{region}/{}.json", subject.replace('/', "_"))
+    }
+
+    /// The verdict on a transition: the one already made, or a new one (remembered).
+    pub fn decide(&mut self, alarm: &AlarmTransition, flap_window: Duration, now: DateTime<Utc>) -> Verdict {
+        let key = alarm.key();
+        if let Some((_, verdict)) = self.decided.iter().find(|(k, _)| *k == key) {
+            return verdict.clone();
+        }
+        let verdict = verdict(self, alarm, flap_window, now);
+        if verdict == Verdict::Send {
+            match alarm.state {
+                AlarmStateValue::Alarm => self.open_alarm = Some(key.clone()),
+                AlarmStateValue::Ok => self.open_alarm = None,
+                AlarmStateValue::InsufficientData => {
+                    self.last_insufficient_sent = Some(alarm.state_time.unwrap_or(now))
+                }
+                _ => {}
+            }
+        }
+        self.decided.push((key, verdict.clone()));
+        if self.decided.len() > REMEMBERED {
+            let forgotten: Vec<String> =
+                self.decided.drain(..self.decided.len() - REMEMBERED).map(|(k, _)| k).collect();
+            self.deliveries.retain(|k, _| !forgotten.iter().any(|f| k.starts_with(&format!("{f}|"))));
+        }
+        verdict
+    }
+}
+
+fn verdict(memory: &AlarmMemory, alarm: &AlarmTransition, flap_window: Duration, now: DateTime<Utc>) -> Verdict {
+    if let Some(by) = &alarm.suppressed {
+        return Verdict::Suppress(format!("actions suppressed by CloudWatch ({by})"));
+    }
+    match alarm.state {
+        AlarmStateValue::Ok if memory.open_alarm.is_none() => {
+            Verdict::Suppress("OK for an alarm whose ALARM was not sent".to_string())
+        }
+        AlarmStateValue::InsufficientData => {
+            let at = alarm.state_time.unwrap_or(now);
+            match memory.last_insufficient_sent {
+                Some(last) if at >= last && at - last < flap_window => Verdict::Suppress(format!(
+                    "INSUFFICIENT_DATA again within {} s (flapping)",
+                    flap_window.num_seconds()
+                )),
+                _ => Verdict::Send,
+            }
+        }
+        _ => Verdict::Send,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alarm::Watched;
+    use std::collections::BTreeMap;
+
+    fn t(state: AlarmStateValue, minute: i64) -> AlarmTransition {
+        AlarmTransition {
+            source_id: format!("e{minute}"),
+            alarm_name: "a".into(),
+            alarm_arn: None,
+            account: "1".into(),
+            region: "r".into(),
+            state,
+            previous: None,
+            reason: None,
+            state_time: DateTime::from_timestamp(1_800_000_000 + minute * 60, 0),
+            description: None,
+            watched: Watched::Unknown,
+            threshold: None,
+            comparison: None,
+            suppressed: None,
+            contributor: None,
+            tags: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn ok_is_sent_only_after_a_sent_alarm() {
+        let mut m = AlarmMemory::default();
+        let w = Duration::minutes(15);
+        let now = Utc::now();
+        assert!(matches!(m.decide(&t(AlarmStateValue::Ok, 0), w, now), Verdict::Suppress(_)));
+        assert_eq!(m.decide(&t(AlarmStateValue::Alarm, 1), w, now), Verdict::Send);
+        assert_eq!(m.decide(&t(AlarmStateValue::Ok, 2), w, now), Verdict::Send);
+        assert!(matches!(m.decide(&t(AlarmStateValue::Ok, 3), w, now), Verdict::Suppress(_)));
+        assert_eq!(m.decide(&t(AlarmStateValue::Ok, 2), w, now), Verdict::Send, "a redelivery keeps its verdict");
+    }
+
+    #[test]
+    fn insufficient_data_flapping_is_suppressed_within_the_window() {
+        let mut m = AlarmMemory::default();
+        let w = Duration::minutes(15);
+        let now = Utc::now();
+        assert_eq!(m.decide(&t(AlarmStateValue::InsufficientData, 0), w, now), Verdict::Send);
+        assert!(
+            matches!(m.decide(&t(AlarmStateValue::InsufficientData, 5), w, now), Verdict::Suppress(r) if r.contains("flapping"))
+        );
+        assert_eq!(m.decide(&t(AlarmStateValue::InsufficientData, 20), w, now), Verdict::Send);
+    }
+
+    #[test]
+    fn memory_stays_bounded() {
+        let mut m = AlarmMemory::default();
+        for minute in 0..100 {
+            m.decide(&t(AlarmStateValue::Alarm, minute), Duration::minutes(15), Utc::now());
+        }
+        assert_eq!(m.decided.len(), REMEMBERED);
+    }
+}
