@@ -1,5 +1,5 @@
 # Pipewarden's commands. See README.md.
-.PHONY: run test replay
+.PHONY: run test replay sam-build
 
 # Runs the whole flow locally against the local AWS emulator: no AWS account needed.
 run:
@@ -13,3 +13,9 @@ test:
 replay:
 	@test -n "$(EVENTS)" || { echo 'usage: make replay EVENTS="file-or-dir ..."' >&2; exit 2; }
 	scripts/run-local.sh replay $(EVENTS)
+
+# Builds the three functions for Lambda (arm64, release) the way `sam build` does, through
+# cargo-lambda. Slow (a release build of the AWS SDK crates): run before deploying, not with every test.
+sam-build:
+	scripts/bootstrap.sh
+	PATH="$(CURDIR)/.venv/bin:$$PATH" sam build

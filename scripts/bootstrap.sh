@@ -2,6 +2,7 @@
 # Installs what Pipewarden's commands need: a Python venv in the project (.venv) with moto,
 # cargo-lambda, cfn-lint, the SAM CLI and Flask, from tools/requirements.txt; and Debian's nginx
 # (the reference deployment's web server, for the end-to-end tests) when it is missing.
+# Template linters (checkov, cfn-lint-serverless) go into a second venv, .venv-checks.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,16 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
   [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq nginx-light >/dev/null
+fi
+checks_stamp=.venv-checks/.requirements.sha256
+checks_want=$(sha256sum tools/requirements-checks.txt | cut -d' ' -f1)
+if [ ! -x .venv-checks/bin/python ]; then
+  "$python" -m venv .venv-checks
+fi
+if [ "$(cat "$checks_stamp" 2>/dev/null)" != "$checks_want" ]; then
+  echo "bootstrap: installing tools/requirements-checks.txt into .venv-checks" >&2
+  .venv-checks/bin/pip install --quiet --disable-pip-version-check -r tools/requirements-checks.txt
+  echo "$checks_want" > "$checks_stamp"
 fi
 for component in rustfmt clippy; do
   if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then

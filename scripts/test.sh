@@ -25,6 +25,12 @@ failed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p'
 step "cfn-lint template.yaml"
 cfn-lint template.yaml
 
+step "cfn-lint with the cfn-lint-serverless rules"
+.venv-checks/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+
+step "checkov (skipped checks are listed in template.yaml with their reasons)"
+.venv-checks/bin/checkov --framework cloudformation --skip-download -f template.yaml --compact --quiet
+
 step "sam validate --lint"
 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} sam validate --lint --template template.yaml
 
