@@ -13,6 +13,7 @@ pub mod adapters;
 pub mod aws;
 pub mod config;
 pub mod deploy_context;
+pub mod document;
 pub mod events;
 pub mod format;
 pub mod lambda;

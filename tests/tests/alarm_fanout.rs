@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
-use alarm_fanout::config::{Config, RulesSource};
+use alarm_fanout::config::Config;
 use alarm_fanout::handler::{Fanout, FanoutError};
 use alarm_fanout::rules::RuleSet;
 use chrono::{Duration, Utc};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::deploy_context::{self, InFlight};
+use pipewarden_shared::document::DocumentSource;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
@@ -67,7 +68,7 @@ impl World {
         ]);
         Fanout {
             config: Config {
-                rules: RulesSource::Inline(RULES.into()),
+                rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: RULES.into() },
                 bucket: BUCKET.into(),
                 flap_window: Duration::seconds(900),
                 claim_ttl: Duration::seconds(120),

@@ -2,16 +2,11 @@
 
 use chrono::Duration;
 use pipewarden_shared::config::{ConfigError, Vars};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RulesSource {
-    Inline(String),
-    S3 { bucket: String, key: String },
-}
+use pipewarden_shared::document::DocumentSource;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub rules: RulesSource,
+    pub rules: DocumentSource,
     /// Alarm memory and deployment context live here.
     pub bucket: String,
     pub flap_window: Duration,
@@ -22,21 +17,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_vars(vars: &impl Vars) -> Result<Config, ConfigError> {
-        let rules = match (vars.optional("ROUTING_RULES"), vars.optional("ROUTING_RULES_S3_URI")) {
-            (Some(text), None) => RulesSource::Inline(text),
-            (None, Some(uri)) => uri
-                .strip_prefix("s3://")
-                .and_then(|rest| rest.split_once('/'))
-                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-                .map(|(b, k)| RulesSource::S3 { bucket: b.to_string(), key: k.to_string() })
-                .ok_or_else(|| ConfigError::new("ROUTING_RULES_S3_URI", format!("{uri:?} is not s3://bucket/key")))?,
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::new("ROUTING_RULES", "set only one of ROUTING_RULES and ROUTING_RULES_S3_URI"))
-            }
-            (None, None) => {
-                return Err(ConfigError::new("ROUTING_RULES", "neither it nor ROUTING_RULES_S3_URI is set"))
-            }
-        };
+        let rules = DocumentSource::from_vars(vars, "ROUTING_RULES", "ROUTING_RULES_S3_URI")?;
         Ok(Config {
             rules,
             bucket: vars.required("AUDIT_BUCKET")?,

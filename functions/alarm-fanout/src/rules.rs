@@ -216,12 +216,7 @@ pub struct Target {
 impl RuleSet {
     pub fn parse(text: &str, origin: &str, vars: &impl Vars) -> Result<RuleSet, RulesError> {
         let error = |problem: String| RulesError { origin: origin.to_string(), problem };
-        let raw: RawRules = if text.trim_start().starts_with('{') {
-            let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| error(format!("at `{}`: {}", e.path(), e.inner())))?
-        } else {
-            serde_yaml_ng::from_str(text).map_err(|e| error(e.to_string()))?
-        };
+        let raw: RawRules = pipewarden_shared::document::parse_json_or_yaml(text).map_err(error)?;
         let route = |raw: &RawRoute, place: &str, name: &str| -> Result<Route, RulesError> {
             let resolve = |list: &[String], field: &str| -> Result<Vec<String>, RulesError> {
                 list.iter()

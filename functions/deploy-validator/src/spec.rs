@@ -163,12 +163,7 @@ impl Spec {
     /// Reads a spec from JSON or YAML text and validates it; `origin` names where it came from.
     pub fn parse(text: &str, origin: &str) -> Result<Spec, SpecError> {
         let error = |problem: String| SpecError { origin: origin.to_string(), problem };
-        let spec: Spec = if text.trim_start().starts_with('{') {
-            let de = &mut serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| error(format!("at `{}`: {}", e.path(), e.inner())))?
-        } else {
-            serde_yaml_ng::from_str(text).map_err(|e| error(e.to_string()))?
-        };
+        let spec: Spec = pipewarden_shared::document::parse_json_or_yaml(text).map_err(error)?;
         spec.validate().map_err(error)?;
         Ok(spec)
     }
