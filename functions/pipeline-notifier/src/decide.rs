@@ -52,15 +52,10 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
     })
 }
 
-/// Why an execution failed, from whatever source knew.
+/// Why an execution failed, from whatever source knew, with what we add to it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FailureReport {
-    pub stage: String,
-    pub action: String,
-    pub provider: Option<String>,
-    pub error_code: Option<String>,
-    pub summary: Option<String>,
-    pub external_id: Option<String>,
+    pub failed: FailedActionDetail,
     pub link: Option<String>,
     /// For a CodeDeploy action: which lifecycle scripts failed on which targets.
     pub lifecycle: Vec<LifecycleFailure>,
@@ -68,12 +63,12 @@ pub struct FailureReport {
 
 impl FailureReport {
     pub fn is_codedeploy(&self) -> bool {
-        self.provider.as_deref() == Some("CodeDeploy") || self.provider.as_deref() == Some("CodeDeployToECS")
+        matches!(self.failed.provider.as_deref(), Some("CodeDeploy") | Some("CodeDeployToECS"))
     }
 
     /// The CodeDeploy deployment id, when the failed action is a deployment.
     pub fn deployment_id(&self) -> Option<&str> {
-        self.external_id.as_deref().filter(|_| self.is_codedeploy())
+        self.failed.external_id.as_deref().filter(|_| self.is_codedeploy())
     }
 }
 
@@ -137,43 +132,39 @@ impl Report {
 pub fn failure_from_timeline(timeline: &Timeline, attempt: u64) -> Option<FailureReport> {
     if let Some(entry) = timeline.failed_actions(attempt).first() {
         return Some(FailureReport {
-            stage: entry.stage.clone().unwrap_or_default(),
-            action: entry.action.clone().unwrap_or_default(),
-            provider: entry.provider.clone(),
-            error_code: entry.error_code.clone(),
-            summary: entry.summary.clone(),
-            external_id: entry.external_id.clone(),
-            link: None,
-            lifecycle: Vec::new(),
+            failed: FailedActionDetail {
+                stage: entry.stage.clone().unwrap_or_default(),
+                action: entry.action.clone().unwrap_or_default(),
+                provider: entry.provider.clone(),
+                error_code: entry.error_code.clone(),
+                summary: entry.summary.clone(),
+                external_id: entry.external_id.clone(),
+                external_url: entry.external_url.clone(),
+            },
+            ..FailureReport::default()
         });
     }
     let (stage, actions) = timeline.notification_failure()?;
     let (action, info) = actions.first().cloned().unwrap_or_default();
     Some(FailureReport {
-        stage: stage.to_string(),
-        action,
-        summary: Some(info).filter(|i| !i.is_empty()),
+        failed: FailedActionDetail {
+            stage: stage.to_string(),
+            action,
+            summary: Some(info).filter(|i| !i.is_empty()),
+            ..FailedActionDetail::default()
+        },
         ..FailureReport::default()
     })
 }
 
 pub fn failure_from_history(detail: &FailedActionDetail) -> FailureReport {
-    FailureReport {
-        stage: detail.stage.clone(),
-        action: detail.action.clone(),
-        provider: detail.provider.clone(),
-        error_code: detail.error_code.clone(),
-        summary: detail.summary.clone(),
-        external_id: detail.external_id.clone(),
-        link: None,
-        lifecycle: Vec::new(),
-    }
+    FailureReport { failed: detail.clone(), ..FailureReport::default() }
 }
 
 /// A console link to what failed (the CodeBuild build, the CodeDeploy deployment), for the region.
 pub fn failure_link(region: &str, failure: &FailureReport) -> Option<String> {
-    let id = failure.external_id.as_deref()?;
-    match failure.provider.as_deref()? {
+    let id = failure.failed.external_id.as_deref()?;
+    match failure.failed.provider.as_deref()? {
         "CodeBuild" => Some(links::codebuild_build(region, id)),
         "CodeDeploy" | "CodeDeployToECS" => Some(links::codedeploy_deployment(region, id)),
         _ => None,

@@ -32,7 +32,9 @@ pub fn subject(report: &Report) -> String {
     let tag = if report.outcome.approval { "APPROVAL".to_string() } else { report.outcome.state.as_str().to_string() };
     let mut text = format!("[{tag}] {}", report.pipeline);
     match (&report.failure, &report.outcome.approval) {
-        (Some(f), false) if !f.stage.is_empty() => text.push_str(&format!(": {}/{} failed", f.stage, f.action)),
+        (Some(f), false) if !f.failed.stage.is_empty() => {
+            text.push_str(&format!(": {}/{} failed", f.failed.stage, f.failed.action))
+        }
         _ if report.outcome.level != pipewarden_shared::events::codepipeline::Level::Pipeline
             || report.outcome.approval =>
         {
@@ -95,12 +97,12 @@ pub fn text(report: &Report) -> String {
     }
     if let Some(f) = &report.failure {
         out.push(String::new());
-        let provider = f.provider.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
-        out.push(format!("Failed:     stage {}, action {}{provider}", f.stage, f.action));
-        if let Some(code) = &f.error_code {
+        let provider = f.failed.provider.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+        out.push(format!("Failed:     stage {}, action {}{provider}", f.failed.stage, f.failed.action));
+        if let Some(code) = &f.failed.error_code {
             out.push(format!("Error:      {}", clean_text(code, 200)));
         }
-        if let Some(summary) = &f.summary {
+        if let Some(summary) = &f.failed.summary {
             out.push(format!("Summary:    {}", clean_text(summary, 1000)));
         }
         if let Some(link) = &f.link {
@@ -141,13 +143,13 @@ pub fn chat(report: &Report) -> String {
     }
     let mut next_steps = Vec::new();
     if let Some(f) = &report.failure {
-        let provider = f.provider.as_deref().map(|p| format!(" ({})", chat_escape(p))).unwrap_or_default();
+        let provider = f.failed.provider.as_deref().map(|p| format!(" ({})", chat_escape(p))).unwrap_or_default();
         description.push(format!(
             "*Failed:* stage {}, action {}{provider}",
-            chat_escape(&f.stage),
-            chat_escape(&f.action)
+            chat_escape(&f.failed.stage),
+            chat_escape(&f.failed.action)
         ));
-        if let Some(summary) = &f.summary {
+        if let Some(summary) = &f.failed.summary {
             description.push(format!("*Summary:* {}", chat_escape(&clean_text(summary, 500))));
         }
         for l in &f.lifecycle {
@@ -158,8 +160,10 @@ pub fn chat(report: &Report) -> String {
             ));
         }
         if let Some(link) = &f.link {
-            next_steps
-                .push(format!("Open <{link}|the failed {}>", chat_escape(f.provider.as_deref().unwrap_or("action"))));
+            next_steps.push(format!(
+                "Open <{link}|the failed {}>",
+                chat_escape(f.failed.provider.as_deref().unwrap_or("action"))
+            ));
         }
     }
     next_steps.push(format!("Open <{}|the execution timeline>", report.execution_link));

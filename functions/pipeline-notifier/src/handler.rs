@@ -257,13 +257,13 @@ where
             return None;
         }
         let mut failure = decide::failure_from_timeline(timeline, outcome.attempt);
-        if failure.as_ref().map(|f| f.provider.is_none()).unwrap_or(true) {
+        if failure.as_ref().map(|f| f.failed.provider.is_none()).unwrap_or(true) {
             match self.history.failed_actions(&timeline.pipeline, &timeline.execution_id).await {
                 Ok(actions) => {
                     if let Some(first) = actions.first() {
                         let mut from_history = decide::failure_from_history(first);
-                        if from_history.summary.is_none() {
-                            from_history.summary = failure.as_ref().and_then(|f| f.summary.clone());
+                        if from_history.failed.summary.is_none() {
+                            from_history.failed.summary = failure.as_ref().and_then(|f| f.failed.summary.clone());
                         }
                         failure = Some(from_history);
                     }
