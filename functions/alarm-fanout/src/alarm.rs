@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use pipewarden_shared::events::cloudwatch::{
     AlarmDetail, AlarmStateValue, ClassicAlarmMessage, ClassicMetric, Contributor, MetricQuery,
 };
+use pipewarden_shared::events::parse_time;
 
 /// What the alarm watches.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,15 +82,6 @@ impl AlarmTransition {
             _ => Vec::new(),
         }
     }
-}
-
-/// Reads the timestamps CloudWatch uses (`2026-11-22T15:43:07.150+0000`, RFC 3339).
-pub fn parse_time(text: Option<&str>) -> Option<DateTime<Utc>> {
-    let text = text?;
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 fn metric_ref_from_query(q: &MetricQuery) -> Option<MetricRef> {

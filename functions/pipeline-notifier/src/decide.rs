@@ -6,7 +6,8 @@ use pipewarden_shared::links;
 
 use crate::config::NotifyOn;
 use crate::lookups::{FailedActionDetail, LifecycleFailure};
-use crate::timeline::{parse_time, Timeline, Trigger};
+use crate::timeline::{Timeline, Trigger};
+use pipewarden_shared::events::parse_time;
 
 /// Something worth telling: one per (execution, attempt, what happened).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +178,7 @@ pub fn report(
     event_time: Option<&String>,
     failure: Option<FailureReport>,
 ) -> Report {
-    let at = parse_time(&event_time.cloned());
+    let at = parse_time(event_time.map(String::as_str));
     Report {
         pipeline: timeline.pipeline.clone(),
         execution_id: timeline.execution_id.clone(),

@@ -21,7 +21,7 @@ use crate::decide::{self, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics};
 use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
-use crate::timeline::{self, Timeline};
+use crate::timeline::Timeline;
 
 pub struct Notifier<P, S, H, D, M> {
     pub config: Config,
@@ -232,7 +232,7 @@ where
             }
         }
         let trigger = timeline.trigger();
-        let at = timeline::parse_time(&event.time).unwrap_or(now);
+        let at = pipewarden_shared::events::parse_time(event.time.as_deref()).unwrap_or(now);
         let in_flight = InFlight {
             application: timeline.pipeline.clone(),
             source: "pipeline-notifier".to_string(),

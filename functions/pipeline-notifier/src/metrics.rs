@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::decide::Report;
-use crate::timeline::parse_time;
+use pipewarden_shared::events::parse_time;
 
 pub const NAMESPACE: &str = "Pipewarden/Pipelines";
 
@@ -82,7 +82,7 @@ pub fn outcome_document(report: &Report, time_to_restore: Option<i64>, now: Date
             values.insert("Deployments".into(), json!(1));
             metrics.push(json!({"Name": "ChangeFailures", "Unit": "Count"}));
             values.insert("ChangeFailures".into(), json!(0));
-            let commit_time = report.trigger.as_ref().and_then(|t| parse_time(&t.commit_time));
+            let commit_time = report.trigger.as_ref().and_then(|t| parse_time(t.commit_time.as_deref()));
             if let (Some(commit), Some(at)) = (commit_time, report.at) {
                 metrics.push(json!({"Name": "LeadTimeSeconds", "Unit": "Seconds"}));
                 values.insert("LeadTimeSeconds".into(), json!((at - commit).num_seconds().max(0)));

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use pipewarden_shared::events::codepipeline::{ExecutionState, ExecutionTrigger, Level, PipelineEvent};
+use pipewarden_shared::events::parse_time;
 use pipewarden_shared::ledger::Deliveries;
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +152,9 @@ impl Timeline {
             self.region = event.region.clone();
         }
         self.entries.push(Entry::from_event(event));
-        self.entries.sort_by(|a, b| (parse_time(&a.time), &a.event_id).cmp(&(parse_time(&b.time), &b.event_id)));
+        self.entries.sort_by(|a, b| {
+            (parse_time(a.time.as_deref()), &a.event_id).cmp(&(parse_time(b.time.as_deref()), &b.event_id))
+        });
         true
     }
 
@@ -166,11 +169,11 @@ impl Timeline {
 
     /// When the execution started: V2 events carry `start-time`; else the recorded STARTED event.
     pub fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.entries.iter().filter_map(|e| parse_time(&e.start_time)).min().or_else(|| {
+        self.entries.iter().filter_map(|e| parse_time(e.start_time.as_deref())).min().or_else(|| {
             self.entries
                 .iter()
                 .filter(|e| e.level == Level::Pipeline && e.state == "STARTED")
-                .filter_map(|e| parse_time(&e.time))
+                .filter_map(|e| parse_time(e.time.as_deref()))
                 .min()
         })
     }
@@ -192,13 +195,4 @@ impl Timeline {
     pub fn notification_failure(&self) -> Option<(&str, &[(String, String)])> {
         self.entries.iter().find_map(|e| e.failed_stage.as_deref().map(|s| (s, e.failed_actions.as_slice())))
     }
-}
-
-/// Reads the timestamps AWS uses in these events (RFC 3339, with or without a colon in the offset).
-pub fn parse_time(text: &Option<String>) -> Option<DateTime<Utc>> {
-    let text = text.as_deref()?;
-    DateTime::parse_from_rfc3339(text)
-        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }

@@ -30,6 +30,16 @@ impl EventError {
     }
 }
 
+/// Reads the timestamps AWS events use: RFC 3339, or CloudWatch's `2026-11-22T15:43:07.150+0000`
+/// (no colon in the offset).
+pub fn parse_time(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = text?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// Parses `value` as `T`, reporting the path of the field at fault.
 pub fn parse_value<T: DeserializeOwned>(event: &str, value: serde_json::Value) -> Result<T, EventError> {
     serde_path_to_error::deserialize(value).map_err(|e| path_error(event, e))
