@@ -145,8 +145,7 @@ async fn run_http<H: HttpProbe>(
     for number in 1..=http.max_attempts {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
-            let detail = format!("ran out of time after {} attempt(s)", attempts.len());
-            return failed(check, detail, attempts);
+            return failed(check, out_of_time(&attempts), attempts);
         }
         let request = HttpRequest {
             method: http.method.to_ascii_uppercase(),
@@ -184,12 +183,7 @@ async fn run_http<H: HttpProbe>(
         }
         let pause = if ok { Duration::from_millis(http.initial_backoff_ms) } else { backoff(http, failures - 1) };
         if Instant::now() + pause >= deadline {
-            let detail = format!("ran out of time after {} attempt(s)", attempts.len());
-            return failed(
-                check,
-                last_problem(&attempts).map(|p| format!("{detail}; last: {p}")).unwrap_or(detail),
-                attempts,
-            );
+            return failed(check, out_of_time(&attempts), attempts);
         }
         tokio::time::sleep(pause).await;
     }
@@ -202,6 +196,12 @@ async fn run_http<H: HttpProbe>(
         last_problem(&attempts).unwrap_or_else(|| "no answer".to_string())
     );
     failed(check, detail, attempts)
+}
+
+/// "ran out of time after N attempt(s); last: <what the last failing attempt saw>".
+fn out_of_time(attempts: &[Attempt]) -> String {
+    let detail = format!("ran out of time after {} attempt(s)", attempts.len());
+    last_problem(attempts).map(|p| format!("{detail}; last: {p}")).unwrap_or(detail)
 }
 
 fn last_problem(attempts: &[Attempt]) -> Option<String> {
