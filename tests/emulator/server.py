@@ -28,6 +28,8 @@ import datetime
 import io
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -368,7 +370,14 @@ class Extension:
             if fault.get("delayMs"):
                 time.sleep(fault["delayMs"] / 1000)
             if fault.get("drop"):
-                # Close the connection without an answer.
+                # Close the connection without an answer: the client sees it reset.
+                sock = environ.get("werkzeug.socket")
+                if sock is not None:
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
                 raise ConnectionAbortedError("fault injection: dropped connection")
             if fault.get("status"):
                 data, content_type = _error_body(environ, fault.get("code", "InternalFailure"), "injected fault")

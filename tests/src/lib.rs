@@ -263,6 +263,21 @@ impl Emulator {
         .await;
     }
 
+    /// The next `count` calls of `operation` hang for `ms` milliseconds, then lose their
+    /// connection with no answer (nothing reaches the emulated service).
+    pub async fn inject_hang(&self, operation: &str, ms: u64, count: u32) {
+        self.control_post(
+            "faults",
+            serde_json::json!({"operation": operation, "delayMs": ms, "drop": true, "count": count}),
+        )
+        .await;
+    }
+
+    /// The next `count` calls of `operation` lose their connection at once, with no answer.
+    pub async fn inject_drop(&self, operation: &str, count: u32) {
+        self.control_post("faults", serde_json::json!({"operation": operation, "drop": true, "count": count})).await;
+    }
+
     /// Ends every injected fault.
     pub async fn clear_faults(&self) {
         self.control_post("faults/clear", serde_json::json!({})).await;

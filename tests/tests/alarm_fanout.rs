@@ -2,14 +2,17 @@
 //! given these alarm events, this is what each subscriber receives.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use alarm_fanout::config::Config;
 use alarm_fanout::handler::{Fanout, FanoutError};
 use alarm_fanout::rules::RuleSet;
 use chrono::{Duration, Utc};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::deadline;
 use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::document::DocumentSource;
+use pipewarden_shared::lambda::Retry;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
@@ -331,4 +334,75 @@ async fn unknown_shapes_are_acknowledged_with_a_clear_error() {
     let out = handle(&world, broken, "b").await;
     assert!(out["ignored"].as_str().unwrap().contains("detail.alarmName"), "{out}");
     assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+}
+
+/// What the Lambda runtime gives the handler: work bounded by a deadline `seconds` from now.
+async fn handle_within(
+    world: &World,
+    seconds: u64,
+    payload: Value,
+    token: &str,
+) -> (Result<Value, FanoutError>, std::time::Duration) {
+    let started = Instant::now();
+    let fanout = world.fanout();
+    let work = fanout.handle(payload, token, Utc::now());
+    let result = deadline::within(started + std::time::Duration::from_secs(seconds), work).await;
+    (result, started.elapsed())
+}
+
+#[tokio::test]
+async fn hanging_sns_stops_before_the_deadline_and_the_retry_delivers_once() {
+    let world = World::new().await;
+    world.aws.inject_hang("Publish", 6_000, 10).await;
+
+    let (result, took) = handle_within(&world, 3, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(3), "stopped after {took:?}, past the 3 s deadline");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+
+    world.aws.clear_faults().await;
+    // Lambda retries an asynchronous invocation with the same request id.
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}
+
+#[tokio::test]
+async fn hanging_s3_stops_before_the_deadline_and_nothing_is_sent() {
+    let world = World::new().await;
+    world.aws.inject_hang("GetObject", 6_000, 10).await;
+
+    let (result, took) = handle_within(&world, 3, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(3), "stopped after {took:?}");
+    assert!(matches!(err, FanoutError::Ledger { .. }), "{err}");
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+    world.aws.clear_faults().await;
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}
+
+#[tokio::test]
+async fn dropped_batch_connections_fail_the_invocation_and_the_retry_delivers_once() {
+    let world = World::new().await;
+    let batch = event("sns-classic-alarm-batch.json");
+    world.aws.inject_drop("PublishBatch", 20).await;
+    world.aws.inject_drop("Publish", 20).await;
+
+    let (result, _) = handle_within(&world, 20, batch.clone(), "req-1").await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("network error"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+
+    world.aws.clear_faults().await;
+    handle_within(&world, 10, batch.clone(), "req-1").await.0.unwrap();
+    let first = counts(&world.got().await);
+    assert!(first.iter().sum::<usize>() > 0, "{first:?}");
+    handle_within(&world, 10, batch, "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0], "nothing sent twice");
 }

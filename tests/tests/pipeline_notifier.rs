@@ -2,6 +2,7 @@
 //! subscriber receives and what the audit timeline holds.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use pipeline_notifier::config::{parse_notify_on, Config, DEFAULT_NOTIFY_ON};
@@ -10,6 +11,8 @@ use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistor
 use pipeline_notifier::metrics::MetricSink;
 use pipeline_notifier::timeline::Timeline;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::deadline;
+use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::Delivery;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
@@ -407,4 +410,89 @@ async fn storage_outage_fails_the_invocation_so_it_is_retried() {
     assert!(matches!(err, NotifierError::Ledger { .. }), "{err}");
     assert_eq!(err.retry(), pipewarden_shared::lambda::Retry::Helps);
     assert!(world.received().await.is_empty());
+}
+
+/// What the Lambda runtime gives the handler: work bounded by a deadline `seconds` from now.
+async fn handle_within(
+    notifier: &TestNotifier,
+    seconds: u64,
+    payload: Value,
+    token: &str,
+) -> (Result<Value, NotifierError>, std::time::Duration) {
+    let started = Instant::now();
+    let work = notifier.handle(payload, token, now());
+    let result = deadline::within(started + std::time::Duration::from_secs(seconds), work).await;
+    (result, started.elapsed())
+}
+
+#[tokio::test]
+async fn hanging_sns_stops_before_the_deadline_and_the_retry_sends_exactly_one() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_hang("Publish", 6_000, 5).await;
+
+    let (result, took) = handle_within(&notifier, 3, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(3), "stopped after {took:?}, past the 3 s deadline");
+    assert!(matches!(err, NotifierError::Delivery { .. }), "{err}");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert!(world.received().await.is_empty());
+
+    world.aws.clear_faults().await;
+    // Lambda retries an asynchronous invocation with the same request id.
+    let (retry, _) = handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+    retry.unwrap();
+    let (again, _) = handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await;
+    again.unwrap();
+    assert_eq!(world.received().await.len(), 1);
+}
+
+#[tokio::test]
+async fn hanging_s3_stops_before_the_deadline_and_nothing_is_sent() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_hang("GetObject", 6_000, 5).await;
+
+    let (result, took) = handle_within(&notifier, 3, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(3), "stopped after {took:?}");
+    assert!(matches!(err, NotifierError::Ledger { .. }), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert!(world.received().await.is_empty());
+    world.aws.clear_faults().await;
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    assert_eq!(world.received().await.len(), 1);
+}
+
+#[tokio::test]
+async fn dropped_connections_fail_the_invocation_and_the_retry_sends_exactly_one() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    // More drops than the SDK has attempts.
+    world.aws.inject_drop("Publish", 10).await;
+
+    let (result, _) = handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("network error"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert!(world.received().await.is_empty());
+
+    world.aws.clear_faults().await;
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-3").await.0.unwrap();
+    assert_eq!(world.received().await.len(), 1);
+}
+
+#[tokio::test]
+async fn one_dropped_connection_is_retried_by_the_sdk_and_sends_once() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_drop("Publish", 1).await;
+    world.aws.inject_drop("PutObject", 1).await;
+
+    handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    assert_eq!(world.received().await.len(), 1);
 }

@@ -1,5 +1,3 @@
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
 use deploy_validator::config::Config;
 use deploy_validator::deployment::CodeDeployLookup;
 use deploy_validator::engine::Probes;
@@ -9,6 +7,7 @@ use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
 use pipewarden_shared::config::ProcessEnv;
+use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::diagnostic;
 use serde_json::Value;
 
@@ -42,20 +41,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let validator = &validator;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline = instant_of(event.context.deadline);
+        let deadline = deadline::instant_of(event.context.deadline);
         validator.handle(event.payload, deadline).await.map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
 }
 
-/// The invocation's deadline (milliseconds since the epoch) as an `Instant`.
-fn instant_of(deadline_ms: u64) -> Instant {
-    // `cargo lambda watch` sends the timeout itself (600000) rather than a point in time; a value
-    // too small to be a date since 2001 is read that way, so the local run behaves like Lambda.
-    const YEAR_2001_MS: u64 = 978_307_200_000;
-    if deadline_ms < YEAR_2001_MS {
-        return Instant::now() + Duration::from_millis(deadline_ms);
-    }
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}

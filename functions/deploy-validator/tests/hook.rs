@@ -307,3 +307,35 @@ async fn bad_hook_event_is_a_clear_error() {
     assert!(err.to_string().contains("LifecycleEventHookExecutionId"), "{err}");
     assert_eq!(err.retry(), pipewarden_shared::lambda::Retry::Useless);
 }
+
+#[tokio::test]
+async fn codedeploy_hanging_until_the_deadline_fails_loudly_before_it() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-HANGING").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+    // Every report hangs without an answer for longer than the invocation has.
+    aws.inject_hang("PutLifecycleEventHookExecutionStatus", 8_000, 100).await;
+    let started = Instant::now();
+
+    let err = v.handle(hook("d-HANGING", "hook-hanging"), deadline_in(4)).await.unwrap_err();
+
+    assert!(started.elapsed() < Duration::from_secs(4), "returned after {:?}", started.elapsed());
+    assert!(matches!(err, ValidatorError::Report { .. }), "{err}");
+    assert!(err.to_string().contains("hook-hanging"), "{err}");
+    assert!(statuses(&aws).await.is_empty());
+}
+
+#[tokio::test]
+async fn dropped_report_connections_are_retried_and_report_exactly_once() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-DROPPED").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+    aws.inject_drop("PutLifecycleEventHookExecutionStatus", 4).await;
+
+    let out = v.handle(hook("d-DROPPED", "hook-dropped"), deadline_in(20)).await.unwrap();
+
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-dropped".to_string(), "Succeeded".to_string())]);
+}

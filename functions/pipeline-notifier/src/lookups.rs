@@ -4,6 +4,7 @@ use std::future::Future;
 
 use aws_sdk_codedeploy::types::TargetStatus;
 use pipewarden_shared::adapters::classify_sdk_error;
+use pipewarden_shared::deadline::bounded;
 use pipewarden_shared::ports::PortError;
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,12 @@ impl CodePipelineActionHistory {
 
 impl ActionHistory for CodePipelineActionHistory {
     async fn failed_actions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
+        bounded("CodePipeline", "ListActionExecutions", self.list_failed(pipeline, execution_id)).await
+    }
+}
+
+impl CodePipelineActionHistory {
+    async fn list_failed(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
         let filter =
             aws_sdk_codepipeline::types::ActionExecutionFilter::builder().pipeline_execution_id(execution_id).build();
         let output = self
@@ -105,6 +112,12 @@ impl CodeDeployDiagnostics {
 
 impl DeploymentDiagnostics for CodeDeployDiagnostics {
     async fn failed_lifecycle_events(&self, deployment_id: &str) -> Result<Vec<LifecycleFailure>, PortError> {
+        bounded("CodeDeploy", "BatchGetDeploymentTargets", self.list_failures(deployment_id)).await
+    }
+}
+
+impl CodeDeployDiagnostics {
+    async fn list_failures(&self, deployment_id: &str) -> Result<Vec<LifecycleFailure>, PortError> {
         let ids = self
             .client
             .list_deployment_targets()

@@ -6,6 +6,7 @@ use pipeline_notifier::metrics::StdoutMetrics;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
 use pipewarden_shared::config::ProcessEnv;
+use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::diagnostic;
 use serde_json::Value;
 
@@ -24,10 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let notifier = &notifier;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        notifier
-            .handle(event.payload, &event.context.request_id, chrono::Utc::now())
-            .await
-            .map_err(|e| diagnostic(&e, e.retry()))
+        // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
+        let work = Box::pin(notifier.handle(event.payload, &event.context.request_id, chrono::Utc::now()));
+        deadline::within(deadline::instant_of(event.context.deadline), work).await.map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
 }

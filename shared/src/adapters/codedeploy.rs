@@ -1,6 +1,7 @@
 use aws_sdk_codedeploy::types::LifecycleEventStatus;
 
 use super::classify;
+use crate::deadline::bounded;
 use crate::ports::{HookReporter, HookStatus, PortError};
 
 /// Reports hook outcomes with `PutLifecycleEventHookExecutionStatus`.
@@ -21,14 +22,16 @@ impl HookReporter for CodeDeployHookReporter {
             HookStatus::Succeeded => LifecycleEventStatus::Succeeded,
             HookStatus::Failed => LifecycleEventStatus::Failed,
         };
-        self.client
+        let request = self
+            .client
             .put_lifecycle_event_hook_execution_status()
             .deployment_id(deployment_id)
             .lifecycle_event_hook_execution_id(hook_execution_id)
-            .status(status)
-            .send()
-            .await
-            .map_err(|e| classify("CodeDeploy", "PutLifecycleEventHookExecutionStatus", &e))?;
+            .status(status);
+        bounded("CodeDeploy", "PutLifecycleEventHookExecutionStatus", async {
+            request.send().await.map_err(|e| classify("CodeDeploy", "PutLifecycleEventHookExecutionStatus", &e))
+        })
+        .await?;
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::classify;
+use crate::deadline::bounded;
 use crate::ports::{FailureKind, ObjectStore, PortError, PutOutcome, StoredObject, WriteCondition};
 
 /// Stores objects in one S3 bucket.
@@ -22,6 +23,22 @@ impl S3ObjectStore {
 
 impl ObjectStore for S3ObjectStore {
     async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
+        bounded("S3", "GetObject", self.get_object(key)).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: WriteCondition,
+    ) -> Result<PutOutcome, PortError> {
+        bounded("S3", "PutObject", self.put_object(key, body, content_type, condition)).await
+    }
+}
+
+impl S3ObjectStore {
+    async fn get_object(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
         let result = self.client.get_object().bucket(&self.bucket).key(key).send().await;
         let output = match result {
             Ok(output) => output,
@@ -39,7 +56,7 @@ impl ObjectStore for S3ObjectStore {
         Ok(Some(StoredObject { body, etag }))
     }
 
-    async fn put(
+    async fn put_object(
         &self,
         key: &str,
         body: Vec<u8>,

@@ -1,6 +1,7 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::classify;
+use crate::deadline::bounded;
 use crate::ports::{BatchEntryOutcome, FailureKind, OutboundMessage, PortError, Publisher};
 
 /// Publishes with the SNS SDK client.
@@ -35,16 +36,16 @@ fn attributes(
 
 impl Publisher for SnsPublisher {
     async fn publish(&self, topic_arn: &str, message: &OutboundMessage) -> Result<String, PortError> {
-        let output = self
+        let request = self
             .client
             .publish()
             .topic_arn(topic_arn)
             .set_subject(message.subject.clone())
             .message(&message.body)
-            .set_message_attributes(Some(attributes(message)?))
-            .send()
-            .await
-            .map_err(|e| classify("SNS", "Publish", &e))?;
+            .set_message_attributes(Some(attributes(message)?));
+        let output =
+            bounded("SNS", "Publish", async { request.send().await.map_err(|e| classify("SNS", "Publish", &e)) })
+                .await?;
         Ok(output.message_id.unwrap_or_default())
     }
 
@@ -64,14 +65,11 @@ impl Publisher for SnsPublisher {
                 .map_err(|e| PortError::new("SNS", "PublishBatch", FailureKind::Rejected, e.to_string()))?;
             entries.push(entry);
         }
-        let output = self
-            .client
-            .publish_batch()
-            .topic_arn(topic_arn)
-            .set_publish_batch_request_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| classify("SNS", "PublishBatch", &e))?;
+        let request = self.client.publish_batch().topic_arn(topic_arn).set_publish_batch_request_entries(Some(entries));
+        let output = bounded("SNS", "PublishBatch", async {
+            request.send().await.map_err(|e| classify("SNS", "PublishBatch", &e))
+        })
+        .await?;
         let mut outcomes = Vec::with_capacity(messages.len());
         for ok in output.successful.unwrap_or_default() {
             if let Some(index) = ok.id.as_deref().and_then(|id| id.parse().ok()) {
