@@ -1,5 +1,5 @@
 # Pipewarden's commands. See README.md.
-.PHONY: run test replay sam-build
+.PHONY: run test replay sam-build bench
 
 # Runs the whole flow locally against the local AWS emulator: no AWS account needed.
 run:
@@ -19,3 +19,8 @@ replay:
 sam-build:
 	scripts/bootstrap.sh
 	PATH="$(CURDIR)/.venv/bin:$$PATH" sam build
+
+# The benchmark suite (cold start, CPU per event, fan-out, load, size) against a Python peer;
+# results in target/bench/results.md, written down in BENCHMARKS.md. Never part of `make test`.
+bench:
+	scripts/bench.sh $(ARGS)

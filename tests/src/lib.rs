@@ -5,6 +5,10 @@
 //! Tests that use it take [`Emulator::fresh`], which also serialises them: moto's state is global.
 
 pub mod http;
+pub mod lambda_process;
+pub mod local;
+pub mod logs;
+pub mod runtime_api;
 pub mod webapp;
 
 use std::collections::BTreeMap;

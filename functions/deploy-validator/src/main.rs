@@ -46,4 +46,3 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     }))
     .await
 }
-

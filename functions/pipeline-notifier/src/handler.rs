@@ -153,7 +153,7 @@ where
             info!("duplicate event, nothing to do");
             return Ok(EventResult::Duplicate);
         };
-        info!(state = event.detail.state.as_str(), level = ?event.level, "event recorded");
+        info!(state = event.detail.state.as_str(), event_level = ?event.level, "event recorded");
         self.record_deploy_context(&timeline, event, now).await;
 
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {

@@ -27,7 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
         let work = Box::pin(notifier.handle(event.payload, &event.context.request_id, chrono::Utc::now()));
-        deadline::within(deadline::instant_of(event.context.deadline), work).await.map_err(|e| diagnostic(&e, e.retry()))
+        deadline::within(deadline::instant_of(event.context.deadline), work)
+            .await
+            .map_err(|e| diagnostic(&e, e.retry()))
     }))
     .await
 }

@@ -12,17 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pipewarden_shared::events::eventbridge::Shape;
+use pipewarden_tests::local::{self, BUCKET, TOPICS};
 use pipewarden_tests::{Emulator, Subscribed};
-
-/// Topics of the local run, each subscribed by a queue named after it.
-const TOPICS: &[(&str, &str)] = &[
-    ("PIPELINE_TOPIC_ARN", "pipewarden-pipeline"),
-    ("DEPLOY_TOPIC_ARN", "pipewarden-deploy"),
-    ("ALARM_CRITICAL_TOPIC_ARN", "pipewarden-alarms-critical"),
-    ("ALARM_WARNING_TOPIC_ARN", "pipewarden-alarms-warning"),
-    ("ALARM_INFO_TOPIC_ARN", "pipewarden-alarms-info"),
-];
-const BUCKET: &str = "pipewarden-audit-local";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,24 +37,12 @@ type Failure = Box<dyn std::error::Error>;
 
 async fn setup(endpoint: &str, env_file: &Path) -> Result<bool, Failure> {
     let aws = Emulator::connect(endpoint).await;
-    let mut env = vec![
-        format!("AWS_ENDPOINT_URL={}", aws.endpoint),
-        format!("AWS_REGION={}", pipewarden_tests::REGION),
-        "AWS_ACCESS_KEY_ID=local".to_string(),
-        "AWS_SECRET_ACCESS_KEY=local".to_string(),
-        format!("AUDIT_BUCKET={BUCKET}"),
-        "RUST_LOG=info".to_string(),
-    ];
-    for (variable, name) in TOPICS {
-        let subscribed = aws.topic_with_subscriber(name).await;
-        env.push(format!("{variable}={}", subscribed.topic_arn));
-    }
-    aws.bucket(BUCKET).await;
+    let mut env: Vec<String> = local::prepare(&aws).await.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     if let Some(extra) = std::env::var_os("PIPEWARDEN_LOCAL_ENV") {
         env.extend(std::fs::read_to_string(extra)?.lines().map(str::to_string));
     }
     std::fs::write(env_file, env.join("\n") + "\n")?;
-    println!("local AWS ready at {}: {} topics with subscriber queues, bucket {BUCKET}", aws.endpoint, TOPICS.len());
+    println!("local AWS ready at {}: {} topics with subscriber queues, bucket {}", aws.endpoint, TOPICS.len(), BUCKET);
     Ok(true)
 }
 

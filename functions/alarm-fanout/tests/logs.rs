@@ -1,0 +1,51 @@
+//! The real alarm-fanout binary under a local Lambda Runtime API: its log is JSON, each line
+//! written while handling an alarm names it, and no credential appears in it.
+
+use std::time::Duration;
+
+use pipewarden_tests::lambda_process::LambdaProcess;
+use pipewarden_tests::logs::{assert_no_secret, carries, in_invocation, json_lines};
+use pipewarden_tests::{event, local, repo_root, Emulator};
+use serde_json::json;
+
+const SECRET_KEY: &str = "wJalrXUtnFEMI-secret-access-key-do-not-log";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjE-session-token-do-not-log";
+
+#[tokio::test]
+async fn logs_are_json_lines_naming_the_alarm_event_and_never_a_credential() {
+    let aws = Emulator::fresh().await;
+    let mut env = local::prepare(&aws).await;
+    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    env.push(("AWS_SESSION_TOKEN".into(), SESSION_TOKEN.into()));
+    // As a user troubleshooting would set it: debug lines from every crate, the SDK's signing included.
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
+    env.push((
+        "ROUTING_RULES".into(),
+        std::fs::read_to_string(repo_root().join("examples/routing-rules.yaml")).unwrap(),
+    ));
+    let log = std::env::temp_dir().join(format!("alarm-fanout-logs-{}.log", std::process::id()));
+    let mut function =
+        LambdaProcess::start("alarm-fanout", env!("CARGO_BIN_EXE_alarm-fanout").as_ref(), &[], &env, &log)
+            .await
+            .unwrap();
+    function.init(Duration::from_secs(30)).await.unwrap();
+
+    for (i, payload) in [event("cloudwatch-alarm-metric.json"), event("sns-classic-alarm-batch.json"), json!({"x": 1})]
+        .iter()
+        .enumerate()
+    {
+        let answer = function.invoke(&format!("req-{i}"), payload, Duration::from_secs(20)).await.unwrap();
+        assert!(answer.ok, "invocation {i}: {}", answer.body);
+    }
+
+    let logs = function.logs();
+    assert_no_secret("alarm-fanout's log", &logs, &[SECRET_KEY, SESSION_TOKEN]);
+    let lines = json_lines(&logs);
+    let handled = in_invocation(&lines);
+    assert!(handled.len() >= 4, "{logs}");
+    for line in handled {
+        assert!(carries(line, &["event_id", "event"]), "a line that names no event: {line}");
+        assert!(line.get("level").is_some() && line.get("timestamp").is_some(), "{line}");
+    }
+}

@@ -1,0 +1,48 @@
+//! The real pipeline-notifier binary under a local Lambda Runtime API: its log is JSON, each line
+//! written while handling an event names the event and its execution, and no credential appears.
+
+use std::time::Duration;
+
+use pipewarden_tests::lambda_process::LambdaProcess;
+use pipewarden_tests::logs::{assert_no_secret, carries, in_invocation, json_lines};
+use pipewarden_tests::{event, local, Emulator};
+use serde_json::json;
+
+const SECRET_KEY: &str = "wJalrXUtnFEMI-secret-access-key-do-not-log";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjE-session-token-do-not-log";
+
+#[tokio::test]
+async fn logs_are_json_lines_naming_the_execution_and_never_a_credential() {
+    let aws = Emulator::fresh().await;
+    let mut env = local::prepare(&aws).await;
+    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
+    env.push(("AWS_SESSION_TOKEN".into(), SESSION_TOKEN.into()));
+    // As a user troubleshooting would set it: debug lines from every crate, the SDK's signing included.
+    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
+    let log = std::env::temp_dir().join(format!("pipeline-notifier-logs-{}.log", std::process::id()));
+    let program = env!("CARGO_BIN_EXE_pipeline-notifier");
+    let mut function = LambdaProcess::start("pipeline-notifier", program.as_ref(), &[], &env, &log).await.unwrap();
+    function.init(Duration::from_secs(30)).await.unwrap();
+
+    let events = [
+        event("codepipeline-pipeline-started-v2.json"),
+        event("codepipeline-pipeline-failed-v1.json"),
+        event("sns-codestar-pipeline-notification.json"),
+        json!({"source": "aws.codepipeline"}),
+    ];
+    for (i, payload) in events.iter().enumerate() {
+        let answer = function.invoke(&format!("req-{i}"), payload, Duration::from_secs(20)).await.unwrap();
+        assert!(answer.ok, "invocation {i}: {}", answer.body);
+    }
+
+    let logs = function.logs();
+    assert_no_secret("pipeline-notifier's log", &logs, &[SECRET_KEY, SESSION_TOKEN]);
+    let lines = json_lines(&logs);
+    let handled = in_invocation(&lines);
+    assert!(handled.len() >= 4, "{logs}");
+    for line in handled {
+        assert!(carries(line, &["execution_id", "event"]), "a line that names no execution: {line}");
+        assert!(line.get("level").is_some() && line.get("timestamp").is_some(), "{line}");
+    }
+}

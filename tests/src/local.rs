@@ -1,0 +1,36 @@
+//! The local stand-in for an installed Pipewarden: its topics (each subscribed by a queue), its
+//! audit bucket, and the environment the three functions get. Used by `make run`, `make replay`
+//! and the benchmarks.
+
+use crate::Emulator;
+
+/// Topics of the local run, by the variable that names them, each subscribed by a queue.
+pub const TOPICS: &[(&str, &str)] = &[
+    ("PIPELINE_TOPIC_ARN", "pipewarden-pipeline"),
+    ("DEPLOY_TOPIC_ARN", "pipewarden-deploy"),
+    ("ALARM_CRITICAL_TOPIC_ARN", "pipewarden-alarms-critical"),
+    ("ALARM_WARNING_TOPIC_ARN", "pipewarden-alarms-warning"),
+    ("ALARM_INFO_TOPIC_ARN", "pipewarden-alarms-info"),
+];
+pub const BUCKET: &str = "pipewarden-audit-local";
+
+/// Creates the topics and the bucket in the emulator; returns the functions' environment.
+pub async fn prepare(aws: &Emulator) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
+        ("AWS_REGION", crate::REGION),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AUDIT_BUCKET", BUCKET),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (variable, name) in TOPICS {
+        let subscribed = aws.topic_with_subscriber(name).await;
+        env.push((variable.to_string(), subscribed.topic_arn));
+    }
+    aws.bucket(BUCKET).await;
+    env
+}
