@@ -58,8 +58,8 @@ mod tests {
 
     #[test]
     fn reads_this_process_memory() {
-        let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap();
         let now = proc_status_kib(std::process::id(), "VmRSS").unwrap();
+        let peak = proc_status_kib(std::process::id(), "VmHWM").unwrap();
         assert!(peak >= now && now > 0, "{peak} {now}");
     }
 }

@@ -2,7 +2,7 @@
 //! measures and prints, and fails only when something it runs fails.
 //!
 //! Usage: pipewarden-bench [--runs N] [--peer DIR] [--load-events N] [--latency-ms N]
-//!                         [--iterations N] [--bin-dir DIR] [SECTION...]
+//!                         [--iterations N] [--bin-dir DIR] [--env NAME=VALUE]... [SECTION...]
 //! Sections: cold-start, cpu, fanout, load, size (all when none is given).
 //!
 //! Binaries are taken from target/release (scripts/bench.sh builds them) or `--bin-dir`; `--peer` is a
@@ -36,6 +36,8 @@ struct Options {
     latency_ms: u64,
     iterations: usize,
     bin_dir: PathBuf,
+    /// Extra variables for every function started (experiments: `--env SSL_CERT_FILE=...`).
+    env: Vec<(String, String)>,
     sections: Vec<String>,
 }
 
@@ -47,6 +49,7 @@ fn options() -> Result<Options, Failure> {
         latency_ms: 50,
         iterations: 2_000,
         bin_dir: repo_root().join("target/release"),
+        env: Vec::new(),
         sections: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -59,6 +62,11 @@ fn options() -> Result<Options, Failure> {
             "--latency-ms" => o.latency_ms = value()?.parse()?,
             "--iterations" => o.iterations = value()?.parse()?,
             "--bin-dir" => o.bin_dir = PathBuf::from(value()?),
+            "--env" => {
+                let pair = value()?;
+                let (k, v) = pair.split_once('=').ok_or("--env takes NAME=VALUE")?;
+                o.env.push((k.to_string(), v.to_string()));
+            }
             "cold-start" | "cpu" | "fanout" | "load" | "size" => o.sections.push(arg),
             other => {
                 return Err(
@@ -292,6 +300,9 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
         });
     }
 
+    for c in &mut candidates {
+        c.env.extend(o.env.iter().cloned());
+    }
     let mut readings: Vec<Vec<Reading>> = candidates.iter().map(|_| Vec::new()).collect();
     for run in 0..o.runs {
         // Interleaved, so that whatever else the machine does falls on every candidate alike.
@@ -448,7 +459,8 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
     }
     let make = |topics: usize| -> Result<Fanout<SnsPublisher, S3ObjectStore>, Failure> {
         let list: Vec<String> = (0..topics).map(|i| format!("$T{i}")).collect();
-        let text = format!("default:\n  severity: critical\n  topics: [{}]\n", list.join(", "));
+        let text =
+            format!("mode: all-matches\nrules: []\ndefault:\n  severity: critical\n  topics: [{}]\n", list.join(", "));
         Ok(Fanout {
             rules: RuleSet::parse(&text, "bench", &vars)?,
             config: FanoutConfig {

@@ -8,7 +8,9 @@ use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::diagnostic;
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: Lambda hands a function one event at a time, and what runs concurrently within it
+// is I/O. No worker threads to start makes the cold start shorter and smaller.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
     let config = Config::from_vars(&ProcessEnv)?;

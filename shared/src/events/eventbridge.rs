@@ -45,6 +45,16 @@ pub enum Shape {
     Unknown,
 }
 
+/// The keys of an SNS message that tell its shape; everything else is skipped unparsed.
+#[derive(Deserialize, Default)]
+struct InnerKeys {
+    #[serde(rename = "AlarmName")]
+    alarm_name: Option<serde::de::IgnoredAny>,
+    source: Option<String>,
+    #[serde(rename = "detailType")]
+    detail_type: Option<serde::de::IgnoredAny>,
+}
+
 impl Shape {
     pub fn of(value: &serde_json::Value) -> Shape {
         let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or("");
@@ -52,11 +62,12 @@ impl Shape {
             return Shape::CodeDeployHook;
         }
         if let Some(message) = value.pointer("/Records/0/Sns/Message").and_then(|m| m.as_str()) {
-            let inner: serde_json::Value = serde_json::from_str(message).unwrap_or_default();
-            if inner.get("AlarmName").is_some() {
+            // Only the keys that tell the shape: the message is parsed in full once, later.
+            let inner: InnerKeys = serde_json::from_str(message).unwrap_or_default();
+            if inner.alarm_name.is_some() {
                 return Shape::SnsAlarmMessages;
             }
-            if Shape::of(&inner) == Shape::CodePipelineNotification {
+            if inner.source.as_deref() == Some("aws.codepipeline") && inner.detail_type.is_some() {
                 return Shape::SnsPipelineNotifications;
             }
             return Shape::Unknown;
