@@ -406,3 +406,20 @@ async fn dropped_batch_connections_fail_the_invocation_and_the_retry_delivers_on
     handle_within(&world, 10, batch, "req-2").await.0.unwrap();
     assert_eq!(counts(&world.got().await), [0, 0, 0, 0], "nothing sent twice");
 }
+
+#[tokio::test]
+async fn sns_server_errors_fail_the_invocation_and_the_retry_delivers_once() {
+    let world = World::new().await;
+    world.aws.inject_fault("Publish", 500, "InternalError", 100).await;
+
+    let (result, _) = handle_within(&world, 20, event("cloudwatch-alarm-metric.json"), "req-1").await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("server error"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+
+    world.aws.clear_faults().await;
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}

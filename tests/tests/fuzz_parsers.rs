@@ -6,7 +6,7 @@
 //!
 //! proptest rather than cargo-fuzz: cargo-fuzz needs a nightly toolchain, which our machines cannot
 //! fetch. `make test` runs 256 cases per property; a longer bounded run (see RELIABILITY.md):
-//!   PROPTEST_CASES=20000 cargo test --release -p pipewarden-tests --test fuzz_parsers
+//!   PROPTEST_CASES=100000 cargo test -p pipewarden-tests --test fuzz_parsers
 //! A failing case is saved under tests/proptest-regressions/ and replayed first from then on; a
 //! crash found becomes a named regression test below as well.
 

@@ -496,3 +496,21 @@ async fn one_dropped_connection_is_retried_by_the_sdk_and_sends_once() {
     handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
     assert_eq!(world.received().await.len(), 1);
 }
+
+#[tokio::test]
+async fn throttled_sns_fails_the_invocation_and_the_retry_sends_exactly_one() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_fault("Publish", 400, "Throttling", 10).await;
+
+    let (result, _) = handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("throttled"), "{err}");
+    assert_eq!(err.retry(), Retry::Helps);
+    assert!(world.received().await.is_empty());
+
+    world.aws.clear_faults().await;
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await.0.unwrap();
+    assert_eq!(world.received().await.len(), 1);
+}

@@ -339,3 +339,18 @@ async fn dropped_report_connections_are_retried_and_report_exactly_once() {
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-dropped".to_string(), "Succeeded".to_string())]);
 }
+
+#[tokio::test]
+async fn throttled_reports_are_retried_and_report_exactly_once() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-THROTTLED").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+    // More throttled answers than the SDK's own attempts: the validator's report loop goes on.
+    aws.inject_fault("PutLifecycleEventHookExecutionStatus", 400, "ThrottlingException", 4).await;
+
+    let out = v.handle(hook("d-THROTTLED", "hook-throttled"), deadline_in(20)).await.unwrap();
+
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-throttled".to_string(), "Succeeded".to_string())]);
+}
