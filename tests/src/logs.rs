@@ -3,6 +3,26 @@
 
 use serde_json::Value;
 
+/// Credentials a function gets in its environment and must never log.
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI-secret-access-key-do-not-log";
+pub const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjE-session-token-do-not-log";
+
+/// A function's environment with [`SECRET_KEY`] and [`SESSION_TOKEN`] as its credentials, logging
+/// at DEBUG as a user troubleshooting would set it (every crate's debug lines, the SDK's signing
+/// included).
+pub fn troubleshooting_env(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    env.retain(|(k, _)| !matches!(k.as_str(), "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN" | "AWS_LAMBDA_LOG_LEVEL"));
+    env.extend(
+        [
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    env
+}
+
 /// Every non-empty line parsed as JSON; panics naming the first line that is not, or that has a
 /// key twice (a field named like `level` or `message` would hide the real one from log filters).
 pub fn json_lines(logs: &str) -> Vec<Value> {

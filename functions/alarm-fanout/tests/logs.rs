@@ -4,22 +4,16 @@
 use std::time::Duration;
 
 use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_no_secret, carries, in_invocation, json_lines};
+use pipewarden_tests::logs::{
+    assert_no_secret, carries, in_invocation, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN,
+};
 use pipewarden_tests::{event, local, repo_root, Emulator};
 use serde_json::json;
-
-const SECRET_KEY: &str = "wJalrXUtnFEMI-secret-access-key-do-not-log";
-const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjE-session-token-do-not-log";
 
 #[tokio::test]
 async fn logs_are_json_lines_naming_the_alarm_event_and_never_a_credential() {
     let aws = Emulator::fresh().await;
-    let mut env = local::prepare(&aws).await;
-    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
-    env.push(("AWS_SESSION_TOKEN".into(), SESSION_TOKEN.into()));
-    // As a user troubleshooting would set it: debug lines from every crate, the SDK's signing included.
-    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
+    let mut env = troubleshooting_env(local::prepare(&aws).await);
     env.push((
         "ROUTING_RULES".into(),
         std::fs::read_to_string(repo_root().join("examples/routing-rules.yaml")).unwrap(),

@@ -9,11 +9,12 @@ use std::time::Duration;
 use common::deployment;
 use pipewarden_tests::http::{LocalHttp, Reply};
 use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_no_secret, carries, in_invocation, json_lines};
+use pipewarden_tests::logs::{
+    assert_no_secret, carries, in_invocation, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN,
+};
 use pipewarden_tests::{local, Emulator};
 use serde_json::json;
 
-const SECRET_KEY: &str = "wJalrXUtnFEMI-secret-access-key-do-not-log";
 const PASSWORD: &str = "hunter2-url-password";
 const TOKEN: &str = "tok-query-secret-42";
 const BEARER: &str = "bearer-header-secret-7";
@@ -37,11 +38,8 @@ async fn no_secret_reaches_the_log_the_evidence_or_the_notice() {
                     "headers": {"Authorization": format!("Bearer {BEARER}")},
                     "maxAttempts": 2, "initialBackoffMs": 10}]
     });
-    env.retain(|(k, _)| k != "AWS_SECRET_ACCESS_KEY");
-    env.push(("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()));
     env.push(("VALIDATION_SPEC".into(), spec.to_string()));
-    // As a user troubleshooting would set it: debug lines from every crate, the SDK and HTTP clients too.
-    env.push(("AWS_LAMBDA_LOG_LEVEL".into(), "DEBUG".into()));
+    let env = troubleshooting_env(env);
     let log = std::env::temp_dir().join(format!("deploy-validator-logs-{}.log", std::process::id()));
     let program = env!("CARGO_BIN_EXE_deploy-validator");
     let mut function = LambdaProcess::start("deploy-validator", program.as_ref(), &[], &env, &log).await.unwrap();
@@ -53,7 +51,7 @@ async fn no_secret_reaches_the_log_the_evidence_or_the_notice() {
     assert!(answer.body.contains("Failed"), "{}", answer.body);
     assert_eq!(app.requests().len(), 2, "the check did call the release");
 
-    let secrets = [SECRET_KEY, PASSWORD, TOKEN, BEARER];
+    let secrets = [SECRET_KEY, SESSION_TOKEN, PASSWORD, TOKEN, BEARER];
     let logs = function.logs();
     assert_no_secret("deploy-validator's log", &logs, &secrets);
     let lines = json_lines(&logs);
