@@ -72,6 +72,24 @@ pub fn in_invocation(lines: &[Value]) -> Vec<&Value> {
     lines.iter().filter(|l| carries(l, &["requestId"])).filter(default_level).collect()
 }
 
+/// A function's whole log as a user checks it: no secret anywhere, every line JSON with no key twice,
+/// at least `at_least` INFO+ lines written while handling invocations, and each of those with a
+/// timestamp and one of the correlation `ids` (on the line or its spans).
+pub fn assert_clean_log(what: &str, logs: &str, secrets: &[&str], ids: &[&str], at_least: usize) {
+    assert_no_secret(what, logs, secrets);
+    let lines = json_lines(logs);
+    let handled = in_invocation(&lines);
+    assert!(
+        handled.len() >= at_least,
+        "{what}: {} lines handling invocations, expected {at_least}:\n{logs}",
+        handled.len()
+    );
+    for line in handled {
+        assert!(carries(line, ids), "{what}: a line that carries none of {ids:?}: {line}");
+        assert!(line.get("timestamp").is_some(), "{what}: a line without a timestamp: {line}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,7 @@
 use std::time::Duration;
 
 use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{
-    assert_no_secret, carries, in_invocation, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN,
-};
+use pipewarden_tests::logs::{assert_clean_log, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
 use pipewarden_tests::{event, local, Emulator};
 use serde_json::json;
 
@@ -30,13 +28,11 @@ async fn logs_are_json_lines_naming_the_execution_and_never_a_credential() {
         assert!(answer.ok, "invocation {i}: {}", answer.body);
     }
 
-    let logs = function.logs();
-    assert_no_secret("pipeline-notifier's log", &logs, &[SECRET_KEY, SESSION_TOKEN]);
-    let lines = json_lines(&logs);
-    let handled = in_invocation(&lines);
-    assert!(handled.len() >= 4, "{logs}");
-    for line in handled {
-        assert!(carries(line, &["execution_id", "event"]), "a line that names no execution: {line}");
-        assert!(line.get("level").is_some() && line.get("timestamp").is_some(), "{line}");
-    }
+    assert_clean_log(
+        "pipeline-notifier's log",
+        &function.logs(),
+        &[SECRET_KEY, SESSION_TOKEN],
+        &["execution_id", "event"],
+        4,
+    );
 }
