@@ -2,7 +2,8 @@
 # Installs what Pipewarden's commands need: a Python venv in the project (.venv) with moto,
 # cargo-lambda, cfn-lint, the SAM CLI and Flask, from tools/requirements.txt; and Debian's nginx
 # (the reference deployment's web server, for the end-to-end tests) when it is missing.
-# Template linters (checkov, cfn-lint-serverless) go into a second venv, .venv-checks.
+# Template and IAM linters (checkov, cfn-lint-serverless, parliament with the SAM translator) go into a
+# second venv, .venv-checks.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."

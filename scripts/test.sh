@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check Pipewarden has: formatting, clippy (warnings are errors), all tests (unit and
 # end-to-end against the local AWS emulator, which the tests start themselves), and the
-# template linters.
+# template and IAM linters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -22,8 +22,12 @@ cargo test --workspace --locked 2>&1 | tee "$log"
 passed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk "{s+=\$1} END {print s+0}")
 failed=$(sed -n 's/^test result: .* \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk "{s+=\$1} END {print s+0}")
 
-step "cfn-lint template.yaml"
-cfn-lint template.yaml
+step "cfn-lint template.yaml, with the project's rules (tools/cfn-rules: key policies allow every service that uses the key)"
+cfn-lint --append-rules tools/cfn-rules -- template.yaml
+
+step "IAM policy lint (parliament, offline; accepted findings and their reasons in tools/iam-lint-allow.yaml)"
+.venv-checks/bin/python tools/iam_lint.py template.yaml --allow tools/iam-lint-allow.yaml
+.venv-checks/bin/python tools/iam_lint.py template.yaml --allow tools/iam-lint-allow.yaml --param LambdaCheckFunctions=flask-api-*
 
 step "cfn-lint with the cfn-lint-serverless rules"
 .venv-checks/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml

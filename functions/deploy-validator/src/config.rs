@@ -6,6 +6,8 @@ use std::time::Duration;
 use pipewarden_shared::config::{ConfigError, Vars};
 use pipewarden_shared::document::DocumentSource;
 
+use crate::function_scope::FunctionScope;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Evidence records go here.
@@ -16,6 +18,8 @@ pub struct Config {
     pub safety_margin: Duration,
     /// Where the validation spec comes from, or why that is not known.
     pub spec_source: Result<DocumentSource, ConfigError>,
+    /// The functions the Lambda check may invoke (`LAMBDA_CHECK_FUNCTIONS`).
+    pub function_scope: FunctionScope,
 }
 
 pub const DEFAULT_SAFETY_MARGIN_MS: u64 = 3000;
@@ -24,12 +28,15 @@ impl Config {
     pub fn from_vars(vars: &impl Vars) -> Config {
         let margin = vars.parsed_or::<u64>("SAFETY_MARGIN_MS", DEFAULT_SAFETY_MARGIN_MS);
         let source = DocumentSource::from_vars(vars, "VALIDATION_SPEC", "VALIDATION_SPEC_S3_URI");
+        // A bad scope must not widen it: every hook fails, naming the variable.
+        let scope = FunctionScope::from_vars(vars);
         Config {
             bucket: vars.optional("AUDIT_BUCKET"),
             topic_arn: vars.optional("DEPLOY_TOPIC_ARN"),
             safety_margin: Duration::from_millis(*margin.as_ref().unwrap_or(&DEFAULT_SAFETY_MARGIN_MS)),
-            // A bad margin is reported the same way as a bad spec: every hook fails, saying why.
-            spec_source: margin.and(source),
+            function_scope: scope.clone().unwrap_or(FunctionScope::Only(Vec::new())),
+            // A bad margin or scope is reported the same way as a bad spec: every hook fails, saying why.
+            spec_source: margin.and(scope).and(source),
         }
     }
 }
@@ -52,5 +59,11 @@ mod tests {
         assert_eq!(missing.spec_source.unwrap_err().variable, "VALIDATION_SPEC");
         let bad = Config::from_vars(&HashMap::from([("SAFETY_MARGIN_MS", "lots"), ("VALIDATION_SPEC", "x")]));
         assert_eq!(bad.spec_source.unwrap_err().variable, "SAFETY_MARGIN_MS");
+        let scoped = Config::from_vars(&HashMap::from([("LAMBDA_CHECK_FUNCTIONS", "api-*"), ("VALIDATION_SPEC", "x")]));
+        assert_eq!(scoped.function_scope, FunctionScope::Only(vec!["api-*".into()]));
+        let bad_scope =
+            Config::from_vars(&HashMap::from([("LAMBDA_CHECK_FUNCTIONS", "arn:aws:x"), ("VALIDATION_SPEC", "x")]));
+        assert_eq!(bad_scope.spec_source.unwrap_err().variable, "LAMBDA_CHECK_FUNCTIONS");
+        assert_eq!(bad_scope.function_scope, FunctionScope::Only(Vec::new()));
     }
 }

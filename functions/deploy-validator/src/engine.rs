@@ -8,6 +8,7 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use serde::Serialize;
 
+use crate::function_scope::FunctionScope;
 use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse};
 use crate::spec::{AlarmCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
 
@@ -48,6 +49,8 @@ pub struct Probes<H, A, F> {
     pub http: H,
     pub alarms: A,
     pub functions: F,
+    /// The functions the Lambda check may invoke.
+    pub function_scope: FunctionScope,
 }
 
 /// Runs every check concurrently; each stops by `deadline`. A check that panics fails.
@@ -104,7 +107,7 @@ async fn run_one<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
     match check {
         Check::Http(http) => run_http(spec, check, http, release, &probes.http, deadline).await,
         Check::Alarms(alarms) => run_alarms(check, alarms, &probes.alarms, deadline).await,
-        Check::Lambda(lambda) => run_lambda(check, lambda, release, &probes.functions, deadline).await,
+        Check::Lambda(lambda) => run_lambda(check, lambda, release, probes, deadline).await,
     }
 }
 
@@ -252,13 +255,14 @@ async fn run_alarms<A: AlarmGate>(check: &Check, alarms: &AlarmCheck, gate: &A, 
     }
 }
 
-async fn run_lambda<F: FunctionInvoker>(
+async fn run_lambda<H, A, F: FunctionInvoker>(
     check: &Check,
     lambda: &LambdaCheck,
     release: &Release,
-    invoker: &F,
+    probes: &Probes<H, A, F>,
     deadline: Instant,
 ) -> CheckResult {
+    let invoker = &probes.functions;
     let Some(function) = lambda.function.clone().or_else(|| release.lambda_target.clone()) else {
         return failed(
             check,
@@ -266,6 +270,9 @@ async fn run_lambda<F: FunctionInvoker>(
             Vec::new(),
         );
     };
+    if let Err(refused) = probes.function_scope.permits(&function) {
+        return failed(check, refused, Vec::new());
+    }
     let remaining = deadline.saturating_duration_since(Instant::now()).min(Duration::from_millis(lambda.timeout_ms));
     let payload = serde_json::to_vec(&lambda.payload).unwrap_or_default();
     let started = Instant::now();

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod deployment;
 pub mod engine;
+pub mod function_scope;
 pub mod hook;
 pub mod probes;
 pub mod spec;

@@ -38,6 +38,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             http: ReqwestProbe::new(allowed_hosts)?,
             alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&sdk)),
             functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&sdk)),
+            function_scope: config.function_scope.clone(),
         },
         spec,
     };

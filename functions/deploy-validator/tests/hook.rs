@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{deployment, hook, http_spec, validator, validator_with, BUCKET};
+use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::hook::{Evidence, ValidatorError};
 use deploy_validator::probes::{HttpProbe, HttpRequest, HttpResponse};
 use deploy_validator::spec::Spec;
@@ -353,4 +354,29 @@ async fn throttled_reports_are_retried_and_report_exactly_once() {
 
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-throttled".to_string(), "Succeeded".to_string())]);
+}
+
+#[tokio::test]
+async fn lambda_check_refuses_a_target_outside_the_deployers_scope() {
+    // GIVEN a hook allowed to invoke only flask-api-* (LAMBDA_CHECK_FUNCTIONS, from the template)
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-SCOPE").await;
+    let spec = "checks:\n  - name: smoke\n    type: lambda\n    function: payroll-admin:1\n";
+    let mut scoped = validator(&aws, spec, None);
+    scoped.probes.function_scope = FunctionScope::Only(vec!["flask-api-*".to_string()]);
+    // WHEN a deployment steers the Lambda check at another function of the account
+    let out = scoped.handle(hook("d-SCOPE", "hook-scope-1"), deadline_in(10)).await.unwrap();
+    // THEN CodeDeploy is told Failed, with the reason, and the function is never called
+    assert_eq!(out["status"], "Failed", "{out}");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(reason.contains("payroll-admin:1 is outside the functions this hook may invoke"), "{out}");
+    assert!(!reason.contains("could not invoke"), "refused before any call: {out}");
+    assert_eq!(aws.hook_statuses().await[0].status, "Failed");
+
+    // A function inside the scope is invoked (and here fails only because it does not exist).
+    let spec = "checks:\n  - name: smoke\n    type: lambda\n    function: flask-api-prod:5\n";
+    let mut scoped = validator(&aws, spec, None);
+    scoped.probes.function_scope = FunctionScope::Only(vec!["flask-api-*".to_string()]);
+    let out = scoped.handle(hook("d-SCOPE", "hook-scope-2"), deadline_in(10)).await.unwrap();
+    assert!(out["reason"].as_str().unwrap().contains("could not invoke flask-api-prod:5"), "{out}");
 }

@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use deploy_validator::engine::{self, Probes, Release};
+use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
 use deploy_validator::spec::Spec;
+use pipewarden_shared::config::ProcessEnv;
 
 struct Args {
     spec: String,
@@ -95,6 +97,13 @@ async fn main() -> ExitCode {
         },
         alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&sdk)),
         functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&sdk)),
+        function_scope: match FunctionScope::from_vars(&ProcessEnv) {
+            Ok(scope) => scope,
+            Err(e) => {
+                eprintln!("pipewarden-validate: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let release = Release { deployment_id: args.deployment_id.clone(), lambda_target: None };
     let results = engine::run(&spec, checks, &release, &probes, Instant::now() + args.timeout).await;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use deploy_validator::deployment::CodeDeployLookup;
 use deploy_validator::engine::Probes;
+use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::hook::Validator;
 use deploy_validator::probes::{CloudWatchAlarmGate, HttpProbe, LambdaInvoker, ReqwestProbe};
 use deploy_validator::spec::Spec;
@@ -41,6 +42,7 @@ pub fn validator_with<H: HttpProbe>(
             http,
             alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
             functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
+            function_scope: FunctionScope::Any,
         },
     }
 }
