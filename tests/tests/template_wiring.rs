@@ -254,6 +254,21 @@ fn only_the_named_principal_may_write_the_configuration() {
     assert_eq!(deny["Resource"], json!({"Fn::Sub": "${AuditBucket.Arn}/config/*"}));
     assert_eq!(deny["Condition"], json!({"ArnNotLike": {"aws:PrincipalArn": {"Ref": "ConfigWriterArn"}}}));
     assert!(t["Parameters"]["ConfigWriterArn"].get("Default").is_none(), "the deployer must name the writer");
+    // aws:PrincipalArn of a role session is the role's ARN: an sts assumed-role ARN would never
+    // match, and would lock everyone out of config/.
+    let pattern = t["Parameters"]["ConfigWriterArn"]["AllowedPattern"].as_str().unwrap();
+    assert!(pattern.contains(":iam::") && !pattern.contains("sts"), "{pattern}");
+    // The lifecycle never expires the current configuration: only what the functions write.
+    for rule in t["Resources"]["AuditBucket"]["Properties"]["LifecycleConfiguration"]["Rules"].as_array().unwrap() {
+        if rule.get("ExpirationInDays").is_some() {
+            let prefix = rule["Prefix"].as_str().unwrap_or("");
+            assert!(
+                ["pipeline-notifier/", "deploy-validator/", "alarm-fanout/", "deploy-context/"].contains(&prefix),
+                "rule {} expires {prefix:?}, which reaches config/",
+                rule["Id"]
+            );
+        }
+    }
     // The documents the guard protects are where it looks.
     for key in ["RoutingRulesKey", "ValidationSpecKey"] {
         let p = &t["Parameters"][key];
