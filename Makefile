@@ -1,5 +1,5 @@
 # Pipewarden's commands. See README.md.
-.PHONY: run test replay sam-build bench
+.PHONY: run test replay sam-build bench flask-bundle
 
 # Runs the whole flow locally against the local AWS emulator: no AWS account needed.
 run:
@@ -17,10 +17,15 @@ replay:
 # Builds the three functions for Lambda (arm64, release) the way `sam build` does, through
 # cargo-lambda. Slow (a release build of the AWS SDK crates): run before deploying, not with every test.
 sam-build:
-	scripts/bootstrap.sh
-	PATH="$(CURDIR)/.venv/bin:$$PATH" sam build
+	scripts/sam-build.sh
 
 # The benchmark suite (cold start, CPU per event, fan-out, load, size) against a Python peer;
 # results in target/bench/results.md, written down in BENCHMARKS.md. Never part of `make test`.
 bench:
 	scripts/bench.sh $(ARGS)
+
+# The reference Flask app (examples/flask-app) as a CodeDeploy revision, target/flask-app-revision.zip,
+# with a release pipewarden-validate for this machine's architecture. ARGS="--binary PATH" ships
+# one built elsewhere (for example for arm64 instances); ARGS="--out PATH" writes the zip there.
+flask-bundle:
+	scripts/flask-bundle.sh $(ARGS)

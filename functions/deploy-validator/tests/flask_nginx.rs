@@ -133,5 +133,9 @@ fn appspec_hook_scripts_are_valid_bash_and_named_in_the_appspec() {
         assert!(status.success(), "{script} does not parse");
     }
     let validate = std::fs::read_to_string(root.join("scripts/validate_service")).unwrap();
-    assert!(validate.contains("pipewarden-validate --spec /opt/flask-app/validation.yaml"));
+    assert!(validate.contains(r#""$APP_DIR/bin/pipewarden-validate" --spec "$APP_DIR/validation.yaml""#));
+    // APP_DIR's default is where the appspec installs the revision.
+    let common = std::fs::read_to_string(root.join("scripts/common.sh")).unwrap();
+    assert!(appspec.contains("destination: /opt/flask-app"));
+    assert!(common.contains("APP_DIR=${APP_DIR:-$DEPLOY_ROOT/opt/flask-app}"));
 }
