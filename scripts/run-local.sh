@@ -6,6 +6,8 @@
 # with a subscriber queue) and the bucket, runs the three functions under `cargo lambda watch`,
 # feeds each event to the function its shape belongs to, prints what subscribers received, what
 # was written to S3 and which hook statuses were reported, then stops everything it started.
+# It exits non-zero when any event failed, has a shape no function handles, or was dropped as
+# invalid (whole, or records inside a batch): on AWS it would have been lost too.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -22,7 +24,8 @@ fi
 
 scripts/bootstrap.sh
 export PATH="$root/.venv/bin:$PATH"
-work="$root/.local"
+# Logs and scratch files; PIPEWARDEN_LOCAL_DIR lets two runs (the tests) keep theirs apart.
+work="${PIPEWARDEN_LOCAL_DIR:-$root/.local}"
 mkdir -p "$work"
 
 pids=()
@@ -57,7 +60,7 @@ printf "ROUTING_RULES='%s'\n" "$rules" >> "$work/extra.env"
 PIPEWARDEN_LOCAL_ENV="$work/extra.env" target/debug/pipewarden-local setup "$emulator" "$work/lambda.env"
 
 invoke_port=$(free_port)
-echo "== starting cargo lambda watch on 127.0.0.1:$invoke_port (log: .local/watch.log)" >&2
+echo "== starting cargo lambda watch on 127.0.0.1:$invoke_port (log: $work/watch.log)" >&2
 cargo lambda watch --quiet --ignore-changes --timeout 60 --invoke-address 127.0.0.1 --invoke-port "$invoke_port" \
   --env-file "$work/lambda.env" > "$work/watch.log" 2>&1 &
 watch_pid=$!

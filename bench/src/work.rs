@@ -65,7 +65,8 @@ impl Workload {
                         f.link = decide::failure_link(&timeline.region, &f);
                         f
                     });
-                    let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure);
+                    // No lookups: what the events alone say.
+                    let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, Vec::new());
                     for format in [Format::Text, Format::Chat] {
                         out.messages.push(pipeline_notifier::format::message(&report, format));
                     }

@@ -52,6 +52,22 @@ pub async fn bounded<T>(
     }
 }
 
+/// Bounds a call the work can go on without (an enrichment, a lookup with a fallback): it gets at
+/// most `cap`, and at most a quarter of the time left before the work deadline, so that a call
+/// that hangs leaves the rest of the invocation to the work that must be done.
+pub async fn bounded_optional<T>(
+    service: &'static str,
+    operation: &'static str,
+    cap: Duration,
+    call: impl Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    let now = Instant::now();
+    let share = WORK_DEADLINE.try_with(|deadline| deadline.saturating_duration_since(now) / 4).unwrap_or(cap);
+    tokio::time::timeout(share.min(cap), call).await.unwrap_or_else(|_| {
+        Err(PortError::new(service, operation, FailureKind::Timeout, "gave up to leave time for the rest of the work"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +82,22 @@ mod tests {
         assert!(error.is_retryable());
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(200) && took < MARGIN + Duration::from_millis(200), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn an_optional_call_gets_a_quarter_of_the_time_left_at_most() {
+        let started = Instant::now();
+        let hang = std::future::pending::<Result<(), PortError>>();
+        let work_left = Duration::from_millis(800);
+        let result =
+            within(started + MARGIN + work_left, bounded_optional("CloudWatch", "X", Duration::from_secs(5), hang))
+                .await;
+        assert_eq!(result.unwrap_err().kind, FailureKind::Timeout);
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(190) && took < Duration::from_millis(400), "{took:?}");
+        let capped =
+            bounded_optional("CloudWatch", "X", Duration::from_millis(50), std::future::pending::<Result<(), _>>());
+        assert!(capped.await.is_err());
     }
 
     #[tokio::test]

@@ -1,11 +1,20 @@
-//! What is being deployed right now, per application: written by pipeline-notifier (pipeline
-//! executions) and deploy-validator (CodeDeploy deployments), read by alarm-fanout so an alarm that
-//! fires mid-deployment says which deployment and commit.
+//! What is being deployed right now, per application: written by pipeline-notifier (a pipeline's
+//! deploy action starting, the execution ending) and deploy-validator (a CodeDeploy lifecycle hook,
+//! a Failed report), read by alarm-fanout so an alarm that fires mid-deployment says which
+//! deployment and commit.
+//!
+//! One key model: `deploy-context/<application>.json`, where the application is the CodeDeploy
+//! application (what a deploy action's `ApplicationName` names, what `GetDeployment` returns, what
+//! a routing rule's `application` or an alarm's `application` tag says). The pipeline and the hook
+//! of one release merge into one record: the pipeline brings the execution and commit, the hook
+//! the deployment id. [`apply`] decides each change purely; [`update`] writes it with conditional
+//! writes, so concurrent writers never lose each other's part.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::ports::{ObjectStore, PortError, WriteCondition};
+use crate::ledger::LedgerError;
+use crate::ports::{ObjectStore, PortError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -39,13 +48,18 @@ impl InFlight {
         self.started_at <= at && self.finished_at.map(|f| at <= f + grace).unwrap_or(true)
     }
 
-    /// One line for a message: `pipeline flask-web-app execution 8f2a... (commit 7c4a9e3f by Mary Major)`.
+    /// One line for a message: `CodeDeploy deployment d-X of flask-api, pipeline flask-web-app
+    /// execution 8f2a... (commit 7c4a9e3f by Mary Major)`.
     pub fn describe(&self) -> String {
-        let mut text = match (&self.pipeline, &self.execution_id, &self.deployment_id) {
-            (Some(p), Some(e), _) => format!("pipeline {p} execution {e}"),
-            (_, _, Some(d)) => format!("CodeDeploy deployment {d}"),
-            _ => format!("a deployment of {}", self.application),
-        };
+        let mut parts = Vec::new();
+        if let Some(d) = &self.deployment_id {
+            parts.push(format!("CodeDeploy deployment {d} of {}", self.application));
+        }
+        if let (Some(p), Some(e)) = (&self.pipeline, &self.execution_id) {
+            parts.push(format!("pipeline {p} execution {e}"));
+        }
+        let mut text =
+            if parts.is_empty() { format!("a deployment of {}", self.application) } else { parts.join(", ") };
         if let Some(commit) = &self.commit {
             text.push_str(&format!(" (commit {}", crate::format::short_commit(commit)));
             if let Some(author) = &self.author {
@@ -57,16 +71,212 @@ impl InFlight {
     }
 }
 
-/// Records what is in flight (last writer wins: the newest deployment is the context).
-pub async fn record<S: ObjectStore>(store: &S, in_flight: &InFlight) -> Result<(), PortError> {
-    let body = serde_json::to_vec(in_flight).expect("context serializes");
-    store
-        .put(&InFlight::key(&in_flight.application), body, "application/json", WriteCondition::Always)
-        .await
-        .map(|_| ())
+/// What a function saw that changes an application's deployment context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A pipeline's deploy action started: this execution (and its commit) is now the release.
+    PipelineDeploying {
+        pipeline: String,
+        execution_id: String,
+        commit: Option<String>,
+        author: Option<String>,
+        at: DateTime<Utc>,
+    },
+    /// A CodeDeploy lifecycle hook ran for this deployment.
+    HookRan { deployment_id: String, at: DateTime<Utc> },
+    /// The execution ended (any final state); it ends the context only if it is the one in flight.
+    PipelineEnded { execution_id: String, at: DateTime<Utc> },
+    /// The deployment ended (the hook reported Failed: CodeDeploy rolls back).
+    DeploymentEnded { deployment_id: String, at: DateTime<Utc> },
+}
+
+/// The context after `change`, or `None` when nothing is to be written. Pure: the same inputs
+/// always give the same answer, whoever calls it and in whichever order events arrive.
+pub fn apply(
+    current: Option<&InFlight>,
+    application: &str,
+    change: &Change,
+    max_age: chrono::Duration,
+) -> Option<InFlight> {
+    // A record still describes the release under way when it has not ended and is not stale.
+    let open = |c: &&InFlight, at: DateTime<Utc>| c.finished_at.is_none() && at - c.started_at < max_age;
+    match change {
+        Change::PipelineDeploying { pipeline, execution_id, commit, author, at } => {
+            if let Some(c) = current {
+                if c.execution_id.as_deref() == Some(execution_id.as_str()) && c.finished_at.is_none() {
+                    return None; // a second deploy action of the same execution: already the context
+                }
+                if c.started_at > *at {
+                    return None; // a newer release already took over
+                }
+            }
+            // The hook of this release may have run first (events arrive in any order): keep its
+            // deployment id when it is still open and started after this execution could have.
+            let deployment_id =
+                current.filter(|c| open(c, *at) && c.execution_id.is_none()).and_then(|c| c.deployment_id.clone());
+            Some(InFlight {
+                application: application.to_string(),
+                source: "pipeline-notifier".to_string(),
+                pipeline: Some(pipeline.clone()),
+                execution_id: Some(execution_id.clone()),
+                deployment_id,
+                commit: commit.clone(),
+                author: author.clone(),
+                started_at: *at,
+                finished_at: None,
+            })
+        }
+        Change::HookRan { deployment_id, at } => match current.filter(|c| open(c, *at)) {
+            Some(c) if c.deployment_id.as_deref() == Some(deployment_id.as_str()) => None,
+            // The pipeline's release is under way: this is its deployment.
+            Some(c) => Some(InFlight { deployment_id: Some(deployment_id.clone()), ..c.clone() }),
+            None => Some(InFlight {
+                application: application.to_string(),
+                source: "deploy-validator".to_string(),
+                pipeline: None,
+                execution_id: None,
+                deployment_id: Some(deployment_id.clone()),
+                commit: None,
+                author: None,
+                started_at: *at,
+                finished_at: None,
+            }),
+        },
+        Change::PipelineEnded { execution_id, at } => current
+            .filter(|c| c.execution_id.as_deref() == Some(execution_id.as_str()) && c.finished_at.is_none())
+            .map(|c| InFlight { finished_at: Some(*at), ..c.clone() }),
+        Change::DeploymentEnded { deployment_id, at } => current
+            .filter(|c| c.deployment_id.as_deref() == Some(deployment_id.as_str()) && c.finished_at.is_none())
+            .map(|c| InFlight { finished_at: Some(*at), ..c.clone() }),
+    }
+}
+
+/// How long an unfinished record stays the context when nothing ends it (a deployment outside a
+/// pipeline whose hook reported Succeeded). alarm-fanout has its own limit for reading.
+pub const MAX_AGE_HOURS: i64 = 6;
+
+/// Applies `change` to the application's context with a conditional write (re-read and re-applied
+/// when another writer got there first). Returns the context as stored afterwards.
+pub async fn update<S: ObjectStore>(
+    store: &S,
+    application: &str,
+    change: &Change,
+) -> Result<Option<InFlight>, LedgerError> {
+    let max_age = chrono::Duration::hours(MAX_AGE_HOURS);
+    let (stored, _) = crate::ledger::read_modify_write(
+        store,
+        &InFlight::key(application),
+        || None::<InFlight>,
+        |current: &mut Option<InFlight>| {
+            let next = apply(current.as_ref(), application, change, max_age)?;
+            *current = Some(next);
+            Some(())
+        },
+    )
+    .await?;
+    Ok(stored)
 }
 
 /// What is in flight for an application, if anything was recorded.
 pub async fn read<S: ObjectStore>(store: &S, application: &str) -> Result<Option<InFlight>, PortError> {
     Ok(store.get(&InFlight::key(application)).await?.and_then(|o| serde_json::from_slice(&o.body).ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + minutes * 60, 0).unwrap()
+    }
+
+    fn deploying(execution: &str, minutes: i64) -> Change {
+        Change::PipelineDeploying {
+            pipeline: "flask-web-app".into(),
+            execution_id: execution.into(),
+            commit: Some("7c4a9e3f00".into()),
+            author: Some("Mary Major".into()),
+            at: at(minutes),
+        }
+    }
+
+    fn run(changes: &[Change]) -> Option<InFlight> {
+        let mut current = None;
+        for change in changes {
+            if let Some(next) = apply(current.as_ref(), "flask-api", change, chrono::Duration::hours(6)) {
+                current = Some(next);
+            }
+        }
+        current
+    }
+
+    #[test]
+    fn pipeline_then_hook_is_one_release_with_commit_and_deployment() {
+        let c = run(&[deploying("e1", 0), Change::HookRan { deployment_id: "d-1".into(), at: at(2) }]).unwrap();
+        assert_eq!(c.execution_id.as_deref(), Some("e1"));
+        assert_eq!(c.deployment_id.as_deref(), Some("d-1"));
+        assert_eq!(c.commit.as_deref(), Some("7c4a9e3f00"));
+        assert_eq!(
+            c.describe(),
+            "CodeDeploy deployment d-1 of flask-api, pipeline flask-web-app execution e1 (commit 7c4a9e3f by Mary Major)"
+        );
+    }
+
+    #[test]
+    fn hook_first_then_pipeline_event_still_merges() {
+        let c = run(&[Change::HookRan { deployment_id: "d-1".into(), at: at(2) }, deploying("e1", 3)]).unwrap();
+        assert_eq!((c.execution_id.as_deref(), c.deployment_id.as_deref()), (Some("e1"), Some("d-1")));
+    }
+
+    #[test]
+    fn only_the_execution_in_flight_ends_it_and_a_late_old_one_changes_nothing() {
+        let c = run(&[
+            deploying("e1", 0),
+            deploying("e2", 10),
+            Change::PipelineEnded { execution_id: "e1".into(), at: at(11) },
+        ])
+        .unwrap();
+        assert_eq!((c.execution_id.as_deref(), c.finished_at), (Some("e2"), None));
+        let ended =
+            run(&[deploying("e2", 10), Change::PipelineEnded { execution_id: "e2".into(), at: at(20) }]).unwrap();
+        assert_eq!(ended.finished_at, Some(at(20)));
+        let late = run(&[deploying("e2", 10), deploying("e1", 5)]).unwrap();
+        assert_eq!(late.execution_id.as_deref(), Some("e2"), "an older execution's late deploy does not take over");
+    }
+
+    #[test]
+    fn a_failed_report_ends_the_deployment_and_a_new_hook_after_an_ended_release_starts_afresh() {
+        let c = run(&[
+            deploying("e1", 0),
+            Change::HookRan { deployment_id: "d-1".into(), at: at(2) },
+            Change::DeploymentEnded { deployment_id: "d-1".into(), at: at(3) },
+        ])
+        .unwrap();
+        assert_eq!(c.finished_at, Some(at(3)));
+        let next = apply(
+            Some(&c),
+            "flask-api",
+            &Change::HookRan { deployment_id: "d-2".into(), at: at(30) },
+            chrono::Duration::hours(6),
+        )
+        .unwrap();
+        assert_eq!(
+            (next.deployment_id.as_deref(), next.execution_id.as_deref(), next.finished_at),
+            (Some("d-2"), None, None)
+        );
+    }
+
+    #[test]
+    fn duplicates_write_nothing() {
+        let c = run(&[deploying("e1", 0)]).unwrap();
+        assert!(apply(Some(&c), "flask-api", &deploying("e1", 1), chrono::Duration::hours(6)).is_none());
+        let h = run(&[Change::HookRan { deployment_id: "d-1".into(), at: at(0) }]).unwrap();
+        assert!(apply(
+            Some(&h),
+            "flask-api",
+            &Change::HookRan { deployment_id: "d-1".into(), at: at(1) },
+            chrono::Duration::hours(6)
+        )
+        .is_none());
+    }
 }

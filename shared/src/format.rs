@@ -81,7 +81,8 @@ pub struct ChatNotification<'a> {
     pub summary: String,
     pub event_type: &'a str,
     pub related_resources: Vec<String>,
-    pub additional_context: serde_json::Value,
+    /// A map of strings, as the custom notification schema defines `metadata.additionalContext`.
+    pub additional_context: std::collections::BTreeMap<String, String>,
 }
 
 impl ChatNotification<'_> {
@@ -134,6 +135,35 @@ mod tests {
     #[test]
     fn chat_text_cannot_inject_links_or_mentions() {
         assert_eq!(chat_escape("<!channel> *bold* <http://x|y>"), "&lt;!channel&gt; \\*bold\\* &lt;http://x\\|y&gt;");
+    }
+
+    #[test]
+    fn chat_json_uses_only_the_types_the_custom_notification_schema_defines() {
+        let json: serde_json::Value = serde_json::from_str(
+            &ChatNotification {
+                id: "id".into(),
+                title: "t".into(),
+                description: vec!["a".into(), "b".into()],
+                next_steps: vec!["n".into()],
+                keywords: vec!["k".into()],
+                thread_id: "th".into(),
+                summary: "s".into(),
+                event_type: "e",
+                related_resources: vec!["arn:aws:sns:us-east-1:123456789012:t".into()],
+                additional_context: [("attempt".to_string(), "2".to_string())].into(),
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(json["version"], "1.0");
+        assert_eq!(json["source"], "custom");
+        assert_eq!(json["content"]["description"], "a\nb");
+        let context = json["metadata"]["additionalContext"].as_object().unwrap();
+        assert!(context.values().all(|v| v.is_string()), "{context:?}");
+        for list in [&json["content"]["nextSteps"], &json["content"]["keywords"], &json["metadata"]["relatedResources"]]
+        {
+            assert!(list.as_array().unwrap().iter().all(|v| v.is_string()), "{list}");
+        }
     }
 
     #[test]

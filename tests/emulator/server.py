@@ -5,11 +5,27 @@ moto answers HTTP 500 with an HTML body for these operations; this module adds t
   CodeDeploy   PutLifecycleEventHookExecutionStatus (recorded, see below), ListDeploymentTargets,
                BatchGetDeploymentTargets
   CodePipeline ListActionExecutions, GetPipelineState
-and a control API under /_pipewarden/ for tests and the local run:
+and replaces moto's CodePipeline GetPipelineExecution (which knows only executions moto started
+itself, with ids of its own and no artifact revisions) with one that answers from the executions
+a test seeded, then from moto's. Its request is validated against the botocore service model that
+ships with moto, as AWS validates it: a missing required member, or a value outside its length,
+pattern or enum, is a ValidationException (HTTP 400); an unknown pipeline is a
+PipelineNotFoundException and an unknown execution of a known pipeline a
+PipelineExecutionNotFoundException (both HTTP 400, as the API reference documents).
+CloudWatch ListTagsForResource answers as AWS does where moto answers an empty list: a ResourceARN
+that is no ARN is InvalidParameterValue (400), one naming no alarm or Contributor Insights rule of
+the account and region is ResourceNotFound (404).
+The control API under /_pipewarden/, for tests and the local run:
   GET  /_pipewarden/hook-statuses        every PutLifecycleEventHookExecutionStatus call, in order
   POST /_pipewarden/deployment-targets   {"deploymentId", "targets": [DeploymentTarget, ...]} (AWS shape)
   POST /_pipewarden/action-executions    {"pipelineName", "actionExecutionDetails": [...]} (AWS shape)
   POST /_pipewarden/pipeline-state       GetPipelineState output for {"pipelineName", ...} (AWS shape)
+  POST /_pipewarden/pipeline-executions  {"pipelineExecution": PipelineExecution} (AWS shape, with
+                                         pipelineName and pipelineExecutionId): what
+                                         GetPipelineExecution answers for it. Checked against the
+                                         model's output shape (400 naming the member at fault);
+                                         timestamps may be ISO 8601 and are sent as AWS sends them
+                                         (epoch seconds)
   POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop"}:
                                          the next `count` calls of that operation fail that way
   POST /_pipewarden/faults/clear         no more injected faults
@@ -28,6 +44,7 @@ import datetime
 import io
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -36,7 +53,11 @@ import time
 import urllib.parse
 from collections import Counter
 
+import botocore.session
 import cbor2
+from moto.cloudwatch.exceptions import InvalidParameterValue as CloudWatchInvalidParameterValue
+from moto.cloudwatch.exceptions import ResourceNotFound as CloudWatchResourceNotFound
+from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.core.exceptions import JsonRESTError
@@ -59,6 +80,7 @@ def reset_state() -> None:
             deployment_targets={},
             action_executions={},
             pipeline_states={},
+            pipeline_executions={},
             faults=[],
             calls=Counter(),
         )
@@ -221,11 +243,178 @@ def get_pipeline_state(self):
     return json.dumps(state, default=str)
 
 
+# --- validation against the botocore service model ------------------------------------------------
+
+_MODELS: dict = {}
+
+
+def _service_model(service: str):
+    with LOCK:
+        if service not in _MODELS:
+            _MODELS[service] = botocore.session.get_session().get_service_model(service)
+        return _MODELS[service]
+
+
+def _shape_problems(shape, value, path: str, unknown_members: bool = False) -> list[str]:
+    """What AWS's validation would say of `value` as `shape`, one line per problem, in the wording
+    of its ValidationException ("Value ... at '...' failed to satisfy constraint: ..."). With
+    `unknown_members`, a member the model does not have is a problem too (for seeded answers,
+    where it is a typo; services ignore unknown members of a request)."""
+    problems = []
+    kind = shape.type_name
+    meta = shape.metadata
+    where = path or shape.name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return [f"Value at '{where}' failed to satisfy constraint: Member must be a structure"]
+        for name in shape.required_members:
+            if value.get(name) is None:
+                problems.append(
+                    f"Value null at '{path + '.' if path else ''}{name}' failed to satisfy constraint: "
+                    "Member must not be null"
+                )
+        for name, member in value.items():
+            if name not in shape.members:
+                if unknown_members:
+                    problems.append(f"Unknown member '{name}' at '{where}'")
+            elif member is not None:
+                member_path = f"{path + '.' if path else ''}{name}"
+                problems += _shape_problems(shape.members[name], member, member_path, unknown_members)
+        return problems
+    if kind == "list":
+        if not isinstance(value, list):
+            return [f"Value at '{where}' failed to satisfy constraint: Member must be a list"]
+        for i, item in enumerate(value):
+            problems += _shape_problems(shape.member, item, f"{where}.{i + 1}.member", unknown_members)
+        return problems
+    if kind == "string":
+        if not isinstance(value, str):
+            return [f"Value at '{where}' failed to satisfy constraint: Member must be a string"]
+        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have length "
+                f"between {meta.get('min', 0)} and {meta.get('max', 'unbounded')}"
+            )
+        # AWS checks the whole value against the pattern.
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy regular "
+                f"expression pattern: {meta['pattern']}"
+            )
+        if "enum" in meta and value not in meta["enum"]:
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum value "
+                f"set: [{', '.join(meta['enum'])}]"
+            )
+        return problems
+    if kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return [f"Value at '{where}' failed to satisfy constraint: Member must be an integer"]
+        if "min" in meta and value < meta["min"]:
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value greater "
+                f"than or equal to {meta['min']}"
+            )
+        return problems
+    if kind == "timestamp":
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return [f"Value at '{where}' failed to satisfy constraint: Member must be a timestamp"]
+    return problems
+
+
+def validate_request(service: str, operation: str, params: dict) -> None:
+    """Raises the ValidationException AWS answers for a request that breaks the service model."""
+    shape = _service_model(service).operation_model(operation).input_shape
+    problems = _shape_problems(shape, params, "")
+    if problems:
+        count = len(problems)
+        raise JsonRESTError(
+            "ValidationException",
+            f"{count} validation error{'s' if count > 1 else ''} detected: {'; '.join(problems)}",
+        )
+
+
+def _epoch_timestamps(shape, value):
+    """Timestamps as the JSON protocol sends them (epoch seconds), from ISO 8601 or numbers."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        return {k: (_epoch_timestamps(shape.members[k], v) if k in shape.members else v) for k, v in value.items()}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [_epoch_timestamps(shape.member, v) for v in value]
+    if shape.type_name == "timestamp" and isinstance(value, str):
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return value
+
+
+def seed_pipeline_execution(payload: dict) -> tuple[str, dict]:
+    """Checks a seeded execution against GetPipelineExecution's output shape; returns the control
+    answer's status and body."""
+    shape = _service_model("codepipeline").operation_model("GetPipelineExecution").output_shape
+    execution_shape = shape.members["pipelineExecution"]
+    execution = payload.get("pipelineExecution")
+    if not isinstance(execution, dict) or not execution.get("pipelineName") or not execution.get("pipelineExecutionId"):
+        return "400 Bad Request", {"error": "pipelineExecution with pipelineName and pipelineExecutionId is required"}
+    try:
+        execution = _epoch_timestamps(execution_shape, execution)
+    except ValueError as e:
+        return "400 Bad Request", {"error": f"a timestamp is neither ISO 8601 nor epoch seconds: {e}"}
+    problems = _shape_problems(execution_shape, execution, "pipelineExecution", unknown_members=True)
+    if problems:
+        return "400 Bad Request", {"error": "not what AWS would answer: " + "; ".join(problems)}
+    with LOCK:
+        STATE["pipeline_executions"].setdefault(execution["pipelineName"], {})[
+            execution["pipelineExecutionId"]
+        ] = execution
+    return "200 OK", {}
+
+
+_MOTO_GET_PIPELINE_EXECUTION = CodePipelineResponse.get_pipeline_execution
+
+
+def get_pipeline_execution(self):
+    params = json.loads(self.body or "{}")
+    validate_request("codepipeline", "GetPipelineExecution", params)
+    name, execution_id = params["pipelineName"], params["pipelineExecutionId"]
+    with LOCK:
+        seeded = STATE["pipeline_executions"].get(name)
+        execution = (seeded or {}).get(execution_id)
+    if execution is not None:
+        return json.dumps({"pipelineExecution": execution}, default=str)
+    if seeded is not None and name not in self.codepipeline_backend.pipelines:
+        raise JsonRESTError(
+            "PipelineExecutionNotFoundException",
+            f"Account '{self.current_account}' does not have an execution with id '{execution_id}' for "
+            f"pipeline '{name}'",
+        )
+    # moto's own executions, and its PipelineNotFoundException / PipelineExecutionNotFoundException.
+    return _MOTO_GET_PIPELINE_EXECUTION(self)
+
+
+# --- CloudWatch ----------------------------------------------------------------------------------
+
+_MOTO_LIST_TAGS_FOR_RESOURCE = CloudWatchResponse.list_tags_for_resource
+
+
+def cloudwatch_list_tags_for_resource(self):
+    """As AWS answers: InvalidParameterValue for a ResourceARN that is no ARN (1 to 1024 characters),
+    ResourceNotFound (404) for one that names no alarm or Contributor Insights rule of this account
+    and region; moto answers an empty list for both."""
+    arn = self._get_param("ResourceARN") or ""
+    if not (1 <= len(arn) <= 1024) or not arn.startswith("arn:") or arn.count(":") < 5:
+        raise CloudWatchInvalidParameterValue(f"Invalid resource ARN: {arn!r}")
+    backend = self.cloudwatch_backend
+    known = {a.alarm_arn for a in backend.alarms.values()} | {r.rule_arn for r in backend.insight_rules.values()}
+    if arn not in known:
+        raise CloudWatchResourceNotFound("The named resource does not exist.")
+    return _MOTO_LIST_TAGS_FOR_RESOURCE(self)
+
+
+CloudWatchResponse.list_tags_for_resource = cloudwatch_list_tags_for_resource
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
 CodeDeployResponse.list_deployment_targets = list_deployment_targets
 CodeDeployResponse.batch_get_deployment_targets = batch_get_deployment_targets
 CodePipelineResponse.list_action_executions = list_action_executions
 CodePipelineResponse.get_pipeline_state = get_pipeline_state
+CodePipelineResponse.get_pipeline_execution = get_pipeline_execution
 
 
 # --- control API and fault injection -------------------------------------------------------------
@@ -393,6 +582,9 @@ class Extension:
     def control(self, path, environ, body, start_response):
         method = environ.get("REQUEST_METHOD")
         payload = json.loads(body or b"{}") if method == "POST" else None
+        if path == "/_pipewarden/pipeline-executions" and method == "POST":
+            # Takes the lock itself, after reading the service model.
+            return _json(start_response, *seed_pipeline_execution(payload))
         with LOCK:
             if path == "/_pipewarden/hook-statuses" and method == "GET":
                 return _json(start_response, "200 OK", STATE["hook_statuses"])

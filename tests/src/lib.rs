@@ -29,6 +29,27 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// The `src/fixtures` folder of the `aws_lambda_events` crate this workspace locks: sample events
+/// of the shapes users send.
+pub fn lambda_events_fixtures() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(repo_root().join("Cargo.toml"))
+        .output()
+        .expect("running cargo metadata");
+    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    let metadata: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
+    let manifest = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "aws_lambda_events")
+        .and_then(|p| p["manifest_path"].as_str())
+        .expect("aws_lambda_events is a dependency of the workspace");
+    std::path::Path::new(manifest).parent().expect("the crate's folder").join("src/fixtures")
+}
+
 /// A sample event from `events/`.
 pub fn event(name: &str) -> Value {
     let path = repo_root().join("events").join(name);
@@ -246,6 +267,26 @@ impl Emulator {
             serde_json::json!({"deploymentId": deployment_id, "applicationName": application, "computePlatform": compute_platform}),
         )
         .await;
+    }
+
+    /// An execution CodePipeline's GetPipelineExecution answers with: `execution` is the AWS
+    /// `PipelineExecution` shape (with `pipelineName` and `pipelineExecutionId`; timestamps may be
+    /// ISO 8601). The emulator refuses what AWS would never answer.
+    pub async fn pipeline_execution(&self, execution: Value) {
+        self.control_post("pipeline-executions", serde_json::json!({ "pipelineExecution": execution })).await;
+    }
+
+    /// What the emulator's control API answers, status and body, without failing on an error status.
+    pub async fn control_answer(&self, what: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/_pipewarden/{what}", self.endpoint))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST /_pipewarden/{what}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// What the CodeDeploy extension recorded of PutLifecycleEventHookExecutionStatus calls.

@@ -7,10 +7,11 @@ use std::time::Instant;
 use alarm_fanout::config::Config;
 use alarm_fanout::handler::{Fanout, FanoutError};
 use alarm_fanout::rules::RuleSet;
+use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use chrono::{Duration, Utc};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::deadline;
-use pipewarden_shared::deploy_context::{self, InFlight};
+use pipewarden_shared::deploy_context::{self, Change};
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::lambda::Retry;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
@@ -61,7 +62,17 @@ impl World {
         }
     }
 
-    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore> {
+    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags> {
+        self.fanout_with(RULES, std::time::Duration::from_secs(300))
+    }
+
+    /// alarm-fanout as main.rs wires it: these rules, the emulator's SNS, S3 and CloudWatch, tags
+    /// kept for `tags_cache`.
+    fn fanout_with(
+        &self,
+        rules: &str,
+        tags_cache: std::time::Duration,
+    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags> {
         let vars: HashMap<String, String> = HashMap::from([
             ("CRITICAL".into(), self.critical.topic_arn.clone()),
             ("WARNING".into(), self.warning.topic_arn.clone()),
@@ -71,16 +82,41 @@ impl World {
         ]);
         Fanout {
             config: Config {
-                rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: RULES.into() },
+                rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: rules.into() },
                 bucket: BUCKET.into(),
                 flap_window: Duration::seconds(900),
                 claim_ttl: Duration::seconds(120),
                 deploy_context_max_age: Duration::seconds(3600),
+                alarm_tags_cache: tags_cache,
             },
-            rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
+            rules: RuleSet::parse(rules, "test", &vars).unwrap(),
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
+            tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(self.cloudwatch()), tags_cache),
         }
+    }
+
+    fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.aws.sdk)
+    }
+
+    /// The alarm as CloudWatch has it, with its tags, so that ListTagsForResource finds them.
+    async fn alarm_with_tags(&self, name: &str, tags: &[(&str, &str)]) {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic, Tag};
+        self.cloudwatch()
+            .put_metric_alarm()
+            .alarm_name(name)
+            .namespace("AWS/EC2")
+            .metric_name("CPUUtilization")
+            .statistic(Statistic::Average)
+            .period(300)
+            .evaluation_periods(1)
+            .threshold(50.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .set_tags(Some(tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect()))
+            .send()
+            .await
+            .expect("PutMetricAlarm");
     }
 
     async fn got(&self) -> [Vec<Notification>; 4] {
@@ -295,22 +331,7 @@ async fn throttled_sns_fails_the_invocation_and_the_retry_delivers() {
 async fn an_alarm_during_a_deployment_names_it() {
     let world = World::new().await;
     let store = S3ObjectStore::new(world.aws.s3(), BUCKET);
-    deploy_context::record(
-        &store,
-        &InFlight {
-            application: "flask-web-app".into(),
-            source: "pipeline-notifier".into(),
-            pipeline: Some("flask-web-app".into()),
-            execution_id: Some("c0ffee00-2222".into()),
-            deployment_id: None,
-            commit: Some("a1b2c3d4e5f60718".into()),
-            author: Some("Jorge Souza".into()),
-            started_at: chrono::DateTime::parse_from_rfc3339("2026-11-20T17:00:00Z").unwrap().into(),
-            finished_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    flask_web_app_deploying(&store, "c0ffee00-2222").await;
 
     handle(&world, event("cloudwatch-alarm-metric.json"), "d").await;
 
@@ -334,6 +355,18 @@ async fn unknown_shapes_are_acknowledged_with_a_clear_error() {
     let out = handle(&world, broken, "b").await;
     assert!(out["ignored"].as_str().unwrap().contains("detail.alarmName"), "{out}");
     assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+}
+
+/// pipeline-notifier saw the flask-web-app pipeline's deploy action start at 17:00.
+async fn flask_web_app_deploying(store: &S3ObjectStore, execution_id: &str) {
+    let change = Change::PipelineDeploying {
+        pipeline: "flask-web-app".into(),
+        execution_id: execution_id.into(),
+        commit: Some("a1b2c3d4e5f60718".into()),
+        author: Some("Jorge Souza".into()),
+        at: chrono::DateTime::parse_from_rfc3339("2026-11-20T17:00:00Z").unwrap().into(),
+    };
+    deploy_context::update(store, "flask-web-app", &change).await.unwrap();
 }
 
 /// What the Lambda runtime gives the handler: work bounded by a deadline `seconds` from now.
@@ -422,4 +455,245 @@ async fn sns_server_errors_fail_the_invocation_and_the_retry_delivers_once() {
     handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
     handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
     assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alarm tags: read from the event when CloudWatch propagates them, looked up otherwise.
+
+/// A rule that only an alarm's tags can match, and a default for everything else.
+const TAG_RULES: &str = r#"
+mode: all-matches
+rules:
+  - name: payments-team
+    match: {tags: {team: payments}}
+    severity: critical
+    topics: [$CRITICAL]
+default:
+  severity: info
+  topics: [$INFO]
+"#;
+
+const CPU_ALARM_ARN: &str = "arn:aws:cloudwatch:us-east-1:123456789012:alarm:ServerCpuTooHigh";
+
+fn tag_lookups(calls: &std::collections::BTreeMap<String, u64>) -> u64 {
+    calls.get("ListTagsForResource").copied().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn tags_in_the_eventbridge_event_route_by_a_tags_rule_without_a_lookup() {
+    let world = World::new().await;
+    let fanout = world.fanout_with(TAG_RULES, std::time::Duration::from_secs(300));
+
+    let out = fanout.handle(event("cloudwatch-alarm-tagged.json"), "tagged", Utc::now()).await.unwrap();
+
+    let got = world.got().await;
+    assert_eq!(counts(&got), [1, 0, 0, 0], "{out}");
+    assert_eq!(got[0][0].attributes["rule"], "payments-team");
+    assert!(got[0][0].message.contains("Tags:         env=prod, team=payments"), "{}", got[0][0].message);
+    assert_eq!(tag_lookups(&world.aws.calls().await), 0, "alarmTagsStatus SUCCESS: the event's tags are the alarm's");
+}
+
+/// The classic message of `sns-classic-alarm-metric.json`, with the alarm's name and tags as
+/// CloudWatch sends them when the alarm's tag propagation is on.
+fn classic_with_tags(alarm_name: &str, tags: Value) -> Value {
+    let mut sns = event("sns-classic-alarm-metric.json");
+    let mut message: Value = serde_json::from_str(sns["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap();
+    message["AlarmName"] = json!(alarm_name);
+    message["AlarmArn"] = json!(format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{alarm_name}"));
+    message["AlarmTags"] = tags;
+    message["AlarmTagsStatus"] = json!("SUCCESS");
+    sns["Records"][0]["Sns"]["Message"] = json!(message.to_string());
+    sns["Records"][0]["Sns"]["MessageId"] = json!(format!("{alarm_name}-message"));
+    sns
+}
+
+#[tokio::test]
+async fn tags_in_a_classic_sns_message_route_by_a_tags_rule() {
+    let world = World::new().await;
+    let fanout = world.fanout_with(TAG_RULES, std::time::Duration::from_secs(300));
+
+    fanout.handle(classic_with_tags("payments-5xx", json!({"team": "payments"})), "a", Utc::now()).await.unwrap();
+    // Read as leniently when the tags come as a list of {Key, Value}.
+    let listed = json!([{"Key": "team", "Value": "payments"}, {"Key": "env", "Value": "prod"}]);
+    fanout.handle(classic_with_tags("payments-latency", listed), "b", Utc::now()).await.unwrap();
+    fanout.handle(classic_with_tags("search-5xx", json!({"team": "search"})), "c", Utc::now()).await.unwrap();
+
+    let got = world.got().await;
+    assert_eq!(counts(&got), [2, 0, 1, 0]);
+    let mut critical: Vec<String> = got[0].iter().map(|n| n.attributes["alarm_name"].clone()).collect();
+    critical.sort();
+    assert_eq!(critical, ["payments-5xx", "payments-latency"]);
+    assert_eq!(got[2][0].attributes["alarm_name"], "search-5xx");
+    assert!(got[2][0].message.contains("Tags:         team=search"), "{}", got[2][0].message);
+    assert_eq!(tag_lookups(&world.aws.calls().await), 0);
+}
+
+#[tokio::test]
+async fn tags_missing_from_the_event_are_looked_up_once_within_the_cache_time_and_name_the_deployment() {
+    let world = World::new().await;
+    world.alarm_with_tags("ServerCpuTooHigh", &[("team", "payments"), ("application", "flask-web-app")]).await;
+    let store = S3ObjectStore::new(world.aws.s3(), BUCKET);
+    flask_web_app_deploying(&store, "c0ffee00-3333").await;
+    let fanout = world.fanout_with(TAG_RULES, std::time::Duration::from_secs(300));
+
+    fanout.handle(event("cloudwatch-alarm-metric.json"), "first", Utc::now()).await.unwrap();
+    let mut ok = event("cloudwatch-alarm-metric-ok.json");
+    ok["id"] = json!("the-ok-a-minute-later");
+    fanout.handle(ok, "second", Utc::now()).await.unwrap();
+
+    let got = world.got().await;
+    assert_eq!(counts(&got), [2, 0, 0, 0], "both transitions routed by the looked-up team tag");
+    let alarm = &got[0][0].message;
+    assert!(alarm.contains("Tags:         application=flask-web-app, team=payments"), "{alarm}");
+    assert!(alarm.contains("Deploying:    pipeline flask-web-app execution c0ffee00-3333"), "{alarm}");
+    assert_eq!(tag_lookups(&world.aws.calls().await), 1, "the second transition used the tags kept for 300 s");
+
+    // With no cache time, every transition looks them up.
+    let uncached = world.fanout_with(TAG_RULES, std::time::Duration::ZERO);
+    let mut again = event("cloudwatch-alarm-metric.json");
+    again["id"] = json!("a-later-alarm");
+    again["detail"]["state"]["timestamp"] = json!("2026-11-20T18:00:00.000+0000");
+    uncached.handle(again, "third", Utc::now()).await.unwrap();
+    assert_eq!(tag_lookups(&world.aws.calls().await), 2);
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_failing_tag_lookup_still_delivers_by_the_other_rules() {
+    let world = World::new().await;
+    world.alarm_with_tags("ServerCpuTooHigh", &[("team", "payments")]).await;
+    world.aws.inject_fault("ListTagsForResource", 500, "InternalServiceError", 100).await;
+    let fanout = world.fanout_with(TAG_RULES, std::time::Duration::from_secs(300));
+
+    let out = fanout.handle(event("cloudwatch-alarm-metric.json"), "t", Utc::now()).await.unwrap();
+
+    let got = world.got().await;
+    assert_eq!(counts(&got), [0, 0, 1, 0], "routed without tags, by the default: {out}");
+    assert_eq!(out["alarms"][0]["verdict"], "send");
+    assert!(!got[2][0].message.contains("Tags:"), "{}", got[2][0].message);
+    assert!(tag_lookups(&world.aws.calls().await) >= 1);
+
+    // An alarm CloudWatch does not know (ResourceNotFound) is routed without tags too.
+    world.aws.clear_faults().await;
+    let mut unknown = event("cloudwatch-alarm-metric.json");
+    unknown["id"] = json!("unknown-alarm");
+    unknown["detail"]["alarmName"] = json!("DeletedAlarm");
+    unknown["resources"] = json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:DeletedAlarm"]);
+    fanout.handle(unknown, "u", Utc::now()).await.unwrap();
+    assert_eq!(counts(&world.got().await), [0, 0, 1, 0]);
+}
+
+#[tokio::test]
+async fn a_hanging_tag_lookup_leaves_time_to_deliver_before_the_deadline() {
+    let world = World::new().await;
+    world.alarm_with_tags("ServerCpuTooHigh", &[("team", "payments")]).await;
+    world.aws.inject_hang("ListTagsForResource", 6_000, 10).await;
+
+    let (result, took) = handle_within(&world, 3, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    result.unwrap();
+    assert!(took < std::time::Duration::from_secs(2), "took {took:?}: the lookup should give up early");
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}
+
+#[test]
+fn the_tagged_sample_event_names_the_alarm_the_lookup_would() {
+    let (alarms, _) = alarm_fanout::handler::read_transitions(event("cloudwatch-alarm-tagged.json")).unwrap();
+    assert_eq!(alarms[0].alarm_arn.as_deref(), Some(CPU_ALARM_ARN));
+    assert!(alarms[0].tags_known);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every alarm shape users meet: the sample events of the `aws_lambda_events` crate.
+
+use pipewarden_tests::lambda_events_fixtures;
+
+/// The crate's CloudWatch alarm shapes, and the verdict (start) on each alarm they carry: each
+/// must be delivered, or suppressed with a reason.
+const ALARM_FIXTURES: [(&str, &[&str]); 5] = [
+    // A Lambda alarm action, metric alarm (its ARN and times carry stray spaces).
+    ("example-cloudwatch-alarm-metric.json", &["send"]),
+    // A Lambda alarm action, composite alarm with an actions suppressor.
+    ("example-cloudwatch-alarm-composite.json", &["send"]),
+    // `alarmData` in an EventBridge envelope (no alarmArn: derived from `resources`), its actions
+    // suppressed by WaitPeriod.
+    (
+        "example-cloudwatch-alarm-composite-with-suppressor-alarm.json",
+        &["suppressed: actions suppressed by CloudWatch (WaitPeriod"],
+    ),
+    // Classic alarm notifications in SNS: one metric; metric math, the same record twice.
+    ("example-cloudwatch-alarm-sns-payload-single-metric.json", &["send"]),
+    (
+        "example-cloudwatch-alarm-sns-payload-multiple-metrics.json",
+        &["send", "suppressed: the same transition as an earlier record of this event"],
+    ),
+];
+
+/// The crate's other CloudWatch and SNS sample events, and why they are no alarm.
+const NOT_ALARM_FIXTURES: [(&str, &str); 10] = [
+    ("example-sns-event.json", "a plain SNS text message (\"Hello world!\"), not a CloudWatch alarm notification"),
+    ("example-sns-event-pascal-case.json", "the same plain text message, with PascalCase URL fields"),
+    ("example-sns-event-obj.json", "a plain SNS message holding an application's own JSON ({foo, bar})"),
+    ("example-ses-sns-event.json", "an SES receipt (eventSource aws:ses) for a mail received, not SNS"),
+    (
+        "example-sns-subscription-confirmation.json",
+        "what SNS posts to an HTTP(S) endpoint to confirm a subscription; a Lambda subscriber never gets it",
+    ),
+    (
+        "example-sns-unsubscribe-confirmation.json",
+        "what SNS posts to an HTTP(S) endpoint when it unsubscribes; a Lambda subscriber never gets it",
+    ),
+    ("example-cloudwatch-cloudtrail-assumed-role.json", "a CloudTrail API call event through EventBridge"),
+    ("example-cloudwatch-cloudtrail-unknown-federate.json", "a CloudTrail API call event through EventBridge"),
+    ("example-cloudwatch-cloudtrail-unknown-user-auth.json", "a CloudTrail API call event through EventBridge"),
+    ("example-cloudwatch_logs-event.json", "a CloudWatch Logs subscription (compressed log events), not an alarm"),
+];
+
+#[tokio::test]
+async fn every_alarm_sample_event_of_aws_lambda_events_is_delivered_or_suppressed_with_a_reason() {
+    let fixtures = lambda_events_fixtures();
+    let mut names: Vec<String> = std::fs::read_dir(&fixtures)
+        .unwrap_or_else(|e| panic!("{}: {e}", fixtures.display()))
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().to_string()))
+        .filter(|n| n.ends_with(".json") && (n.contains("cloudwatch") || n.contains("sns")))
+        .collect();
+    names.sort();
+    for name in &names {
+        assert!(
+            ALARM_FIXTURES.iter().any(|(n, _)| n == name) || NOT_ALARM_FIXTURES.iter().any(|(n, _)| n == name),
+            "{name} is a new CloudWatch or SNS sample event of aws_lambda_events: say whether it is an alarm shape"
+        );
+    }
+    for expected in ALARM_FIXTURES.iter().map(|(n, _)| n).chain(NOT_ALARM_FIXTURES.iter().map(|(n, _)| n)) {
+        assert!(names.iter().any(|n| n == expected), "{expected} is no longer among the fixtures");
+    }
+
+    let world = World::new().await;
+    for (name, verdicts) in ALARM_FIXTURES {
+        let text = std::fs::read_to_string(fixtures.join(name)).unwrap();
+        let payload: Value = serde_json::from_str(&text).unwrap();
+        let out = world.fanout().handle(payload, name, Utc::now()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(out.get("ignored").is_none(), "{name} was ignored: {out}");
+        assert_eq!(out["rejected"], json!([]), "{name} had records rejected: {out}");
+        let alarms = out["alarms"].as_array().unwrap();
+        assert_eq!(alarms.len(), verdicts.len(), "{name}: {out}");
+        for (alarm, expected) in alarms.iter().zip(verdicts.iter()) {
+            let verdict = alarm["verdict"].as_str().unwrap();
+            assert!(verdict.starts_with(expected), "{name}: {alarm}");
+            let sent = !alarm["sentTo"].as_array().unwrap().is_empty();
+            let reason = verdict.strip_prefix("suppressed: ").filter(|r| !r.trim().is_empty());
+            assert!((verdict == "send" && sent) || reason.is_some(), "{name}: {alarm}");
+        }
+    }
+    // The two classic ones read AWS/EC2 (critical and chat); the two Lambda actions go to the
+    // default; the suppressed composite and the repeated record go nowhere.
+    assert_eq!(counts(&world.got().await), [2, 0, 2, 2]);
+
+    for (name, why) in NOT_ALARM_FIXTURES {
+        let text = std::fs::read_to_string(fixtures.join(name)).unwrap();
+        let payload: Value = serde_json::from_str(&text).unwrap();
+        let out = world.fanout().handle(payload, name, Utc::now()).await.unwrap();
+        assert!(out["ignored"].as_str().is_some_and(|e| e.contains("not a CloudWatch alarm")), "{name} ({why}): {out}");
+    }
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
 }

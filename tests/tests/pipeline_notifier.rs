@@ -7,13 +7,16 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use pipeline_notifier::config::{parse_notify_on, Config, DEFAULT_NOTIFY_ON};
 use pipeline_notifier::handler::{Notifier, NotifierError};
-use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory};
+use pipeline_notifier::lookups::{
+    CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions, ExecutionRevisions,
+};
 use pipeline_notifier::metrics::MetricSink;
 use pipeline_notifier::timeline::Timeline;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::Delivery;
+use pipewarden_shared::ports::FailureKind;
 use pipewarden_tests::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
@@ -28,8 +31,14 @@ impl MetricSink for CollectedMetrics {
     }
 }
 
-type TestNotifier =
-    Notifier<SnsPublisher, S3ObjectStore, CodePipelineActionHistory, CodeDeployDiagnostics, CollectedMetrics>;
+type TestNotifier = Notifier<
+    SnsPublisher,
+    S3ObjectStore,
+    CodePipelineActionHistory,
+    CodeDeployDiagnostics,
+    CodePipelineExecutions,
+    CollectedMetrics,
+>;
 
 struct World {
     aws: Emulator,
@@ -59,6 +68,7 @@ impl World {
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             history: CodePipelineActionHistory::new(aws_sdk_codepipeline::Client::new(&self.aws.sdk)),
             diagnostics: CodeDeployDiagnostics::new(self.aws.codedeploy()),
+            revisions: CodePipelineExecutions::new(aws_sdk_codepipeline::Client::new(&self.aws.sdk)),
             metrics: CollectedMetrics::default(),
         }
     }
@@ -108,7 +118,12 @@ async fn succeeded_execution_sends_one_message_with_commit_duration_and_attribut
     assert_eq!(metrics.len(), 1, "{metrics:#?}");
     assert_eq!(metrics[0]["DurationSeconds"], 750);
     assert_eq!(metrics[0]["Deployments"], 1);
-    assert_eq!(metrics[0]["LeadTimeSeconds"], Value::Null, "no commit time in the trigger of the succeeded event");
+    assert_eq!(
+        metrics[0]["LeadTimeSeconds"],
+        Value::Null,
+        "no execution seeded: GetPipelineExecution answers PipelineNotFoundException, so no commit time is known"
+    );
+    assert!(!n.message.contains("Revision:"), "{}", n.message);
     assert_eq!(metrics[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Pipewarden/Pipelines");
 }
 
@@ -513,4 +528,244 @@ async fn throttled_sns_fails_the_invocation_and_the_retry_sends_exactly_one() {
     handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
     handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await.0.unwrap();
     assert_eq!(world.received().await.len(), 1);
+}
+
+// --- the commit and lead time from GetPipelineExecution -------------------------------------------
+
+const LEGACY_EXECUTION: &str = "3b9e7d21-1111-4c2d-8e3f-dd44ee55ff66";
+const V2_EXECUTION: &str = "8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33";
+const V2_COMMIT: &str = "7c4a9e3f1b2d6e5a8c0f3b9d2e1a4c6b8d0e2f13";
+
+/// The V1 pipeline of `codepipeline-pipeline-failed-v1.json`, run from a CodeCommit commit.
+async fn seed_legacy_execution(aws: &Emulator) {
+    aws.pipeline_execution(json!({
+        "pipelineName": "flask-web-app-legacy",
+        "pipelineVersion": 1,
+        "pipelineExecutionId": LEGACY_EXECUTION,
+        "status": "Failed",
+        "statusSummary": "Build failed",
+        "artifactRevisions": [{
+            "name": "SourceArtifact",
+            "revisionId": "e4d5c6b7a8091a2b3c4d5e6f708192a3b4c5d6e7",
+            "revisionChangeIdentifier": "2026-11-20T10:41:05Z",
+            "revisionSummary": "Pin pytest to 8.3 so the build is reproducible\n\nThe runner image moved to 9.0.",
+            "created": "2026-11-20T10:41:05Z",
+            "revisionUrl": "https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/flask-web-app/commit/e4d5c6b7a8091a2b3c4d5e6f708192a3b4c5d6e7?region=eu-west-1"
+        }],
+        "trigger": {"triggerType": "StartPipelineExecution", "triggerDetail": "arn:aws:sts::123456789012:assumed-role/Admin/jdoe"},
+        "executionMode": "SUPERSEDED"
+    }))
+    .await;
+}
+
+/// The V2 pipeline of the `-v2` samples, run from a GitHub commit through a CodeStar connection
+/// (whose summary is a JSON object), created at `created`.
+async fn seed_v2_execution(aws: &Emulator, created: &str) {
+    aws.pipeline_execution(json!({
+        "pipelineName": "flask-web-app",
+        "pipelineVersion": 4,
+        "pipelineExecutionId": V2_EXECUTION,
+        "status": "Succeeded",
+        "artifactRevisions": [{
+            "name": "SourceArtifact",
+            "revisionId": V2_COMMIT,
+            "revisionSummary": "{\"ProviderType\":\"GitHub\",\"CommitMessage\":\"Fix health check path for nginx\"}",
+            "created": created,
+            "revisionUrl": format!("https://us-east-1.console.aws.amazon.com/codesuite/settings/connections/redirect?connectionArn=arn:aws:codeconnections:us-east-1:123456789012:connection/0a1b2c3d&referenceType=COMMIT&FullRepositoryId=example-org/flask-web-app&Commit={V2_COMMIT}")
+        }],
+        "trigger": {"triggerType": "WebhookV2", "triggerDetail": "arn:aws:codeconnections:us-east-1:123456789012:connection/0a1b2c3d"},
+        "executionMode": "QUEUED"
+    }))
+    .await;
+}
+
+fn build_failure_events() -> [(&'static str, Value); 3] {
+    [
+        ("a", event("codepipeline-action-build-failed.json")),
+        ("b", event("codepipeline-stage-build-failed.json")),
+        ("c", event("codepipeline-pipeline-failed-v1.json")),
+    ]
+}
+
+#[tokio::test]
+async fn v1_pipeline_failure_names_the_commit_from_get_pipeline_execution() {
+    let world = World::new().await;
+    seed_legacy_execution(&world.aws).await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+
+    for (token, payload) in build_failure_events() {
+        notifier.handle(payload, token, now()).await.unwrap();
+    }
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let text = &got[0].message;
+    assert!(
+        text.contains(
+            "Revision:   e4d5c6b7 \"Pin pytest to 8.3 so the build is reproducible\" https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/flask-web-app/commit/e4d5c6b7a8091a2b3c4d5e6f708192a3b4c5d6e7?region=eu-west-1"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("The runner image moved"), "the summary's first line only: {text}");
+    assert!(
+        text.contains("Trigger:    StartPipelineExecution (arn:aws:sts::123456789012:assumed-role/Admin/jdoe)"),
+        "a V1 event's trigger is still told: {text}"
+    );
+    assert!(text.contains("Failed:     stage Build, action Build (CodeBuild)"), "{text}");
+    let chat = world.aws.received(&world.chat).await;
+    let doc: Value = serde_json::from_str(&chat[0].message).unwrap();
+    assert!(
+        doc["content"]["description"].as_str().unwrap().contains("*Revision:* <https://eu-west-1.console.aws.amazon.com/codesuite/codecommit/repositories/flask-web-app/commit/e4d5c6b7a8091a2b3c4d5e6f708192a3b4c5d6e7?region=eu-west-1|e4d5c6b7> \"Pin pytest to 8.3 so the build is reproducible\""),
+        "{doc:#}"
+    );
+    assert_eq!(
+        world.aws.calls().await.get("GetPipelineExecution"),
+        Some(&1),
+        "one lookup for the outcome, none for the action and stage events"
+    );
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0]["ChangeFailures"], 1);
+    assert_eq!(metrics[0]["LeadTimeSeconds"], Value::Null, "lead time is a measure of successful deployments");
+}
+
+#[tokio::test]
+async fn v2_success_emits_lead_time_from_the_revision_to_the_success() {
+    let world = World::new().await;
+    // Not the trigger's author-date (09:58:12): the revision GetPipelineExecution names is the source.
+    seed_v2_execution(&world.aws, "2026-11-20T09:55:00Z").await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    notifier.handle(event("codepipeline-pipeline-started-v2.json"), "r1", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-succeeded-v2.json"), "r2", now()).await.unwrap();
+    notifier.handle(event("codepipeline-pipeline-succeeded-v2.json"), "r3", now()).await.unwrap();
+
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1, "{metrics:#?}");
+    // SUCCEEDED at 10:12:30, the commit created at 09:55:00.
+    assert_eq!(metrics[0]["LeadTimeSeconds"], 17 * 60 + 30);
+    assert_eq!(metrics[0]["Deployments"], 1);
+    let declared = metrics[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
+    assert!(declared.contains(&json!({"Name": "LeadTimeSeconds", "Unit": "Seconds"})), "{declared:?}");
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let text = &got[0].message;
+    assert!(text.contains("Revision:   7c4a9e3f \"Fix health check path for nginx\" https://us-east-1.console.aws.amazon.com/codesuite/settings/connections/redirect?"), "{text}");
+    assert!(
+        text.contains("Trigger:    by Mary Major on main (CodeStarSourceConnection)"),
+        "the commit is not told twice: {text}"
+    );
+    assert_eq!(world.aws.calls().await.get("GetPipelineExecution"), Some(&1), "once per outcome, not per duplicate");
+}
+
+#[tokio::test]
+async fn lead_time_is_measured_even_when_success_is_not_notified() {
+    let world = World::new().await;
+    seed_v2_execution(&world.aws, "2026-11-20T10:00:00Z").await;
+    let notifier = world.notifier("pipeline:FAILED", false);
+
+    notifier.handle(event("codepipeline-pipeline-succeeded-v2.json"), "r1", now()).await.unwrap();
+
+    assert!(world.received().await.is_empty());
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(metrics.len(), 1, "{metrics:#?}");
+    assert_eq!(metrics[0]["LeadTimeSeconds"], 12 * 60 + 30);
+}
+
+#[tokio::test]
+async fn failing_get_pipeline_execution_still_notifies_without_the_commit() {
+    let world = World::new().await;
+    seed_legacy_execution(&world.aws).await;
+    // More failures than the SDK has attempts.
+    world.aws.inject_fault("GetPipelineExecution", 500, "InternalFailure", 10).await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    for (token, payload) in build_failure_events() {
+        notifier.handle(payload, token, now()).await.unwrap();
+    }
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let text = &got[0].message;
+    assert!(!text.contains("Revision:"), "{text}");
+    assert!(text.contains("Failed:     stage Build, action Build (CodeBuild)"), "the rest is all there: {text}");
+    assert!(text.contains("Trigger:    StartPipelineExecution"), "{text}");
+    assert!(world.aws.calls().await["GetPipelineExecution"] >= 2, "the SDK retried the 500s");
+}
+
+#[tokio::test]
+async fn hanging_get_pipeline_execution_leaves_time_to_notify_before_the_deadline() {
+    let world = World::new().await;
+    seed_v2_execution(&world.aws, "2026-11-20T09:55:00Z").await;
+    world.aws.inject_hang("GetPipelineExecution", 8_000, 5).await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+
+    let (result, took) = handle_within(&notifier, 4, event("codepipeline-pipeline-succeeded-v2.json"), "r1").await;
+
+    result.unwrap();
+    assert!(took < std::time::Duration::from_secs(4), "answered after {took:?}, past the 4 s deadline");
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(!got[0].message.contains("Revision:"), "{}", got[0].message);
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(metrics[0]["LeadTimeSeconds"], Value::Null, "unknown, not guessed");
+}
+
+#[tokio::test]
+async fn get_pipeline_execution_answers_as_aws_does_for_unknown_and_malformed_requests() {
+    let world = World::new().await;
+    seed_legacy_execution(&world.aws).await;
+    let lookups = CodePipelineExecutions::new(aws_sdk_codepipeline::Client::new(&world.aws.sdk));
+
+    let found = lookups.source_revisions("flask-web-app-legacy", LEGACY_EXECUTION).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].artifact.as_deref(), Some("SourceArtifact"));
+    assert_eq!(
+        found[0].summary.as_deref(),
+        Some("Pin pytest to 8.3 so the build is reproducible\n\nThe runner image moved to 9.0.")
+    );
+    assert_eq!(found[0].created, Some("2026-11-20T10:41:05Z".parse().unwrap()));
+
+    for (pipeline, execution, code) in [
+        ("flask-web-app-legacy", "3b9e7d21-1111-4c2d-8e3f-000000000000", "PipelineExecutionNotFoundException"),
+        ("no-such-pipeline", LEGACY_EXECUTION, "PipelineNotFoundException"),
+        ("flask-web-app-legacy", "not-an-execution-id", "ValidationException"),
+        ("flask web app", LEGACY_EXECUTION, "ValidationException"),
+    ] {
+        let err = lookups.source_revisions(pipeline, execution).await.unwrap_err();
+        assert_eq!(err.kind, FailureKind::Rejected, "{err}");
+        assert!(err.to_string().contains(&format!("{code} (HTTP 400)")), "{pipeline} {execution}: {err}");
+    }
+
+    // What AWS would never answer is refused when seeded, naming the member at fault.
+    let (status, body) = world
+        .aws
+        .control_answer(
+            "pipeline-executions",
+            json!({"pipelineExecution": {
+                "pipelineName": "flask-web-app-legacy",
+                "pipelineExecutionId": LEGACY_EXECUTION,
+                "status": "Done",
+                "artifactRevisions": [{"revisionId": "", "created": "yesterday"}]
+            }}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = world
+        .aws
+        .control_answer(
+            "pipeline-executions",
+            json!({"pipelineExecution": {
+                "pipelineName": "flask-web-app-legacy",
+                "pipelineExecutionId": LEGACY_EXECUTION,
+                "status": "Done",
+                "artifactRevisions": [{"revisionId": "", "commitId": "abc"}]
+            }}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let problem = body["error"].as_str().unwrap();
+    assert!(problem.contains("'pipelineExecution.status'"), "{problem}");
+    assert!(problem.contains("'pipelineExecution.artifactRevisions.1.member.revisionId'"), "{problem}");
+    assert!(problem.contains("Unknown member 'commitId'"), "{problem}");
 }

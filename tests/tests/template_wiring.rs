@@ -333,3 +333,42 @@ fn codestar_notifications_reach_the_notifier_when_asked_for() {
     assert_eq!(permission["SourceArn"], json!({"Ref": "PipelineNotificationInputTopic"}));
     assert_eq!(t["Outputs"]["PipelineNotificationInputTopicArn"]["Condition"], "WantsCodeStar");
 }
+
+/// `sam build` builds through cargo-lambda, which adds `profile.release.panic="abort"` to cargo's
+/// command line when the release profile does not say otherwise (seen in its build command here).
+/// With abort, a check that panics kills deploy-validator before it reports, and CodeDeploy waits
+/// an hour; with unwind the engine turns the panic into a Failed report.
+#[test]
+fn release_builds_unwind_panics_so_the_hook_can_report_them() {
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let release = manifest.split("[profile.release]").nth(1).expect("a release profile");
+    let section = release.split("\n[").next().unwrap();
+    let panic: Vec<&str> = section.lines().filter(|l| l.trim_start().starts_with("panic")).map(str::trim).collect();
+    assert_eq!(panic, vec!["panic = \"unwind\""], "[profile.release] must say panic = \"unwind\"");
+}
+
+/// Each AWS call a function makes is allowed by its role (the calls the code makes, by name).
+#[test]
+fn every_lookup_the_functions_make_is_allowed() {
+    let t = template_json();
+    let allows = |function: &str, action: &str| {
+        statements_of(&t["Resources"][function]).iter().any(|s| match &s["Action"] {
+            Value::String(a) => a == action,
+            Value::Array(list) => list.iter().any(|a| a == action),
+            _ => false,
+        })
+    };
+    for (function, action) in [
+        ("AlarmFanoutFunction", "cloudwatch:ListTagsForResource"),
+        ("AlarmFanoutFunction", "sns:Publish"),
+        ("PipelineNotifierFunction", "codepipeline:ListActionExecutions"),
+        ("PipelineNotifierFunction", "codepipeline:GetPipelineExecution"),
+        ("PipelineNotifierFunction", "codedeploy:ListDeploymentTargets"),
+        ("PipelineNotifierFunction", "codedeploy:BatchGetDeploymentTargets"),
+        ("DeployValidatorFunction", "codedeploy:GetDeployment"),
+        ("DeployValidatorFunction", "codedeploy:PutLifecycleEventHookExecutionStatus"),
+        ("DeployValidatorFunction", "cloudwatch:DescribeAlarms"),
+    ] {
+        assert!(allows(function, action), "{function} may not call {action}");
+    }
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use alarm_fanout::config::Config as FanoutConfig;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
+use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
 use pipewarden_bench::measure::{proc_status_kib, thread_cpu_time, Summary};
 use pipewarden_bench::work::Workload;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
@@ -457,7 +458,7 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
         let topic = aws.sns().create_topic().name(format!("fan-{i}")).send().await?;
         vars.insert(format!("T{i}"), topic.topic_arn.unwrap_or_default());
     }
-    let make = |topics: usize| -> Result<Fanout<SnsPublisher, S3ObjectStore>, Failure> {
+    let make = |topics: usize| -> Result<Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags>, Failure> {
         let list: Vec<String> = (0..topics).map(|i| format!("$T{i}")).collect();
         let text =
             format!("mode: all-matches\nrules: []\ndefault:\n  severity: critical\n  topics: [{}]\n", list.join(", "));
@@ -469,9 +470,12 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
                 flap_window: chrono::Duration::seconds(900),
                 claim_ttl: chrono::Duration::seconds(120),
                 deploy_context_max_age: chrono::Duration::seconds(3600),
+                alarm_tags_cache: std::time::Duration::from_secs(300),
             },
             publisher: SnsPublisher::new(aws.sns()),
             store: S3ObjectStore::new(aws.s3(), bucket),
+            // The fan-out is measured, not a tag lookup: the events carry their alarms' tags.
+            tags: CachedAlarmTags::new(MemoryAlarmTags::default(), std::time::Duration::from_secs(300)),
         })
     };
     let (one, ten) = (make(1)?, make(10)?);
@@ -482,7 +486,8 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
     for run in 0..o.runs {
         for (slot, (label, f)) in [("one", &one), ("ten", &ten)].into_iter().enumerate() {
             let alarm = format!("fanout-{label}-{run}");
-            let payload = alarm_event(&alarm, &alarm, "ALARM", run);
+            let mut payload = alarm_event(&alarm, &alarm, "ALARM", run);
+            payload["detail"]["alarmTagsStatus"] = json!("SUCCESS");
             let started = Instant::now();
             let out = f.handle(payload, &alarm, chrono::Utc::now()).await.map_err(|e| format!("{label}: {e}"))?;
             times[slot].push(started.elapsed().as_secs_f64() * 1000.0);

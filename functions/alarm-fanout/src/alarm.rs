@@ -55,8 +55,10 @@ pub struct AlarmTransition {
     /// `actionsSuppressedBy` and its reason: AWS says not to act.
     pub suppressed: Option<String>,
     pub contributor: Option<(String, BTreeMap<String, String>)>,
-    /// Alarm tags, when the event carries them.
+    /// The alarm's tags: those the event carries, or those looked up (see [`crate::tags`]).
     pub tags: BTreeMap<String, String>,
+    /// CloudWatch sent the alarm's tags with the event (`SUCCESS`): no need to look them up.
+    pub tags_known: bool,
 }
 
 impl AlarmTransition {
@@ -151,7 +153,8 @@ pub fn from_detail(
         comparison: config.comparison_operator.clone(),
         suppressed,
         contributor: d.contributor.as_ref().or(d.alarm_contributor.as_ref()).map(contributor),
-        tags: BTreeMap::new(),
+        tags: d.alarm_tags.clone(),
+        tags_known: d.tags_complete(),
     }
 }
 
@@ -214,7 +217,8 @@ pub fn from_classic(message_id: &str, m: &ClassicAlarmMessage) -> AlarmTransitio
         comparison: trigger.comparison_operator.clone(),
         suppressed: None,
         contributor: None,
-        tags: BTreeMap::new(),
+        tags: m.alarm_tags.clone(),
+        tags_known: m.tags_complete(),
     }
 }
 

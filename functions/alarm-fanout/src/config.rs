@@ -13,7 +13,12 @@ pub struct Config {
     pub claim_ttl: Duration,
     /// A deployment recorded longer ago than this (and not finished) is no longer context.
     pub deploy_context_max_age: Duration,
+    /// How long a container keeps the tags it looked up for an alarm (0: not kept).
+    pub alarm_tags_cache: std::time::Duration,
 }
+
+/// A day: tags change rarely, but a change should show within a day.
+const MAX_ALARM_TAGS_CACHE_SECONDS: u64 = 86_400;
 
 impl Config {
     pub fn from_vars(vars: &impl Vars) -> Result<Config, ConfigError> {
@@ -24,6 +29,43 @@ impl Config {
             flap_window: Duration::seconds(vars.parsed_or("FLAP_WINDOW_SECONDS", 900)?),
             claim_ttl: Duration::seconds(vars.parsed_or("CLAIM_TTL_SECONDS", 120)?),
             deploy_context_max_age: Duration::seconds(vars.parsed_or("DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?),
+            alarm_tags_cache: alarm_tags_cache(vars)?,
         })
+    }
+}
+
+fn alarm_tags_cache(vars: &impl Vars) -> Result<std::time::Duration, ConfigError> {
+    const VARIABLE: &str = "ALARM_TAGS_CACHE_SECONDS";
+    let seconds: u64 = vars.parsed_or(VARIABLE, 300)?;
+    if seconds > MAX_ALARM_TAGS_CACHE_SECONDS {
+        return Err(ConfigError::new(
+            VARIABLE,
+            format!("{seconds} is more than {MAX_ALARM_TAGS_CACHE_SECONDS} (a day); 0 looks tags up every time"),
+        ));
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(extra: &[(&'static str, &'static str)]) -> HashMap<&'static str, &'static str> {
+        let mut vars = HashMap::from([("ROUTING_RULES", "mode: first-match"), ("AUDIT_BUCKET", "audit")]);
+        vars.extend(extra.iter().copied());
+        vars
+    }
+
+    #[test]
+    fn alarm_tags_cache_defaults_to_five_minutes_and_is_bounded() {
+        assert_eq!(Config::from_vars(&vars(&[])).unwrap().alarm_tags_cache, std::time::Duration::from_secs(300));
+        let none = Config::from_vars(&vars(&[("ALARM_TAGS_CACHE_SECONDS", "0")])).unwrap();
+        assert!(none.alarm_tags_cache.is_zero());
+        let too_long = Config::from_vars(&vars(&[("ALARM_TAGS_CACHE_SECONDS", "90000")])).unwrap_err();
+        assert_eq!(too_long.variable, "ALARM_TAGS_CACHE_SECONDS");
+        assert!(too_long.to_string().contains("90000 is more than 86400"), "{too_long}");
+        let negative = Config::from_vars(&vars(&[("ALARM_TAGS_CACHE_SECONDS", "-5")])).unwrap_err();
+        assert!(negative.to_string().starts_with("environment variable ALARM_TAGS_CACHE_SECONDS:"), "{negative}");
     }
 }

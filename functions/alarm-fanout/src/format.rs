@@ -70,6 +70,12 @@ pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(String, String)> {
     lines
 }
 
+/// `application=flask-web-app, team=web`, or nothing for an alarm without tags.
+fn tag_words(alarm: &AlarmTransition) -> Option<String> {
+    let words: Vec<String> = alarm.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    (!words.is_empty()).then(|| words.join(", "))
+}
+
 pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlight>) -> String {
     let was = alarm.previous.as_ref().map(|p| format!(" (was {p})")).unwrap_or_default();
     let mut out = vec![format!("{}: \"{}\" in {}{was}", alarm.state, alarm.alarm_name, alarm.region), String::new()];
@@ -86,6 +92,9 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     }
     if let Some(description) = &alarm.description {
         out.push(format!("Description:  {}", clean_text(description, 1000)));
+    }
+    if let Some(tags) = tag_words(alarm) {
+        out.push(format!("Tags:         {}", clean_text(&tags, 500)));
     }
     if let Some(d) = deployment {
         out.push(format!(
@@ -110,6 +119,9 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     for (label, value) in watched_lines(alarm) {
         description.push(format!("*{}:* {}", chat_escape(label.trim()), chat_escape(&clean_text(&value, 300))));
     }
+    if let Some(tags) = tag_words(alarm) {
+        description.push(format!("*Tags:* {}", chat_escape(&clean_text(&tags, 300))));
+    }
     if let Some(d) = deployment {
         description.push(format!("*Deploying:* {}", chat_escape(&d.describe())));
     }
@@ -129,7 +141,11 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
         summary: subject(alarm),
         event_type: "CloudWatch Alarm State Change",
         related_resources: alarm.alarm_arn.clone().into_iter().collect(),
-        additional_context: serde_json::json!({"severity": target.severity.as_str(), "rule": target.rule}),
+        additional_context: [
+            ("severity".to_string(), target.severity.as_str().to_string()),
+            ("rule".to_string(), target.rule.clone()),
+        ]
+        .into(),
     }
     .to_json()
 }

@@ -23,15 +23,18 @@ use crate::config::Config;
 use crate::format;
 use crate::memory::{AlarmMemory, Verdict};
 use crate::rules::{RuleSet, Target};
+use crate::tags::{AlarmTagSource, CachedAlarmTags};
 
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
 
-pub struct Fanout<P, S> {
+pub struct Fanout<P, S, T> {
     pub config: Config,
     pub rules: RuleSet,
     pub publisher: P,
     pub store: S,
+    /// Where an alarm's tags come from when the event does not carry them all.
+    pub tags: CachedAlarmTags<T>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,19 +61,24 @@ pub fn read_transitions(payload: Value) -> Result<(Vec<AlarmTransition>, Vec<Eve
     match Shape::of(&payload) {
         Shape::AlarmStateChange => {
             let e = parse_eventbridge_alarm(payload)?;
-            Ok((
-                vec![alarm::from_detail(&e.id, e.resources.first().cloned(), &e.account, &e.region, &e.detail)],
-                vec![],
-            ))
+            Ok((vec![alarm::from_detail(&e.id, e.alarm_arn(), &e.account, &e.region, &e.detail)], vec![]))
         }
         Shape::AlarmLambdaAction => {
             let a = parse_lambda_action(payload)?;
-            let account =
-                a.account_id.clone().or_else(|| a.alarm_arn.split(':').nth(4).map(str::to_string)).unwrap_or_default();
-            let region =
-                a.region.clone().or_else(|| a.alarm_arn.split(':').nth(3).map(str::to_string)).unwrap_or_default();
-            let source = format!("{}@{}", a.alarm_arn, a.time.as_deref().unwrap_or(""));
-            Ok((vec![alarm::from_detail(&source, Some(a.alarm_arn.clone()), &account, &region, &a.alarm_data)], vec![]))
+            let arn = a.alarm_arn();
+            let account = a.account().unwrap_or_default();
+            let region = a.region_code().unwrap_or_default();
+            let source = match &a.id {
+                Some(id) => id.clone(),
+                None => format!(
+                    "{}@{}",
+                    arn.as_deref().unwrap_or(&a.alarm_data.alarm_name),
+                    a.time.as_deref().unwrap_or("")
+                ),
+            };
+            let mut transition = alarm::from_detail(&source, arn, &account, &region, &a.alarm_data);
+            (transition.tags, transition.tags_known) = a.tags();
+            Ok((vec![transition], vec![]))
         }
         Shape::SnsAlarmMessages => {
             let sns = parse_sns(payload)?;
@@ -78,7 +86,10 @@ pub fn read_transitions(payload: Value) -> Result<(Vec<AlarmTransition>, Vec<Eve
             let mut rejected = Vec::new();
             for (i, record) in sns.records.iter().enumerate() {
                 match parse_classic(&record.sns.message) {
-                    Ok(m) => alarms.push(alarm::from_classic(&record.sns.message_id, &m)),
+                    Ok(mut m) => {
+                        m.derive_missing(&record.sns.topic_arn);
+                        alarms.push(alarm::from_classic(&record.sns.message_id, &m))
+                    }
                     Err(mut e) => {
                         e.event = format!("{} (SNS record {i}, message {})", e.event, record.sns.message_id);
                         rejected.push(e);
@@ -93,6 +104,10 @@ pub fn read_transitions(payload: Value) -> Result<(Vec<AlarmTransition>, Vec<Eve
             format!("not a CloudWatch alarm state change, alarm action or SNS alarm message (looks like {other:?})"),
         )),
     }
+}
+
+fn memory_key_of(alarm: &AlarmTransition) -> String {
+    AlarmMemory::key(&alarm.account, &alarm.region, &alarm.subject())
 }
 
 /// The plan for one transition after its memory was consulted.
@@ -110,9 +125,9 @@ struct Sent {
     result: Result<String, PortError>,
 }
 
-impl<P: Publisher, S: ObjectStore> Fanout<P, S> {
+impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
     pub async fn handle(&self, payload: Value, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
-        let (alarms, rejected) = match read_transitions(payload) {
+        let (mut alarms, rejected) = match read_transitions(payload) {
             Ok(read) => read,
             Err(e) => {
                 error!(error = %e, event = %e.event, field = %e.field, "bad event acknowledged without retry");
@@ -122,11 +137,28 @@ impl<P: Publisher, S: ObjectStore> Fanout<P, S> {
         for e in &rejected {
             error!(error = %e, event = %e.event, field = %e.field, "unreadable alarm record skipped");
         }
+        self.add_tags(&mut alarms).await;
 
-        let mut plans = Vec::new();
+        let mut plans: Vec<Plan> = Vec::new();
         for alarm in alarms {
             let span =
                 info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
+            // The same transition twice in one event (an SNS batch can repeat a record) is sent once:
+            // both records carry this invocation's token, so the claim alone would not stop the second.
+            let same = |p: &Plan| p.alarm.key() == alarm.key() && p.memory_key == memory_key_of(&alarm);
+            if plans.iter().any(same) {
+                let reason = "the same transition as an earlier record of this event".to_string();
+                span.in_scope(|| info!(reason = %reason, "not sent: suppressed"));
+                let memory_key = memory_key_of(&alarm);
+                plans.push(Plan {
+                    alarm,
+                    memory_key,
+                    verdict: Verdict::Suppress(reason),
+                    claimed: vec![],
+                    deployment: None,
+                });
+                continue;
+            }
             plans.push(self.plan(alarm, token, now).instrument(span).await?);
         }
 
@@ -195,10 +227,46 @@ impl<P: Publisher, S: ObjectStore> Fanout<P, S> {
         Ok(json!({ "alarms": summary, "rejected": rejected.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
     }
 
+    /// Gives each alarm whose event did not carry all its tags the tags CloudWatch has for it, one
+    /// lookup per alarm, all at once. An alarm whose tags cannot be had keeps those it came with.
+    async fn add_tags(&self, alarms: &mut [AlarmTransition]) {
+        let mut wanted: Vec<(String, &AlarmTransition)> = Vec::new();
+        for alarm in alarms.iter().filter(|a| !a.tags_known) {
+            match &alarm.alarm_arn {
+                Some(arn) if !wanted.iter().any(|(w, _)| w == arn) => wanted.push((arn.clone(), alarm)),
+                Some(_) => {}
+                None => {
+                    let span = info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name);
+                    span.in_scope(|| warn!("alarm tags unknown: the event names no alarm ARN to look them up"));
+                }
+            }
+        }
+        let lookups = wanted.into_iter().map(|(arn, alarm)| {
+            let span = info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
+            async move {
+                let found = self.tags.get(&arn).await;
+                if let Err(e) = &found {
+                    warn!(alarm_arn = %arn, error = %e, "alarm tags unavailable: routed with the tags the event carried");
+                }
+                (arn, found)
+            }
+            .instrument(span)
+        });
+        let found: Vec<(String, Result<_, PortError>)> = join_all(lookups).await;
+        for alarm in alarms.iter_mut().filter(|a| !a.tags_known) {
+            let tags =
+                found.iter().find(|(arn, _)| Some(arn) == alarm.alarm_arn.as_ref()).and_then(|(_, r)| r.as_ref().ok());
+            if let Some(tags) = tags {
+                alarm.tags = tags.clone();
+                alarm.tags_known = true;
+            }
+        }
+    }
+
     /// Decides (or recalls) the verdict and claims the targets not yet sent.
     async fn plan(&self, alarm: AlarmTransition, token: &str, now: DateTime<Utc>) -> Result<Plan, FanoutError> {
         let targets = self.rules.targets(&alarm);
-        let memory_key = AlarmMemory::key(&alarm.account, &alarm.region, &alarm.subject());
+        let memory_key = memory_key_of(&alarm);
         let transition = alarm.key();
         let (memory, claimed) = ledger::read_modify_write(
             &self.store,

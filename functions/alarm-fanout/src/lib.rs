@@ -8,6 +8,7 @@ pub mod format;
 pub mod handler;
 pub mod memory;
 pub mod rules;
+pub mod tags;
 
 use pipewarden_shared::config::Vars;
 use pipewarden_shared::document::DocumentSource;

@@ -1,5 +1,6 @@
 use alarm_fanout::config::Config;
 use alarm_fanout::handler::Fanout;
+use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
@@ -21,6 +22,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         rules,
         publisher: SnsPublisher::new(aws::sns_client(&sdk)),
         store: S3ObjectStore::new(s3, config.bucket.clone()),
+        tags: CachedAlarmTags::new(
+            CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&sdk)),
+            config.alarm_tags_cache,
+        ),
         config,
     };
     let fanout = &fanout;

@@ -112,6 +112,7 @@ mod tests {
             suppressed: None,
             contributor: None,
             tags: BTreeMap::new(),
+            tags_known: false,
         }
     }
 

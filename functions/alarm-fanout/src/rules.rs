@@ -384,6 +384,7 @@ mod tests {
             suppressed: None,
             contributor: None,
             tags: BTreeMap::new(),
+            tags_known: false,
         }
     }
 

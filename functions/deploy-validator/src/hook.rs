@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pipewarden_shared::deploy_context::{self, InFlight};
+use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
 use pipewarden_shared::events::EventError;
 use pipewarden_shared::lambda::Retry;
@@ -126,6 +126,14 @@ where
             self.report(hook, evidence.status, deadline).await?;
             evidence.reported = true;
             self.save(&key, &evidence, deadline).await;
+            // A Failed report makes CodeDeploy roll back: this deployment is no longer the context.
+            if let (HookStatus::Failed, Some(application)) = (evidence.status, &evidence.application) {
+                let ended = deploy_context::Change::DeploymentEnded {
+                    deployment_id: hook.deployment_id.clone(),
+                    at: Utc::now(),
+                };
+                self.update_deploy_context(application, ended, deadline).await;
+            }
         }
         if evidence.status == HookStatus::Failed && !evidence.notice_sent {
             if let Some(topic) = &self.topic_arn {
@@ -197,7 +205,8 @@ where
             .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
-        self.record_deploy_context(hook, &facts.application).await;
+        let ran = deploy_context::Change::HookRan { deployment_id: hook.deployment_id.clone(), at: Utc::now() };
+        self.update_deploy_context(&facts.application, ran, work_deadline).await;
         let checks = spec.checks_for(&facts.application, &facts.group);
         let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
         let remaining = work_deadline.saturating_duration_since(Instant::now());
@@ -214,22 +223,15 @@ where
         }
     }
 
-    /// Tells alarm-fanout that this application is being deployed (best effort).
-    async fn record_deploy_context(&self, hook: &HookInvocation, application: &str) {
+    /// Tells alarm-fanout what this application's deployment is doing (best effort, bounded so
+    /// that it never costs the report): merged with the pipeline's record of the same release.
+    async fn update_deploy_context(&self, application: &str, change: deploy_context::Change, until: Instant) {
         let Some(store) = &self.store else { return };
-        let in_flight = InFlight {
-            application: application.to_string(),
-            source: "deploy-validator".to_string(),
-            pipeline: None,
-            execution_id: None,
-            deployment_id: Some(hook.deployment_id.clone()),
-            commit: None,
-            author: None,
-            started_at: Utc::now(),
-            finished_at: None,
-        };
-        if let Err(e) = deploy_context::record(store, &in_flight).await {
-            warn!(error = %e, "deployment context not recorded");
+        let remaining = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        match tokio::time::timeout(remaining, deploy_context::update(store, application, &change)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "deployment context not recorded"),
+            Err(_) => warn!("deployment context not recorded: out of time"),
         }
     }
 

@@ -5,7 +5,7 @@ use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEve
 use pipewarden_shared::links;
 
 use crate::config::NotifyOn;
-use crate::lookups::{FailedActionDetail, LifecycleFailure};
+use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
 use crate::timeline::{Timeline, Trigger};
 use pipewarden_shared::events::parse_time;
 
@@ -84,6 +84,9 @@ pub struct Report {
     pub started_at: Option<DateTime<Utc>>,
     pub at: Option<DateTime<Utc>>,
     pub trigger: Option<Trigger>,
+    /// The source revisions the execution ran (`GetPipelineExecution`), for V1 and V2 pipelines
+    /// alike; empty when the lookup was not made or failed.
+    pub revisions: Vec<SourceRevision>,
     pub failure: Option<FailureReport>,
     pub execution_link: String,
 }
@@ -177,6 +180,7 @@ pub fn report(
     outcome: &Outcome,
     event_time: Option<&String>,
     failure: Option<FailureReport>,
+    revisions: Vec<SourceRevision>,
 ) -> Report {
     let at = parse_time(event_time.map(String::as_str));
     Report {
@@ -188,6 +192,7 @@ pub fn report(
         started_at: timeline.started_at(),
         at,
         trigger: timeline.trigger().cloned(),
+        revisions,
         failure,
         execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
     }

@@ -7,10 +7,13 @@ use pipewarden_shared::format::{
     ascii_subject, chat_escape, chat_icon, clean_text, duration_words, short_commit, ChatNotification,
 };
 use pipewarden_shared::ports::OutboundMessage;
-use serde_json::json;
 
 use crate::config::Format;
 use crate::decide::Report;
+use crate::lookups::SourceRevision;
+
+/// At most this many source revisions are listed (a pipeline rarely has more sources).
+const MAX_REVISIONS: usize = 5;
 
 pub fn message(report: &Report, format: Format) -> OutboundMessage {
     OutboundMessage {
@@ -50,12 +53,14 @@ pub fn subject(report: &Report) -> String {
 
 fn trigger_line(report: &Report) -> Option<String> {
     let t = report.trigger.as_ref()?;
+    // The revision lines already say which commit, with its message and link.
+    let commit_listed = report.revisions.iter().any(|r| r.revision_id.is_some() && r.revision_id == t.commit_id);
     let mut parts = Vec::new();
-    if let Some(commit) = &t.commit_id {
+    if let Some(commit) = t.commit_id.as_ref().filter(|_| !commit_listed) {
         parts.push(format!("commit {}", short_commit(commit)));
     }
-    if let Some(message) = &t.commit_message {
-        parts.push(format!("\"{}\"", clean_text(message.lines().next().unwrap_or(""), 120)));
+    if let Some(message) = t.commit_message.as_ref().filter(|_| !commit_listed) {
+        parts.push(format!("\"{}\"", first_line(message, 120)));
     }
     if let Some(author) = &t.author {
         parts.push(format!("by {}", clean_text(author, 80)));
@@ -76,6 +81,67 @@ fn trigger_line(report: &Report) -> Option<String> {
     }
 }
 
+fn first_line(text: &str, max: usize) -> String {
+    clean_text(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""), max)
+}
+
+/// The revisions worth a line: those that say something, at most [`MAX_REVISIONS`].
+fn listed_revisions(report: &Report) -> impl Iterator<Item = &SourceRevision> {
+    report
+        .revisions
+        .iter()
+        .filter(|r| r.revision_id.is_some() || r.summary.is_some() || r.url.is_some())
+        .take(MAX_REVISIONS)
+}
+
+/// `7c4a9e3f "Fix health check path for nginx" https://github.com/.../commit/7c4a9e3f...`, with the
+/// artifact's name first when the execution ran several sources.
+fn revision_line(report: &Report, revision: &SourceRevision) -> String {
+    let mut parts = Vec::new();
+    if report.revisions.len() > 1 {
+        if let Some(artifact) = &revision.artifact {
+            parts.push(clean_text(artifact, 100));
+        }
+    }
+    if let Some(id) = &revision.revision_id {
+        parts.push(clean_text(short_commit(id), 8));
+    }
+    if let Some(summary) = &revision.summary {
+        parts.push(format!("\"{}\"", first_line(summary, 120)));
+    }
+    if let Some(url) = &revision.url {
+        parts.push(clean_text(url, 500));
+    }
+    parts.join(" ")
+}
+
+/// A link chat applications can render: https, and nothing that would end the `<url|text>` markup.
+fn chat_link(url: &str) -> Option<&str> {
+    let safe = url.starts_with("https://")
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '|'));
+    safe.then_some(url)
+}
+
+fn chat_revision_line(report: &Report, revision: &SourceRevision) -> String {
+    let mut parts = Vec::new();
+    if report.revisions.len() > 1 {
+        if let Some(artifact) = &revision.artifact {
+            parts.push(chat_escape(&clean_text(artifact, 100)));
+        }
+    }
+    let id = revision.revision_id.as_deref().map(|id| chat_escape(&clean_text(short_commit(id), 8)));
+    match (id, revision.url.as_deref().and_then(chat_link)) {
+        (Some(id), Some(url)) => parts.push(format!("<{url}|{id}>")),
+        (None, Some(url)) => parts.push(format!("<{url}|commit>")),
+        (Some(id), None) => parts.push(id),
+        (None, None) => {}
+    }
+    if let Some(summary) = &revision.summary {
+        parts.push(format!("\"{}\"", chat_escape(&first_line(summary, 120))));
+    }
+    parts.join(" ")
+}
+
 /// The email body.
 pub fn text(report: &Report) -> String {
     let mut out = Vec::new();
@@ -91,6 +157,9 @@ pub fn text(report: &Report) -> String {
     }
     if let Some(seconds) = report.duration_seconds() {
         out.push(format!("Duration:   {}", duration_words(seconds)));
+    }
+    for revision in listed_revisions(report) {
+        out.push(format!("Revision:   {}", revision_line(report, revision)));
     }
     if let Some(trigger) = trigger_line(report) {
         out.push(format!("Trigger:    {trigger}"));
@@ -137,6 +206,9 @@ pub fn chat(report: &Report) -> String {
     description.push(format!("*Execution:* <{}|{}>", report.execution_link, chat_escape(&report.execution_id)));
     if let Some(seconds) = report.duration_seconds() {
         description.push(format!("*Duration:* {}", duration_words(seconds)));
+    }
+    for revision in listed_revisions(report) {
+        description.push(format!("*Revision:* {}", chat_revision_line(report, revision)));
     }
     if let Some(trigger) = trigger_line(report) {
         description.push(format!("*Trigger:* {}", chat_escape(&trigger)));
@@ -192,7 +264,11 @@ pub fn chat(report: &Report) -> String {
             report.account,
             report.pipeline
         )],
-        additional_context: json!({"severity": report.severity(), "attempt": report.outcome.attempt}),
+        additional_context: [
+            ("severity".to_string(), report.severity().to_string()),
+            ("attempt".to_string(), report.outcome.attempt.to_string()),
+        ]
+        .into(),
     }
     .to_json()
 }
@@ -215,4 +291,105 @@ pub fn attributes(report: &Report) -> BTreeMap<String, String> {
         ("region".to_string(), report.region.clone()),
         ("account".to_string(), report.account.clone()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Outcome;
+    use crate::timeline::Trigger;
+    use pipewarden_shared::events::codepipeline::{ExecutionState, Level};
+
+    const COMMIT: &str = "7c4a9e3f1b2d6e5a8c0f3b9d2e1a4c6b8d0e2f13";
+
+    fn report(trigger: Option<Trigger>, revisions: Vec<SourceRevision>) -> Report {
+        Report {
+            pipeline: "flask-web-app".into(),
+            execution_id: "8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33".into(),
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            outcome: Outcome {
+                key: "pipeline:SUCCEEDED:attempt-1".into(),
+                level: Level::Pipeline,
+                state: ExecutionState::Succeeded,
+                stage: None,
+                action: None,
+                approval: false,
+                attempt: 1,
+            },
+            started_at: None,
+            at: None,
+            trigger,
+            revisions,
+            failure: None,
+            execution_link: "https://console.example/execution".into(),
+        }
+    }
+
+    fn revision(summary: &str, url: &str) -> SourceRevision {
+        SourceRevision {
+            artifact: Some("SourceArtifact".into()),
+            revision_id: Some(COMMIT.into()),
+            summary: Some(summary.into()),
+            created: None,
+            url: Some(url.into()),
+        }
+    }
+
+    #[test]
+    fn the_revision_line_names_the_commit_its_first_line_and_link_and_the_trigger_does_not_repeat_them() {
+        let trigger = Trigger {
+            trigger_type: Some("CodeStarSourceConnection".into()),
+            commit_id: Some(COMMIT.into()),
+            commit_message: Some("Fix health check path for nginx".into()),
+            author: Some("Mary Major".into()),
+            branch: Some("main".into()),
+            ..Trigger::default()
+        };
+        let url = format!("https://github.com/example-org/flask-web-app/commit/{COMMIT}");
+        let r = report(Some(trigger), vec![revision("Fix health check path for nginx\n\nnginx answers /health", &url)]);
+
+        let body = text(&r);
+
+        assert!(body.contains(&format!("Revision:   7c4a9e3f \"Fix health check path for nginx\" {url}")), "{body}");
+        assert!(body.contains("Trigger:    by Mary Major on main (CodeStarSourceConnection)"), "{body}");
+        assert!(!body.contains("nginx answers /health"), "first line only: {body}");
+    }
+
+    #[test]
+    fn chat_links_the_commit_only_when_the_link_is_safe_and_escapes_the_summary() {
+        let safe = report(None, vec![revision("*bold* <!channel>", "https://github.com/o/r/commit/7c4a9e3f")]);
+        let doc: serde_json::Value = serde_json::from_str(&chat(&safe)).unwrap();
+        let description = doc["content"]["description"].as_str().unwrap();
+        assert!(description.contains("*Revision:* <https://github.com/o/r/commit/7c4a9e3f|7c4a9e3f>"), "{description}");
+        assert!(description.contains("\\*bold\\* &lt;!channel&gt;"), "{description}");
+
+        let unsafe_link = report(None, vec![revision("x", "https://evil.example/a|click here")]);
+        let doc: serde_json::Value = serde_json::from_str(&chat(&unsafe_link)).unwrap();
+        let description = doc["content"]["description"].as_str().unwrap();
+        assert!(description.contains("*Revision:* 7c4a9e3f \"x\""), "{description}");
+        assert!(!description.contains("evil.example"), "{description}");
+    }
+
+    #[test]
+    fn several_sources_are_named_and_a_v1_trigger_stays_whole() {
+        let trigger = Trigger {
+            trigger_type: Some("StartPipelineExecution".into()),
+            trigger_detail: Some("arn:aws:sts::123456789012:assumed-role/Admin/jdoe".into()),
+            ..Trigger::default()
+        };
+        let mut config = revision("Raise worker count", "https://github.com/o/config/commit/1234");
+        config.artifact = Some("ConfigArtifact".into());
+        config.revision_id = Some("0123456789abcdef".into());
+        let r = report(Some(trigger), vec![revision("Fix", "https://github.com/o/r/commit/7c4a"), config]);
+
+        let body = text(&r);
+
+        assert!(body.contains("Revision:   SourceArtifact 7c4a9e3f \"Fix\""), "{body}");
+        assert!(body.contains("Revision:   ConfigArtifact 01234567 \"Raise worker count\""), "{body}");
+        assert!(
+            body.contains("Trigger:    StartPipelineExecution (arn:aws:sts::123456789012:assumed-role/Admin/jdoe)"),
+            "{body}"
+        );
+    }
 }

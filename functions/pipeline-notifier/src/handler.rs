@@ -8,7 +8,8 @@
 //! expires after `CLAIM_TTL_SECONDS`.
 
 use chrono::{DateTime, Duration, Utc};
-use pipewarden_shared::deploy_context::{self, InFlight};
+use pipewarden_shared::deadline::bounded_optional;
+use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
@@ -19,16 +20,20 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::config::{Config, Target};
 use crate::decide::{self, FailureReport, Outcome};
 use crate::format;
-use crate::lookups::{ActionHistory, DeploymentDiagnostics};
+use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
 use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
 use crate::timeline::Timeline;
 
-pub struct Notifier<P, S, H, D, M> {
+/// At most this long for the deploy actions of an execution (and a quarter of the time left).
+const DEPLOY_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3);
+
+pub struct Notifier<P, S, H, D, R, M> {
     pub config: Config,
     pub publisher: P,
     pub store: S,
     pub history: H,
     pub diagnostics: D,
+    pub revisions: R,
     pub metrics: M,
 }
 
@@ -60,12 +65,13 @@ pub enum EventResult {
     Notified { outcome: String, topics: Vec<String> },
 }
 
-impl<P, S, H, D, M> Notifier<P, S, H, D, M>
+impl<P, S, H, D, R, M> Notifier<P, S, H, D, R, M>
 where
     P: Publisher,
     S: ObjectStore,
     H: ActionHistory,
     D: DeploymentDiagnostics,
+    R: ExecutionRevisions,
     M: MetricSink,
 {
     /// Handles one invocation's payload. `token` identifies this invocation in claims (the Lambda
@@ -154,17 +160,26 @@ where
             return Ok(EventResult::Duplicate);
         };
         info!(state = event.detail.state.as_str(), event_level = ?event.level, "event recorded");
-        self.record_deploy_context(&timeline, event, now).await;
 
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {
+            self.record_deploy_context(&timeline, event, now).await;
             if first_final {
-                self.emit_metrics(&timeline, event, now, None).await;
+                // Only a success's metrics (lead time) use the revisions.
+                let revisions = match event.detail.state {
+                    ExecutionState::Succeeded => self.source_revisions(&timeline).await,
+                    _ => Vec::new(),
+                };
+                self.emit_metrics(&timeline, event, now, None, revisions).await;
             }
             return Ok(EventResult::Recorded);
         };
 
-        let failure = self.failure(&timeline, &outcome).await;
-        let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure);
+        let (failure, revisions) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
+            tokio::join!(self.failure(&timeline, &outcome), self.source_revisions(&timeline))
+        } else {
+            (self.failure(&timeline, &outcome).await, Vec::new())
+        };
+        let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
         let mut results = Vec::new();
         for target in &claimed {
             let message = format::message(&report, target.format);
@@ -199,8 +214,10 @@ where
         if let Err(e) = settled {
             error!(error = %e, "could not record the sent notification");
         }
+        // After the notification, which must not wait on it.
+        self.record_deploy_context(&timeline, event, now).await;
         if first_final {
-            self.emit_metrics(&timeline, event, now, Some(&report)).await;
+            self.emit_metrics(&timeline, event, now, Some(&report), Vec::new()).await;
         }
         let failed: Vec<String> =
             results.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{} ({e})", t.topic_arn))).collect();
@@ -215,7 +232,11 @@ where
         Ok(EventResult::Notified { outcome: outcome.key, topics: claimed.into_iter().map(|t| t.topic_arn).collect() })
     }
 
-    /// A deploy action starting, or the pipeline ending, tells alarm-fanout what is in flight.
+    /// A deploy action starting, or the pipeline ending, tells alarm-fanout what is in flight (best
+    /// effort, after any notification of the event). The
+    /// context is keyed by the CodeDeploy application the deploy action names (its configuration's
+    /// `ApplicationName`, from the action history), the key the hook and alarm rules use; a deploy
+    /// action that names none (S3, CloudFormation, ECS) is keyed by the pipeline's name.
     async fn record_deploy_context(&self, timeline: &Timeline, event: &PipelineEvent, now: DateTime<Utc>) {
         let deploy_started = event.level == Level::Action
             && event.detail.state == ExecutionState::Started
@@ -224,28 +245,44 @@ where
         if !deploy_started && !ended {
             return;
         }
-        if ended {
-            // Only the execution that is in flight may end it; an older one finishing late may not.
-            match deploy_context::read(&self.store, &timeline.pipeline).await {
-                Ok(Some(current)) if current.execution_id.as_deref() == Some(timeline.execution_id.as_str()) => {}
-                _ => return,
-            }
-        }
-        let trigger = timeline.trigger();
         let at = pipewarden_shared::events::parse_time(event.time.as_deref()).unwrap_or(now);
-        let in_flight = InFlight {
-            application: timeline.pipeline.clone(),
-            source: "pipeline-notifier".to_string(),
-            pipeline: Some(timeline.pipeline.clone()),
-            execution_id: Some(timeline.execution_id.clone()),
-            deployment_id: None,
-            commit: trigger.and_then(|t| t.commit_id.clone()),
-            author: trigger.and_then(|t| t.author.clone()),
-            started_at: timeline.started_at().unwrap_or(at),
-            finished_at: ended.then_some(at),
+        let lookup = self.history.deploy_actions(&timeline.pipeline, &timeline.execution_id);
+        let deploy_actions =
+            match bounded_optional("CodePipeline", "ListActionExecutions", DEPLOY_LOOKUP_CAP, lookup).await {
+                Ok(actions) => actions,
+                Err(e) => {
+                    warn!(error = %e, "deploy actions unknown; the deployment context is keyed by the pipeline's name");
+                    Vec::new()
+                }
+            };
+        let (applications, change) = if deploy_started {
+            let this = deploy_actions.iter().find(|d| {
+                Some(d.stage.as_str()) == event.detail.stage.as_deref()
+                    && Some(d.action.as_str()) == event.detail.action.as_deref()
+            });
+            let application = this.map(|d| d.application.clone()).unwrap_or_else(|| timeline.pipeline.clone());
+            let trigger = timeline.trigger();
+            let change = deploy_context::Change::PipelineDeploying {
+                pipeline: timeline.pipeline.clone(),
+                execution_id: timeline.execution_id.clone(),
+                commit: trigger.and_then(|t| t.commit_id.clone()),
+                author: trigger.and_then(|t| t.author.clone()),
+                at,
+            };
+            (vec![application], change)
+        } else {
+            // Every application this execution deployed, and the pipeline's own key: only the
+            // record this execution wrote ends (an older execution finishing late changes nothing).
+            let mut applications: Vec<String> = deploy_actions.into_iter().map(|d| d.application).collect();
+            applications.push(timeline.pipeline.clone());
+            applications.sort();
+            applications.dedup();
+            (applications, deploy_context::Change::PipelineEnded { execution_id: timeline.execution_id.clone(), at })
         };
-        if let Err(e) = deploy_context::record(&self.store, &in_flight).await {
-            warn!(error = %e, "deployment context not recorded");
+        for application in applications {
+            if let Err(e) = deploy_context::update(&self.store, &application, &change).await {
+                warn!(error = %e, application = %application, "deployment context not recorded");
+            }
         }
     }
 
@@ -282,12 +319,26 @@ where
         Some(failure)
     }
 
+    /// The source revisions the execution ran, looked up once per outcome. A lookup that fails
+    /// or runs out of time leaves the commit out rather than the notification.
+    async fn source_revisions(&self, timeline: &Timeline) -> Vec<SourceRevision> {
+        match self.revisions.source_revisions(&timeline.pipeline, &timeline.execution_id).await {
+            Ok(revisions) => revisions,
+            Err(e) => {
+                warn!(error = %e, "no source revisions; the notification leaves the commit out");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `revisions` are for the report made here when `report` is `None`.
     async fn emit_metrics(
         &self,
         timeline: &Timeline,
         event: &PipelineEvent,
         now: DateTime<Utc>,
         report: Option<&decide::Report>,
+        revisions: Vec<SourceRevision>,
     ) {
         let outcome = Outcome {
             key: format!("pipeline:{}:attempt-{}", event.detail.state.as_str(), event.attempt()),
@@ -302,7 +353,7 @@ where
         let report = match report {
             Some(r) => r,
             None => {
-                owned = decide::report(timeline, &outcome, event.time.as_ref(), None);
+                owned = decide::report(timeline, &outcome, event.time.as_ref(), None, revisions);
                 &owned
             }
         };

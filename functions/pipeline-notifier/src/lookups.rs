@@ -1,10 +1,12 @@
-//! What the notifier asks AWS when an event alone does not say why a run failed.
+//! What the notifier asks AWS when an event alone does not say why a run failed, or what it ran.
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_codedeploy::types::TargetStatus;
+use chrono::{DateTime, Utc};
 use pipewarden_shared::adapters::classify_sdk_error;
-use pipewarden_shared::deadline::bounded;
+use pipewarden_shared::deadline::{bounded, bounded_optional};
 use pipewarden_shared::ports::PortError;
 use serde::{Deserialize, Serialize};
 
@@ -31,13 +33,52 @@ pub struct LifecycleFailure {
     pub log_tail: Option<String>,
 }
 
-/// CodePipeline `ListActionExecutions`, for the failed actions of one execution.
+/// A source revision an execution ran, as `GetPipelineExecution`'s `artifactRevisions` tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SourceRevision {
+    /// The artifact's name, such as `SourceArtifact`.
+    pub artifact: Option<String>,
+    /// The commit id for Git sources (an object version for S3, an image digest for ECR).
+    pub revision_id: Option<String>,
+    /// The commit message for Git sources (the provider's text for others).
+    pub summary: Option<String>,
+    /// When the revision was created: for Git sources, the commit's time.
+    pub created: Option<DateTime<Utc>>,
+    /// The commit's page, for GitHub, GitLab, Bitbucket and CodeCommit sources.
+    pub url: Option<String>,
+}
+
+/// CodePipeline `GetPipelineExecution`, for the source revisions one execution ran.
+pub trait ExecutionRevisions: Send + Sync {
+    fn source_revisions(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> impl Future<Output = Result<Vec<SourceRevision>, PortError>> + Send;
+}
+
+/// A deploy action of an execution and the CodeDeploy application it deploys (its configuration's
+/// `ApplicationName`), as CodePipeline's action history tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployAction {
+    pub stage: String,
+    pub action: String,
+    pub application: String,
+}
+
+/// CodePipeline `ListActionExecutions`: the failed actions of one execution, and its deploy actions.
 pub trait ActionHistory: Send + Sync {
     fn failed_actions(
         &self,
         pipeline: &str,
         execution_id: &str,
     ) -> impl Future<Output = Result<Vec<FailedActionDetail>, PortError>> + Send;
+
+    fn deploy_actions(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> impl Future<Output = Result<Vec<DeployAction>, PortError>> + Send;
 }
 
 /// CodeDeploy `ListDeploymentTargets` and `BatchGetDeploymentTargets`, for what failed where.
@@ -62,10 +103,30 @@ impl ActionHistory for CodePipelineActionHistory {
     async fn failed_actions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
         bounded("CodePipeline", "ListActionExecutions", self.list_failed(pipeline, execution_id)).await
     }
+
+    async fn deploy_actions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<DeployAction>, PortError> {
+        let details = bounded("CodePipeline", "ListActionExecutions", self.list(pipeline, execution_id)).await?;
+        Ok(details
+            .into_iter()
+            .filter_map(|d| {
+                let input = d.input?;
+                if input.action_type_id.as_ref().map(|t| t.category.as_str()) != Some("Deploy") {
+                    return None;
+                }
+                // CodeDeploy and CodeDeployToECS actions name their application so.
+                let application = input.configuration?.get("ApplicationName")?.clone();
+                Some(DeployAction { stage: d.stage_name?, action: d.action_name?, application })
+            })
+            .collect())
+    }
 }
 
 impl CodePipelineActionHistory {
-    async fn list_failed(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
+    async fn list(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+    ) -> Result<Vec<aws_sdk_codepipeline::types::ActionExecutionDetail>, PortError> {
         let filter =
             aws_sdk_codepipeline::types::ActionExecutionFilter::builder().pipeline_execution_id(execution_id).build();
         let output = self
@@ -76,9 +137,13 @@ impl CodePipelineActionHistory {
             .send()
             .await
             .map_err(|e| classify_sdk_error("CodePipeline", "ListActionExecutions", &e))?;
-        let failed = output
-            .action_execution_details
-            .unwrap_or_default()
+        Ok(output.action_execution_details.unwrap_or_default())
+    }
+
+    async fn list_failed(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
+        let failed = self
+            .list(pipeline, execution_id)
+            .await?
             .into_iter()
             .filter(|d| d.status.as_ref().map(|s| s.as_str() == "Failed").unwrap_or(false))
             .map(|d| {
@@ -98,6 +163,71 @@ impl CodePipelineActionHistory {
             .collect();
         Ok(failed)
     }
+}
+
+/// The longest the revision lookup may take (and never more than a quarter of the invocation's time
+/// left): it only adds detail, and the notification it adds to must still go out if it hangs.
+/// CodePipeline answers in well under a second; this leaves room for the SDK's retries.
+pub const REVISIONS_LOOKUP_CAP: Duration = Duration::from_secs(5);
+
+pub struct CodePipelineExecutions {
+    client: aws_sdk_codepipeline::Client,
+}
+
+impl CodePipelineExecutions {
+    pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl ExecutionRevisions for CodePipelineExecutions {
+    async fn source_revisions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<SourceRevision>, PortError> {
+        let call = self.get_revisions(pipeline, execution_id);
+        bounded_optional("CodePipeline", "GetPipelineExecution", REVISIONS_LOOKUP_CAP, call).await
+    }
+}
+
+impl CodePipelineExecutions {
+    async fn get_revisions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<SourceRevision>, PortError> {
+        let output = self
+            .client
+            .get_pipeline_execution()
+            .pipeline_name(pipeline)
+            .pipeline_execution_id(execution_id)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("CodePipeline", "GetPipelineExecution", &e))?;
+        let revisions = output
+            .pipeline_execution
+            .and_then(|e| e.artifact_revisions)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| SourceRevision {
+                artifact: r.name,
+                revision_id: r.revision_id.filter(|id| !id.trim().is_empty()),
+                summary: r.revision_summary.as_deref().and_then(summary_text),
+                created: r.created.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                url: r.revision_url.filter(|u| !u.trim().is_empty()),
+            })
+            .collect();
+        Ok(revisions)
+    }
+}
+
+/// The readable text of a `revisionSummary`. Sources through a CodeStar connection (GitHub,
+/// GitLab, Bitbucket) put a JSON object there, `{"ProviderType":"GitHub","CommitMessage":"..."}`;
+/// CodeCommit and S3 put the text itself.
+pub fn summary_text(summary: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Connection {
+        #[serde(rename = "CommitMessage")]
+        commit_message: String,
+    }
+    let text = match serde_json::from_str::<Connection>(summary) {
+        Ok(connection) => connection.commit_message,
+        Err(_) => summary.to_string(),
+    };
+    Some(text).filter(|t| !t.trim().is_empty())
 }
 
 pub struct CodeDeployDiagnostics {
@@ -171,5 +301,24 @@ impl CodeDeployDiagnostics {
             }
         }
         Ok(failures)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_of_connection_sources_are_their_commit_message() {
+        assert_eq!(
+            summary_text(
+                r#"{"ProviderType":"GitHub","CommitMessage":"Fix health check path\n\nnginx answers /health"}"#
+            )
+            .as_deref(),
+            Some("Fix health check path\n\nnginx answers /health")
+        );
+        assert_eq!(summary_text("Serve static files from nginx").as_deref(), Some("Serve static files from nginx"));
+        assert_eq!(summary_text(r#"{"ProviderType":"GitHub"}"#).as_deref(), Some(r#"{"ProviderType":"GitHub"}"#));
+        assert_eq!(summary_text("  "), None);
     }
 }

@@ -1,7 +1,7 @@
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipeline_notifier::config::Config;
 use pipeline_notifier::handler::Notifier;
-use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory};
+use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions};
 use pipeline_notifier::metrics::StdoutMetrics;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
@@ -17,11 +17,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
     let config = Config::from_vars(&ProcessEnv)?;
     let sdk = aws::load_config().await;
+    let codepipeline = aws_sdk_codepipeline::Client::new(&sdk);
     let notifier = Notifier {
         publisher: SnsPublisher::new(aws::sns_client(&sdk)),
         store: S3ObjectStore::new(aws::s3_client(&sdk), config.bucket.clone()),
-        history: CodePipelineActionHistory::new(aws_sdk_codepipeline::Client::new(&sdk)),
+        history: CodePipelineActionHistory::new(codepipeline.clone()),
         diagnostics: CodeDeployDiagnostics::new(aws::codedeploy_client(&sdk)),
+        revisions: CodePipelineExecutions::new(codepipeline),
         metrics: StdoutMetrics,
         config,
     };

@@ -2,8 +2,9 @@
 //! path): executions by state, duration, and the DORA measures where the data allows.
 //!
 //! - Deployment frequency: `Deployments` (1 per SUCCEEDED execution), summed over a period.
-//! - Lead time for changes: `LeadTimeSeconds`, commit authored -> execution SUCCEEDED (only when
-//!   the trigger carries the commit time).
+//! - Lead time for changes: `LeadTimeSeconds`, commit created -> execution SUCCEEDED, from the
+//!   source revision `GetPipelineExecution` names (V1 and V2 pipelines); the trigger's commit time
+//!   when that lookup failed and the trigger carries one.
 //! - Change failure rate: `ChangeFailures` / (`Deployments` + `ChangeFailures`), with metric math.
 //! - Time to restore: `TimeToRestoreSeconds`, first failure -> next success of the pipeline.
 
@@ -66,6 +67,22 @@ impl PipelineHealth {
     }
 }
 
+/// DORA lead time for changes of a successful execution: from the creation of the newest source
+/// revision it ran (the change it delivers; an older revision of another source was delivered by an
+/// earlier execution) to its success. Never negative (clocks differ).
+pub fn lead_time_seconds(report: &Report) -> Option<i64> {
+    if report.outcome.state != ExecutionState::Succeeded {
+        return None;
+    }
+    let committed = report
+        .revisions
+        .iter()
+        .filter_map(|r| r.created)
+        .max()
+        .or_else(|| report.trigger.as_ref().and_then(|t| parse_time(t.commit_time.as_deref())))?;
+    Some((report.at? - committed).num_seconds().max(0))
+}
+
 /// The EMF document for a pipeline's final outcome.
 pub fn outcome_document(report: &Report, time_to_restore: Option<i64>, now: DateTime<Utc>) -> Value {
     let state = report.outcome.state.as_str();
@@ -82,10 +99,9 @@ pub fn outcome_document(report: &Report, time_to_restore: Option<i64>, now: Date
             values.insert("Deployments".into(), json!(1));
             metrics.push(json!({"Name": "ChangeFailures", "Unit": "Count"}));
             values.insert("ChangeFailures".into(), json!(0));
-            let commit_time = report.trigger.as_ref().and_then(|t| parse_time(t.commit_time.as_deref()));
-            if let (Some(commit), Some(at)) = (commit_time, report.at) {
+            if let Some(lead_time) = lead_time_seconds(report) {
                 metrics.push(json!({"Name": "LeadTimeSeconds", "Unit": "Seconds"}));
-                values.insert("LeadTimeSeconds".into(), json!((at - commit).num_seconds().max(0)));
+                values.insert("LeadTimeSeconds".into(), json!(lead_time));
             }
             if let Some(restore) = time_to_restore {
                 metrics.push(json!({"Name": "TimeToRestoreSeconds", "Unit": "Seconds"}));
@@ -120,9 +136,63 @@ pub fn outcome_document(report: &Report, time_to_restore: Option<i64>, now: Date
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::Outcome;
+    use crate::lookups::SourceRevision;
+    use pipewarden_shared::events::codepipeline::Level;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn report(state: ExecutionState, at: &str, created: &[&str]) -> Report {
+        Report {
+            pipeline: "flask-web-app-legacy".into(),
+            execution_id: "3b9e7d21-1111-4c2d-8e3f-dd44ee55ff66".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            outcome: Outcome {
+                key: format!("pipeline:{}:attempt-1", state.as_str()),
+                level: Level::Pipeline,
+                state,
+                stage: None,
+                action: None,
+                approval: false,
+                attempt: 1,
+            },
+            started_at: None,
+            at: Some(t(at)),
+            trigger: None,
+            revisions: created
+                .iter()
+                .map(|c| SourceRevision { created: Some(t(c)), ..SourceRevision::default() })
+                .collect(),
+            failure: None,
+            execution_link: String::new(),
+        }
+    }
+
+    #[test]
+    fn lead_time_runs_from_the_newest_revision_to_success_only() {
+        let succeeded = report(
+            ExecutionState::Succeeded,
+            "2026-11-20T10:12:30Z",
+            &["2026-11-01T08:00:00Z", "2026-11-20T09:58:12Z"],
+        );
+        assert_eq!(lead_time_seconds(&succeeded), Some(858));
+        let doc = outcome_document(&succeeded, None, Utc::now());
+        assert_eq!(doc["LeadTimeSeconds"], 858);
+        assert!(doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"Name": "LeadTimeSeconds", "Unit": "Seconds"})));
+
+        let failed = report(ExecutionState::Failed, "2026-11-20T10:12:30Z", &["2026-11-20T09:58:12Z"]);
+        assert_eq!(lead_time_seconds(&failed), None);
+        assert_eq!(outcome_document(&failed, None, Utc::now())["LeadTimeSeconds"], Value::Null);
+        let unknown = report(ExecutionState::Succeeded, "2026-11-20T10:12:30Z", &[]);
+        assert_eq!(lead_time_seconds(&unknown), None);
+        let skewed = report(ExecutionState::Succeeded, "2026-11-20T10:12:30Z", &["2026-11-20T10:13:00Z"]);
+        assert_eq!(lead_time_seconds(&skewed), Some(0));
     }
 
     #[test]

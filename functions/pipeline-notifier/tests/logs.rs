@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_clean_log, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
+use pipewarden_tests::logs::{assert_clean_log, carries, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
 use pipewarden_tests::{event, local, Emulator};
 use serde_json::json;
 
@@ -35,4 +35,18 @@ async fn logs_are_json_lines_naming_the_execution_and_never_a_credential() {
         &["execution_id", "event"],
         4,
     );
+    // The V1 FAILED outcome's revision lookup finds no such pipeline here: a warning naming the
+    // execution, and the notification still went out.
+    let lines = json_lines(&function.logs());
+    let line = lines
+        .iter()
+        .find(|l| {
+            l["message"] == "no source revisions; the notification leaves the commit out"
+                && l.to_string().contains("3b9e7d21-1111-4c2d-8e3f-dd44ee55ff66")
+        })
+        .unwrap_or_else(|| panic!("no warning about the revision lookup:\n{}", function.logs()));
+    assert_eq!(line["level"], "WARN", "{line}");
+    assert!(carries(line, &["execution_id"]), "{line}");
+    let error = line["error"].as_str().unwrap_or_default();
+    assert!(error.contains("GetPipelineExecution") && error.contains("PipelineNotFoundException"), "{line}");
 }

@@ -211,6 +211,92 @@ pub struct AlarmDetail {
     pub contributor: Option<Contributor>,
     #[serde(rename = "alarmContributor", default)]
     pub alarm_contributor: Option<Contributor>,
+    /// The alarm's tags, when its tag propagation is on (an object; a list of `{Key, Value}` is
+    /// read too). Complete only when [`Self::alarm_tags_status`] says `SUCCESS`.
+    #[serde(rename = "alarmTags", default, deserialize_with = "tags")]
+    pub alarm_tags: BTreeMap<String, String>,
+    #[serde(rename = "alarmTagsStatus", default)]
+    pub alarm_tags_status: Option<String>,
+}
+
+impl AlarmDetail {
+    /// CloudWatch sent the alarm's tags (those its propagation settings include) with the event.
+    pub fn tags_complete(&self) -> bool {
+        tags_complete(self.alarm_tags_status.as_deref())
+    }
+}
+
+/// `SUCCESS` is the one tag status that says the payload holds the alarm's (filtered) tags;
+/// absent means propagation is off, anything else that they could not all be sent.
+pub fn tags_complete(status: Option<&str>) -> bool {
+    status.is_some_and(|s| s.trim().eq_ignore_ascii_case("SUCCESS"))
+}
+
+/// Alarm tags as an object (`{"team": "web"}`) or a list of `{Key, Value}` (either case); values
+/// that are numbers or booleans are read as their text, `null` as no tags.
+fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::Error;
+    fn text(value: serde_json::Value) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Null => Some(String::new()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+    let field = |entry: &serde_json::Map<String, serde_json::Value>, name: &str| {
+        entry.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+    };
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(BTreeMap::new()),
+        Some(serde_json::Value::Object(map)) => map
+            .into_iter()
+            .map(|(k, v)| {
+                text(v).map(|v| (k.clone(), v)).ok_or_else(|| D::Error::custom(format!("tag {k:?} is not text")))
+            })
+            .collect(),
+        Some(serde_json::Value::Array(list)) => list
+            .into_iter()
+            .map(|entry| {
+                let entry = entry.as_object().cloned().unwrap_or_default();
+                let key = field(&entry, "key").and_then(text).filter(|k| !k.is_empty());
+                let value = field(&entry, "value").map(text).unwrap_or(Some(String::new()));
+                match (key, value) {
+                    (Some(k), Some(v)) => Ok((k, v)),
+                    _ => Err(D::Error::custom("a tag in the list has no text Key and Value")),
+                }
+            })
+            .collect(),
+        Some(other) => Err(D::Error::custom(format!("expected an object or a list of tags, got {other}"))),
+    }
+}
+
+/// `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, in the partition of the region.
+pub fn alarm_arn(region: &str, account: &str, name: &str) -> Option<String> {
+    let (region, account) = (region.trim(), account.trim());
+    let well_formed = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !well_formed(region) || !well_formed(account) || name.is_empty() {
+        return None;
+    }
+    let partition = if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    };
+    Some(format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"))
+}
+
+/// An alarm ARN as sent, with stray spaces around its first five fields removed (AWS's own
+/// example payloads carry `us-east-1: 111122223333`); the alarm name, which may hold spaces, is kept.
+pub fn normalize_alarm_arn(arn: &str) -> Option<String> {
+    let arn = arn.trim();
+    let mut parts = arn.splitn(6, ':');
+    let head: Vec<&str> = parts.by_ref().take(5).map(str::trim).collect();
+    let rest = parts.next()?;
+    (head.len() == 5 && head[0] == "arn").then(|| format!("{}:{rest}", head.join(":")))
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -221,21 +307,67 @@ pub struct Contributor {
     pub attributes: BTreeMap<String, String>,
 }
 
-/// The payload CloudWatch sends when an alarm's action is a Lambda function.
+/// The payload CloudWatch sends when an alarm's action is a Lambda function. Also read: the same
+/// `alarmData` in an EventBridge-style envelope (`id`, `account`, `resources`), as one of
+/// `aws_lambda_events`' fixtures has it.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct AlarmLambdaAction {
     #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
     pub source: Option<String>,
-    #[serde(rename = "alarmArn")]
-    pub alarm_arn: String,
-    #[serde(rename = "accountId", default)]
+    /// As sent; use [`Self::alarm_arn`], which derives it when absent.
+    #[serde(rename = "alarmArn", default, deserialize_with = "lenient::non_empty")]
+    pub alarm_arn: Option<String>,
+    #[serde(rename = "accountId", alias = "account", default, deserialize_with = "lenient::non_empty")]
     pub account_id: Option<String>,
     #[serde(default)]
     pub time: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient::non_empty")]
     pub region: Option<String>,
+    #[serde(default, deserialize_with = "lenient::null_as_default")]
+    pub resources: Vec<String>,
     #[serde(rename = "alarmData")]
     pub alarm_data: AlarmDetail,
+    /// Tags beside `alarmData` rather than in it, read in case CloudWatch sends them there.
+    #[serde(rename = "alarmTags", default, deserialize_with = "tags")]
+    pub alarm_tags: BTreeMap<String, String>,
+    #[serde(rename = "alarmTagsStatus", default)]
+    pub alarm_tags_status: Option<String>,
+}
+
+impl AlarmLambdaAction {
+    /// `alarmArn`, else the alarm ARN in `resources`, else one made of region, account and name.
+    pub fn alarm_arn(&self) -> Option<String> {
+        self.alarm_arn
+            .as_deref()
+            .and_then(normalize_alarm_arn)
+            .or_else(|| self.resources.iter().find(|r| r.contains(":alarm:")).and_then(|r| normalize_alarm_arn(r)))
+            .or_else(|| alarm_arn(self.region.as_deref()?, self.account_id.as_deref()?, &self.alarm_data.alarm_name))
+    }
+
+    /// The account: `accountId`, else the ARN's.
+    pub fn account(&self) -> Option<String> {
+        self.account_id.clone().or_else(|| arn_field(self.alarm_arn().as_deref()?, 4))
+    }
+
+    /// The region: `region`, else the ARN's.
+    pub fn region_code(&self) -> Option<String> {
+        self.region.clone().or_else(|| arn_field(self.alarm_arn().as_deref()?, 3))
+    }
+
+    /// The alarm's tags and whether they are complete, wherever in the payload they are.
+    pub fn tags(&self) -> (BTreeMap<String, String>, bool) {
+        if !self.alarm_data.alarm_tags.is_empty() || self.alarm_data.alarm_tags_status.is_some() {
+            (self.alarm_data.alarm_tags.clone(), self.alarm_data.tags_complete())
+        } else {
+            (self.alarm_tags.clone(), tags_complete(self.alarm_tags_status.as_deref()))
+        }
+    }
+}
+
+fn arn_field(arn: &str, index: usize) -> Option<String> {
+    arn.split(':').nth(index).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// The classic alarm notification that CloudWatch publishes to an SNS topic (as `Sns.Message`).
@@ -275,12 +407,35 @@ pub struct ClassicAlarmMessage {
     pub alarm_rule: Option<String>,
     #[serde(rename = "TriggeringChildren", default, deserialize_with = "lenient::null_as_default")]
     pub triggering_children: Vec<ClassicTriggeringChild>,
+    /// The alarm's tags, when its tag propagation is on; complete only when `AlarmTagsStatus` is `SUCCESS`.
+    #[serde(rename = "AlarmTags", default, deserialize_with = "tags")]
+    pub alarm_tags: BTreeMap<String, String>,
+    #[serde(rename = "AlarmTagsStatus", default)]
+    pub alarm_tags_status: Option<String>,
 }
 
 impl ClassicAlarmMessage {
     /// The region code, taken from the alarm ARN (`arn:aws:cloudwatch:us-east-1:...`).
     pub fn region_code(&self) -> Option<&str> {
-        self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).filter(|r| !r.is_empty())
+        self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(3)).map(str::trim).filter(|r| !r.is_empty())
+    }
+
+    pub fn tags_complete(&self) -> bool {
+        tags_complete(self.alarm_tags_status.as_deref())
+    }
+
+    /// Fills in an absent `AlarmArn` from the account and the region of the topic that carried the
+    /// message (an alarm notifies topics of its own region).
+    pub fn derive_missing(&mut self, topic_arn: &str) {
+        if let Some(given) = self.alarm_arn.take().filter(|a| !a.trim().is_empty()) {
+            self.alarm_arn = Some(normalize_alarm_arn(&given).unwrap_or(given));
+            return;
+        }
+        let region = arn_field(topic_arn, 3);
+        let account = self.aws_account_id.clone().or_else(|| arn_field(topic_arn, 4));
+        if let (Some(region), Some(account)) = (region, account) {
+            self.alarm_arn = alarm_arn(&region, &account, &self.alarm_name);
+        }
     }
 
     /// The account id, from the message or else from the alarm ARN.
@@ -288,7 +443,7 @@ impl ClassicAlarmMessage {
         self.aws_account_id
             .as_deref()
             .filter(|a| !a.is_empty())
-            .or_else(|| self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(4)))
+            .or_else(|| self.alarm_arn.as_deref().and_then(|arn| arn.split(':').nth(4)).map(str::trim))
     }
 }
 
@@ -392,6 +547,17 @@ pub struct ClassicChildState {
 /// An EventBridge alarm state-change event.
 pub type AlarmStateChangeEvent = EventBridgeEvent<AlarmDetail>;
 
+impl EventBridgeEvent<AlarmDetail> {
+    /// The alarm ARN in `resources`, else one made of the event's region, account and alarm name.
+    pub fn alarm_arn(&self) -> Option<String> {
+        self.resources
+            .iter()
+            .find(|r| r.contains(":alarm:"))
+            .and_then(|r| normalize_alarm_arn(r))
+            .or_else(|| alarm_arn(&self.region, &self.account, &self.detail.alarm_name))
+    }
+}
+
 pub fn parse_eventbridge_alarm(value: serde_json::Value) -> Result<AlarmStateChangeEvent, EventError> {
     let event: AlarmStateChangeEvent = parse_value("CloudWatch Alarm State Change", value)?;
     if event.detail_type != ALARM_DETAIL_TYPE && event.detail_type != CONTRIBUTOR_DETAIL_TYPE {
@@ -410,4 +576,85 @@ pub fn parse_lambda_action(value: serde_json::Value) -> Result<AlarmLambdaAction
 
 pub fn parse_classic(message: &str) -> Result<ClassicAlarmMessage, EventError> {
     parse_str("CloudWatch alarm SNS message", message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn detail(extra: serde_json::Value) -> Result<AlarmDetail, EventError> {
+        let mut d = json!({"alarmName": "web-5xx", "state": {"value": "ALARM"}});
+        d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        parse_value("detail", d)
+    }
+
+    #[test]
+    fn alarm_tags_are_read_as_an_object_or_a_list_and_complete_only_on_success() {
+        let object = detail(json!({"alarmTags": {"team": "web", "tier": 1}, "alarmTagsStatus": "SUCCESS"})).unwrap();
+        assert_eq!(object.alarm_tags["team"], "web");
+        assert_eq!(object.alarm_tags["tier"], "1");
+        assert!(object.tags_complete());
+
+        let list =
+            detail(json!({"alarmTags": [{"Key": "team", "Value": "web"}, {"key": "env", "value": "prod"}]})).unwrap();
+        assert_eq!(list.alarm_tags.len(), 2);
+        assert_eq!(list.alarm_tags["env"], "prod");
+        assert!(!list.tags_complete(), "no status: propagation is off");
+
+        let other = detail(json!({"alarmTags": null, "alarmTagsStatus": "FAILED"})).unwrap();
+        assert!(other.alarm_tags.is_empty() && !other.tags_complete());
+        assert!(detail(json!({})).unwrap().alarm_tags.is_empty());
+
+        let err = detail(json!({"alarmTags": "team=web"})).unwrap_err();
+        assert_eq!(err.field, "alarmTags");
+    }
+
+    #[test]
+    fn classic_message_tags_and_a_missing_arn_from_the_topic() {
+        let mut m = parse_classic(
+            r#"{"AlarmName": "web 5xx", "NewStateValue": "ALARM", "AWSAccountId": "123456789012",
+                "AlarmTags": {"team": "web"}, "AlarmTagsStatus": "SUCCESS"}"#,
+        )
+        .unwrap();
+        assert!(m.tags_complete());
+        m.derive_missing("arn:aws:sns:eu-west-1:123456789012:classic-alarms");
+        assert_eq!(m.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:eu-west-1:123456789012:alarm:web 5xx"));
+        assert_eq!(m.region_code(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn alarm_arns_are_normalized_and_derived() {
+        assert_eq!(
+            normalize_alarm_arn("arn:aws:cloudwatch:us-east-1: 111122223333:alarm:Demo Main").as_deref(),
+            Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:Demo Main")
+        );
+        assert_eq!(normalize_alarm_arn("not an arn"), None);
+        assert_eq!(
+            alarm_arn("cn-north-1", "123456789012", "a").unwrap(),
+            "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a"
+        );
+        assert_eq!(alarm_arn("EXAMPLE REGION", "123456789012", "a"), None);
+
+        let enveloped = parse_lambda_action(json!({
+            "id": "d3df", "account": "123456789012", "region": "us-east-1",
+            "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:Aggregated"],
+            "alarmData": {"alarmName": "Aggregated", "state": {"value": "ALARM"}}
+        }))
+        .unwrap();
+        assert_eq!(
+            enveloped.alarm_arn().as_deref(),
+            Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:Aggregated")
+        );
+        assert_eq!(enveloped.account().as_deref(), Some("123456789012"));
+
+        let bare = parse_lambda_action(json!({
+            "accountId": "123456789012", "region": "us-east-1",
+            "alarmData": {"alarmName": "Bare", "state": {"value": "OK"}},
+            "alarmTags": {"team": "web"}, "alarmTagsStatus": "SUCCESS"
+        }))
+        .unwrap();
+        assert_eq!(bare.alarm_arn().as_deref(), Some("arn:aws:cloudwatch:us-east-1:123456789012:alarm:Bare"));
+        assert_eq!(bare.tags(), (BTreeMap::from([("team".to_string(), "web".to_string())]), true));
+    }
 }

@@ -32,8 +32,11 @@ impl EventError {
 
 /// Reads the timestamps AWS events use: RFC 3339, or CloudWatch's `2026-11-22T15:43:07.150+0000`
 /// (no colon in the offset).
+///
+/// Spaces inside are dropped: AWS's own example payloads carry `2023-08-04T12: 56: 46.138+0000`.
 pub fn parse_time(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
-    let text = text?;
+    let text: String = text?.chars().filter(|c| !c.is_whitespace()).collect();
+    let text = text.as_str();
     chrono::DateTime::parse_from_rfc3339(text)
         .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .ok()

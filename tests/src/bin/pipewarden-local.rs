@@ -118,6 +118,11 @@ async fn invoke(endpoint: &str, invoke_url: &str, paths: &[String]) -> Result<bo
                 if function_error {
                     println!("FAIL {shown} -> {function}: {body}");
                     failed += 1;
+                } else if let Some(reasons) = dropped(&body) {
+                    // A replay shows what would happen to real events: one the function could
+                    // not read, whole or in part, would be lost on AWS too.
+                    println!("FAIL {shown} -> {function}: dropped as invalid: {}", reasons.join("; "));
+                    failed += 1;
                 } else {
                     println!("ok   {shown} -> {function}: {body}");
                 }
@@ -127,6 +132,18 @@ async fn invoke(endpoint: &str, invoke_url: &str, paths: &[String]) -> Result<bo
     report(&aws).await;
     println!("\n{} events, {} passed, {failed} failed", files.len(), files.len() - failed);
     Ok(failed == 0)
+}
+
+/// Why an event (or records inside it) was dropped as unreadable, from a function's answer:
+/// `ignored` (the whole event) or `rejected` (records of a batch).
+fn dropped(body: &str) -> Option<Vec<String>> {
+    let answer: serde_json::Value = serde_json::from_str(body).ok()?;
+    let mut reasons: Vec<String> =
+        answer.get("ignored").and_then(|v| v.as_str()).map(str::to_string).into_iter().collect();
+    if let Some(rejected) = answer.get("rejected").and_then(|v| v.as_array()) {
+        reasons.extend(rejected.iter().map(|r| r.as_str().map(str::to_string).unwrap_or_else(|| r.to_string())));
+    }
+    (!reasons.is_empty()).then_some(reasons)
 }
 
 async fn report(aws: &Emulator) {

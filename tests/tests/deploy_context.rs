@@ -1,0 +1,234 @@
+//! Deployment context, linked by the functions themselves: the pipeline's deploy action starts
+//! (pipeline-notifier), CodeDeploy runs the lifecycle hook (deploy-validator), an alarm fires
+//! (alarm-fanout), and the alarm's message names the deployment and the commit. After the pipeline
+//! succeeds, a new alarm no longer does. Nothing is written by hand: the emulator only holds what
+//! AWS itself would (the action history, the deployment).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use alarm_fanout::config::Config as FanoutConfig;
+use alarm_fanout::handler::Fanout;
+use alarm_fanout::rules::RuleSet;
+use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
+use chrono::{DateTime, SecondsFormat, Utc};
+use deploy_validator::deployment::CodeDeployLookup;
+use deploy_validator::engine::Probes;
+use deploy_validator::function_scope::FunctionScope;
+use deploy_validator::hook::Validator;
+use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
+use deploy_validator::spec::Spec;
+use pipeline_notifier::config::{parse_notify_on, Config as NotifierConfig, DEFAULT_NOTIFY_ON};
+use pipeline_notifier::handler::Notifier;
+use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions};
+use pipeline_notifier::metrics::MetricSink;
+use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
+use pipewarden_shared::document::DocumentSource;
+use pipewarden_tests::{event, Emulator, Subscribed};
+use serde_json::{json, Value};
+
+const BUCKET: &str = "audit";
+const EXECUTION: &str = "8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33";
+const RULES: &str = r#"
+mode: first-match
+rules:
+  - name: api-servers
+    match: {namespace: AWS/EC2}
+    severity: critical
+    topics: [$CRITICAL]
+    application: flask-api
+default:
+  severity: info
+  topics: [$CRITICAL]
+"#;
+
+struct NoMetrics;
+
+impl MetricSink for NoMetrics {
+    fn emit(&self, _document: &Value) {}
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A sample event of `events/`, happening at `at`.
+fn pipeline_event(name: &str, at: DateTime<Utc>) -> Value {
+    let mut e = event(name);
+    e["time"] = json!(iso(at));
+    e
+}
+
+/// The Deploy action of the execution starting, as EventBridge sends it.
+fn deploy_action_started(at: DateTime<Utc>) -> Value {
+    let mut e = event("codepipeline-action-deploy-failed.json");
+    e["id"] = json!("d3p10y00-0000-0000-0000-000000000001");
+    e["time"] = json!(iso(at));
+    e["region"] = json!("us-east-1");
+    e["resources"] = json!(["arn:aws:codepipeline:us-east-1:123456789012:flask-web-app"]);
+    let detail = e["detail"].as_object_mut().unwrap();
+    detail.remove("execution-result");
+    detail.insert("execution-id".into(), json!(EXECUTION));
+    detail.insert("state".into(), json!("STARTED"));
+    detail.insert("region".into(), json!("us-east-1"));
+    e
+}
+
+/// An EC2 CPU alarm going into ALARM at `at`.
+fn alarm(name: &str, at: DateTime<Utc>) -> Value {
+    let mut e = event("cloudwatch-alarm-metric.json");
+    e["id"] = json!(format!("alarm-{name}"));
+    e["time"] = json!(iso(at));
+    e["resources"] = json!([format!("arn:aws:cloudwatch:us-east-1:123456789012:alarm:{name}")]);
+    e["detail"]["alarmName"] = json!(name);
+    e["detail"]["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    e
+}
+
+#[tokio::test]
+async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_commit_until_it_ends() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let pipeline_topic = aws.topic_with_subscriber("pipeline").await;
+    let critical: Subscribed = aws.topic_with_subscriber("critical").await;
+    let now = Utc::now();
+
+    // What CodePipeline's action history holds for the execution: its CodeDeploy action, in
+    // progress, deploying the application flask-api.
+    aws.control_post(
+        "action-executions",
+        json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [{
+            "pipelineExecutionId": EXECUTION,
+            "actionExecutionId": "a0000000-0000-0000-0000-000000000001",
+            "pipelineVersion": 4,
+            "stageName": "Deploy",
+            "actionName": "Deploy",
+            "startTime": (now - chrono::Duration::minutes(15)).timestamp(),
+            "lastUpdateTime": (now - chrono::Duration::minutes(15)).timestamp(),
+            "status": "InProgress",
+            "input": {
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                "configuration": {"ApplicationName": "flask-api", "DeploymentGroupName": "production"},
+                "resolvedConfiguration": {"ApplicationName": "flask-api", "DeploymentGroupName": "production"},
+                "region": "us-east-1",
+                "inputArtifacts": [{"name": "BuildArtifact"}]
+            }
+        }]}),
+    )
+    .await;
+    // The deployment the action created, as CodeDeploy knows it.
+    aws.deployment_with_id("d-CONTEXT1", "flask-api", "Lambda").await;
+
+    let notifier = Notifier {
+        config: NotifierConfig {
+            topic_arn: pipeline_topic.topic_arn.clone(),
+            chat_topic_arn: None,
+            bucket: BUCKET.to_string(),
+            notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
+            claim_ttl_seconds: 120,
+        },
+        publisher: SnsPublisher::new(aws.sns()),
+        store: S3ObjectStore::new(aws.s3(), BUCKET),
+        history: CodePipelineActionHistory::new(aws_sdk_codepipeline::Client::new(&aws.sdk)),
+        diagnostics: CodeDeployDiagnostics::new(aws.codedeploy()),
+        revisions: CodePipelineExecutions::new(aws_sdk_codepipeline::Client::new(&aws.sdk)),
+        metrics: NoMetrics,
+    };
+    let spec = "checks:\n  - name: no-alarms\n    type: alarms\n    alarmNames: [flask-api-errors]\n";
+    let validator = Validator {
+        spec: Spec::parse(spec, "test spec").map_err(|e| e.to_string()),
+        safety_margin: Duration::from_millis(1000),
+        topic_arn: None,
+        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
+        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
+        publisher: SnsPublisher::new(aws.sns()),
+        lookup: CodeDeployLookup::new(aws.codedeploy()),
+        probes: Probes {
+            http: ReqwestProbe::new(Vec::new()).unwrap(),
+            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
+            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
+            function_scope: FunctionScope::Any,
+        },
+    };
+    let vars = HashMap::from([("CRITICAL".to_string(), critical.topic_arn.clone())]);
+    let fanout = Fanout {
+        config: FanoutConfig {
+            rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: RULES.into() },
+            bucket: BUCKET.into(),
+            flap_window: chrono::Duration::seconds(900),
+            claim_ttl: chrono::Duration::seconds(120),
+            deploy_context_max_age: chrono::Duration::seconds(3600),
+            alarm_tags_cache: Duration::from_secs(300),
+        },
+        rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
+        publisher: SnsPublisher::new(aws.sns()),
+        store: S3ObjectStore::new(aws.s3(), BUCKET),
+        tags: CachedAlarmTags::new(
+            CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
+            Duration::from_secs(300),
+        ),
+    };
+
+    // GIVEN the pipeline started, its deploy action started, and CodeDeploy ran the hook
+    let minutes = |m: i64| now + chrono::Duration::minutes(m);
+    notifier.handle(pipeline_event("codepipeline-pipeline-started-v2.json", minutes(-20)), "n1", now).await.unwrap();
+    notifier.handle(deploy_action_started(minutes(-15)), "n2", now).await.unwrap();
+    let hook = json!({"DeploymentId": "d-CONTEXT1", "LifecycleEventHookExecutionId": "hook-context-1"});
+    let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();
+    assert_eq!(reported["status"], "Succeeded", "{reported}");
+
+    // WHEN an alarm of the application fires
+    fanout.handle(alarm("ApiCpuHigh", minutes(1)), "f1", now).await.unwrap();
+
+    // THEN its message names the CodeDeploy deployment, the pipeline execution and the commit
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let expected = format!(
+        "CodeDeploy deployment d-CONTEXT1 of flask-api, pipeline flask-web-app execution {EXECUTION} (commit 7c4a9e3f by Mary Major)"
+    );
+    assert!(got[0].message.contains(&expected), "{}", got[0].message);
+
+    // WHEN the pipeline succeeds, and later another alarm of the application fires
+    notifier.handle(pipeline_event("codepipeline-pipeline-succeeded-v2.json", minutes(2)), "n3", now).await.unwrap();
+    fanout.handle(alarm("ApiMemoryHigh", minutes(25)), "f2", now).await.unwrap();
+
+    // THEN that alarm names no deployment: the release is over
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].message.contains("ApiMemoryHigh"), "{}", got[0].message);
+    assert!(!got[0].message.contains("Deploying"), "{}", got[0].message);
+    assert!(!got[0].message.contains("d-CONTEXT1"), "{}", got[0].message);
+}
+
+#[tokio::test]
+async fn a_failed_hook_ends_its_deployment_as_context() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    aws.deployment_with_id("d-CONTEXT2", "flask-api", "Lambda").await;
+    let store = S3ObjectStore::new(aws.s3(), BUCKET);
+    // A check that can never pass: the health endpoint is on a closed port.
+    let spec = "allowedHosts: [127.0.0.1]\nchecks:\n  - name: health\n    type: http\n    url: 'http://127.0.0.1:9/health'\n    maxAttempts: 1\n";
+    let validator = Validator {
+        spec: Spec::parse(spec, "test spec").map_err(|e| e.to_string()),
+        safety_margin: Duration::from_millis(1000),
+        topic_arn: None,
+        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
+        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
+        publisher: SnsPublisher::new(aws.sns()),
+        lookup: CodeDeployLookup::new(aws.codedeploy()),
+        probes: Probes {
+            http: ReqwestProbe::new(vec!["127.0.0.1".into()]).unwrap(),
+            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
+            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
+            function_scope: FunctionScope::Any,
+        },
+    };
+    let hook = json!({"DeploymentId": "d-CONTEXT2", "LifecycleEventHookExecutionId": "hook-context-2"});
+    let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();
+    assert_eq!(reported["status"], "Failed", "{reported}");
+
+    let context =
+        pipewarden_shared::deploy_context::read(&store, "flask-api").await.unwrap().expect("recorded by the hook");
+    assert_eq!(context.deployment_id.as_deref(), Some("d-CONTEXT2"));
+    assert!(context.finished_at.is_some(), "CodeDeploy rolls back a Failed hook: {context:?}");
+}
