@@ -28,6 +28,9 @@ pub struct InFlight {
     pub execution_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<String>,
+    /// The CodeDeploy deployment group: a pipeline's release and a hook merge only within one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,12 +81,13 @@ pub enum Change {
     PipelineDeploying {
         pipeline: String,
         execution_id: String,
+        deployment_group: Option<String>,
         commit: Option<String>,
         author: Option<String>,
         at: DateTime<Utc>,
     },
     /// A CodeDeploy lifecycle hook ran for this deployment.
-    HookRan { deployment_id: String, at: DateTime<Utc> },
+    HookRan { deployment_id: String, deployment_group: Option<String>, at: DateTime<Utc> },
     /// The execution ended (any final state); it ends the context only if it is the one in flight.
     PipelineEnded { execution_id: String, at: DateTime<Utc> },
     /// The deployment ended (the hook reported Failed: CodeDeploy rolls back).
@@ -99,49 +103,73 @@ pub fn apply(
     max_age: chrono::Duration,
 ) -> Option<InFlight> {
     // A record still describes the release under way when it has not ended and is not stale.
-    let open = |c: &&InFlight, at: DateTime<Utc>| c.finished_at.is_none() && at - c.started_at < max_age;
+    let open = |c: &InFlight, at: DateTime<Utc>| c.finished_at.is_none() && at - c.started_at < max_age;
+    // Groups known on both sides must agree (staging and production of one application are two
+    // releases); an unknown group does not keep them apart.
+    let same_group = |a: &Option<String>, b: &Option<String>| a.is_none() || b.is_none() || a == b;
     match change {
-        Change::PipelineDeploying { pipeline, execution_id, commit, author, at } => {
+        Change::PipelineDeploying { pipeline, execution_id, deployment_group, commit, author, at } => {
             if let Some(c) = current {
-                if c.execution_id.as_deref() == Some(execution_id.as_str()) && c.finished_at.is_none() {
-                    return None; // a second deploy action of the same execution: already the context
+                if c.execution_id.as_deref() == Some(execution_id.as_str()) && c.finished_at.is_none_or(|f| f >= *at) {
+                    // A second deploy action of the same execution, or a late start of one that
+                    // has already ended: nothing new.
+                    return None;
                 }
-                if c.started_at > *at {
-                    return None; // a newer release already took over
+                if c.execution_id.is_some() && c.started_at > *at {
+                    return None; // a newer execution already took over
                 }
             }
-            // The hook of this release may have run first (events arrive in any order): keep its
-            // deployment id when it is still open and started after this execution could have.
-            let deployment_id =
-                current.filter(|c| open(c, *at) && c.execution_id.is_none()).and_then(|c| c.deployment_id.clone());
+            // The hook of this release may have been handled first (events arrive in any order):
+            // a hook-only record, still open, of the same group, whose hook ran after this deploy
+            // action could have started it, is this release's deployment. An older one is not.
+            let skew = chrono::Duration::minutes(1);
+            let hook_of_this_release = current.filter(|c| {
+                c.execution_id.is_none()
+                    && open(c, *at)
+                    && c.started_at + skew >= *at
+                    && same_group(&c.deployment_group, deployment_group)
+            });
             Some(InFlight {
                 application: application.to_string(),
                 source: "pipeline-notifier".to_string(),
                 pipeline: Some(pipeline.clone()),
                 execution_id: Some(execution_id.clone()),
-                deployment_id,
+                deployment_id: hook_of_this_release.and_then(|c| c.deployment_id.clone()),
+                deployment_group: deployment_group
+                    .clone()
+                    .or_else(|| hook_of_this_release.and_then(|c| c.deployment_group.clone())),
                 commit: commit.clone(),
                 author: author.clone(),
                 started_at: *at,
                 finished_at: None,
             })
         }
-        Change::HookRan { deployment_id, at } => match current.filter(|c| open(c, *at)) {
-            Some(c) if c.deployment_id.as_deref() == Some(deployment_id.as_str()) => None,
-            // The pipeline's release is under way: this is its deployment.
-            Some(c) => Some(InFlight { deployment_id: Some(deployment_id.clone()), ..c.clone() }),
-            None => Some(InFlight {
-                application: application.to_string(),
-                source: "deploy-validator".to_string(),
-                pipeline: None,
-                execution_id: None,
-                deployment_id: Some(deployment_id.clone()),
-                commit: None,
-                author: None,
-                started_at: *at,
-                finished_at: None,
-            }),
-        },
+        Change::HookRan { deployment_id, deployment_group, at } => {
+            let release = current
+                .filter(|c| open(c, *at) && c.started_at <= *at && same_group(&c.deployment_group, deployment_group));
+            match release {
+                Some(c) if c.deployment_id.as_deref() == Some(deployment_id.as_str()) => None,
+                // The pipeline's release of this group is under way: this is its deployment.
+                Some(c) if c.execution_id.is_some() => Some(InFlight {
+                    deployment_id: Some(deployment_id.clone()),
+                    deployment_group: c.deployment_group.clone().or_else(|| deployment_group.clone()),
+                    ..c.clone()
+                }),
+                // Another deployment outside a pipeline (or of another group): a release of its own.
+                _ => Some(InFlight {
+                    application: application.to_string(),
+                    source: "deploy-validator".to_string(),
+                    pipeline: None,
+                    execution_id: None,
+                    deployment_id: Some(deployment_id.clone()),
+                    deployment_group: deployment_group.clone(),
+                    commit: None,
+                    author: None,
+                    started_at: *at,
+                    finished_at: None,
+                }),
+            }
+        }
         Change::PipelineEnded { execution_id, at } => current
             .filter(|c| c.execution_id.as_deref() == Some(execution_id.as_str()) && c.finished_at.is_none())
             .map(|c| InFlight { finished_at: Some(*at), ..c.clone() }),
@@ -194,8 +222,17 @@ mod tests {
         Change::PipelineDeploying {
             pipeline: "flask-web-app".into(),
             execution_id: execution.into(),
+            deployment_group: Some("production".into()),
             commit: Some("7c4a9e3f00".into()),
             author: Some("Mary Major".into()),
+            at: at(minutes),
+        }
+    }
+
+    fn hook(deployment: &str, minutes: i64) -> Change {
+        Change::HookRan {
+            deployment_id: deployment.into(),
+            deployment_group: Some("production".into()),
             at: at(minutes),
         }
     }
@@ -212,7 +249,7 @@ mod tests {
 
     #[test]
     fn pipeline_then_hook_is_one_release_with_commit_and_deployment() {
-        let c = run(&[deploying("e1", 0), Change::HookRan { deployment_id: "d-1".into(), at: at(2) }]).unwrap();
+        let c = run(&[deploying("e1", 0), hook("d-1", 2)]).unwrap();
         assert_eq!(c.execution_id.as_deref(), Some("e1"));
         assert_eq!(c.deployment_id.as_deref(), Some("d-1"));
         assert_eq!(c.commit.as_deref(), Some("7c4a9e3f00"));
@@ -223,9 +260,40 @@ mod tests {
     }
 
     #[test]
-    fn hook_first_then_pipeline_event_still_merges() {
-        let c = run(&[Change::HookRan { deployment_id: "d-1".into(), at: at(2) }, deploying("e1", 3)]).unwrap();
+    fn hook_handled_first_then_the_deploy_start_still_merges() {
+        // The hook runs after its deploy action started, but its invocation may be handled first.
+        let c = run(&[hook("d-1", 3), deploying("e1", 2)]).unwrap();
         assert_eq!((c.execution_id.as_deref(), c.deployment_id.as_deref()), (Some("e1"), Some("d-1")));
+        let ended =
+            run(&[hook("d-1", 3), deploying("e1", 2), Change::PipelineEnded { execution_id: "e1".into(), at: at(9) }])
+                .unwrap();
+        assert_eq!(ended.finished_at, Some(at(9)), "the execution's end closes the merged record");
+    }
+
+    #[test]
+    fn an_older_deployment_is_not_inherited_by_a_new_execution() {
+        // A manual deployment whose hook reported Succeeded hours ago, still open.
+        let c = run(&[hook("d-OLD", 0), deploying("e2", 120)]).unwrap();
+        assert_eq!((c.execution_id.as_deref(), c.deployment_id), (Some("e2"), None));
+    }
+
+    #[test]
+    fn a_hook_of_another_group_is_a_release_of_its_own() {
+        let staging =
+            Change::HookRan { deployment_id: "d-S".into(), deployment_group: Some("staging".into()), at: at(2) };
+        let c = run(&[deploying("e1", 0), staging]).unwrap();
+        assert_eq!((c.execution_id, c.deployment_id.as_deref()), (None, Some("d-S")), "not paired with e1's commit");
+    }
+
+    #[test]
+    fn a_late_deploy_start_does_not_reopen_an_ended_execution() {
+        let c = run(&[
+            deploying("e1", 0),
+            Change::PipelineEnded { execution_id: "e1".into(), at: at(10) },
+            deploying("e1", 5),
+        ])
+        .unwrap();
+        assert_eq!(c.finished_at, Some(at(10)));
     }
 
     #[test]
@@ -248,18 +316,12 @@ mod tests {
     fn a_failed_report_ends_the_deployment_and_a_new_hook_after_an_ended_release_starts_afresh() {
         let c = run(&[
             deploying("e1", 0),
-            Change::HookRan { deployment_id: "d-1".into(), at: at(2) },
+            hook("d-1", 2),
             Change::DeploymentEnded { deployment_id: "d-1".into(), at: at(3) },
         ])
         .unwrap();
         assert_eq!(c.finished_at, Some(at(3)));
-        let next = apply(
-            Some(&c),
-            "flask-api",
-            &Change::HookRan { deployment_id: "d-2".into(), at: at(30) },
-            chrono::Duration::hours(6),
-        )
-        .unwrap();
+        let next = apply(Some(&c), "flask-api", &hook("d-2", 30), chrono::Duration::hours(6)).unwrap();
         assert_eq!(
             (next.deployment_id.as_deref(), next.execution_id.as_deref(), next.finished_at),
             (Some("d-2"), None, None)
@@ -270,13 +332,7 @@ mod tests {
     fn duplicates_write_nothing() {
         let c = run(&[deploying("e1", 0)]).unwrap();
         assert!(apply(Some(&c), "flask-api", &deploying("e1", 1), chrono::Duration::hours(6)).is_none());
-        let h = run(&[Change::HookRan { deployment_id: "d-1".into(), at: at(0) }]).unwrap();
-        assert!(apply(
-            Some(&h),
-            "flask-api",
-            &Change::HookRan { deployment_id: "d-1".into(), at: at(1) },
-            chrono::Duration::hours(6)
-        )
-        .is_none());
+        let h = run(&[hook("d-1", 0)]).unwrap();
+        assert!(apply(Some(&h), "flask-api", &hook("d-1", 1), chrono::Duration::hours(6)).is_none());
     }
 }

@@ -362,6 +362,7 @@ async fn flask_web_app_deploying(store: &S3ObjectStore, execution_id: &str) {
     let change = Change::PipelineDeploying {
         pipeline: "flask-web-app".into(),
         execution_id: execution_id.into(),
+        deployment_group: None,
         commit: Some("a1b2c3d4e5f60718".into()),
         author: Some("Jorge Souza".into()),
         at: chrono::DateTime::parse_from_rfc3339("2026-11-20T17:00:00Z").unwrap().into(),

@@ -108,8 +108,8 @@ async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_com
             "status": "InProgress",
             "input": {
                 "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
-                "configuration": {"ApplicationName": "flask-api", "DeploymentGroupName": "production"},
-                "resolvedConfiguration": {"ApplicationName": "flask-api", "DeploymentGroupName": "production"},
+                "configuration": {"ApplicationName": "flask-api", "DeploymentGroupName": "#{variables.group}"},
+                "resolvedConfiguration": {"ApplicationName": "flask-api", "DeploymentGroupName": "flask-api-group"},
                 "region": "us-east-1",
                 "inputArtifacts": [{"name": "BuildArtifact"}]
             }

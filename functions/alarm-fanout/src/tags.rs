@@ -53,6 +53,8 @@ impl AlarmTagSource for CloudWatchAlarmTags {
             .unwrap_or_default()
             .into_iter()
             .filter_map(|t| Some((t.key?, t.value.unwrap_or_default())))
+            // CloudWatch never propagates aws: tags into events; rules see the same tags either way.
+            .filter(|(k, _)| !k.starts_with("aws:"))
             .collect())
     }
 }
@@ -125,6 +127,9 @@ impl<T: AlarmTagSource> CachedAlarmTags<T> {
             if kept.len() >= KEPT {
                 let ttl = self.ttl;
                 kept.retain(|_, (at, _)| at.elapsed() < ttl);
+                if kept.len() >= KEPT {
+                    kept.clear(); // every entry still fresh: start over rather than grow without bound
+                }
             }
             kept.insert(alarm_arn.to_string(), (Instant::now(), tags.clone()));
         }

@@ -205,7 +205,11 @@ where
             .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
-        let ran = deploy_context::Change::HookRan { deployment_id: hook.deployment_id.clone(), at: Utc::now() };
+        let ran = deploy_context::Change::HookRan {
+            deployment_id: hook.deployment_id.clone(),
+            deployment_group: Some(facts.group.clone()).filter(|g| !g.is_empty()),
+            at: Utc::now(),
+        };
         self.update_deploy_context(&facts.application, ran, work_deadline).await;
         let checks = spec.checks_for(&facts.application, &facts.group);
         let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };

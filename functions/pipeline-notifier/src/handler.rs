@@ -260,11 +260,15 @@ where
                 Some(d.stage.as_str()) == event.detail.stage.as_deref()
                     && Some(d.action.as_str()) == event.detail.action.as_deref()
             });
+            if this.is_none() {
+                warn!("the deploy action names no CodeDeploy application in the action history; the deployment context is keyed by the pipeline's name");
+            }
             let application = this.map(|d| d.application.clone()).unwrap_or_else(|| timeline.pipeline.clone());
             let trigger = timeline.trigger();
             let change = deploy_context::Change::PipelineDeploying {
                 pipeline: timeline.pipeline.clone(),
                 execution_id: timeline.execution_id.clone(),
+                deployment_group: this.and_then(|d| d.deployment_group.clone()),
                 commit: trigger.and_then(|t| t.commit_id.clone()),
                 author: trigger.and_then(|t| t.author.clone()),
                 at,

@@ -64,6 +64,7 @@ pub struct DeployAction {
     pub stage: String,
     pub action: String,
     pub application: String,
+    pub deployment_group: Option<String>,
 }
 
 /// CodePipeline `ListActionExecutions`: the failed actions of one execution, and its deploy actions.
@@ -113,9 +114,12 @@ impl ActionHistory for CodePipelineActionHistory {
                 if input.action_type_id.as_ref().map(|t| t.category.as_str()) != Some("Deploy") {
                     return None;
                 }
-                // CodeDeploy and CodeDeployToECS actions name their application so.
-                let application = input.configuration?.get("ApplicationName")?.clone();
-                Some(DeployAction { stage: d.stage_name?, action: d.action_name?, application })
+                // CodeDeploy and CodeDeployToECS actions name their application and group so; the
+                // resolved configuration has pipeline variables (#{...}) filled in.
+                let configuration = input.resolved_configuration.or(input.configuration)?;
+                let application = configuration.get("ApplicationName")?.clone();
+                let deployment_group = configuration.get("DeploymentGroupName").cloned();
+                Some(DeployAction { stage: d.stage_name?, action: d.action_name?, application, deployment_group })
             })
             .collect())
     }

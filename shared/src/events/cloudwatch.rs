@@ -235,7 +235,6 @@ pub fn tags_complete(status: Option<&str>) -> bool {
 /// Alarm tags as an object (`{"team": "web"}`) or a list of `{Key, Value}` (either case); values
 /// that are numbers or booleans are read as their text, `null` as no tags.
 fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    use serde::de::Error;
     fn text(value: serde_json::Value) -> Option<String> {
         match value {
             serde_json::Value::String(s) => Some(s),
@@ -250,25 +249,18 @@ fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::
     };
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(BTreeMap::new()),
-        Some(serde_json::Value::Object(map)) => map
+        // A tag is worth less than the alarm: an entry that is not text is left out, never the alarm.
+        Some(serde_json::Value::Object(map)) => Ok(map.into_iter().filter_map(|(k, v)| Some((k, text(v)?))).collect()),
+        Some(serde_json::Value::Array(list)) => Ok(list
             .into_iter()
-            .map(|(k, v)| {
-                text(v).map(|v| (k.clone(), v)).ok_or_else(|| D::Error::custom(format!("tag {k:?} is not text")))
-            })
-            .collect(),
-        Some(serde_json::Value::Array(list)) => list
-            .into_iter()
-            .map(|entry| {
+            .filter_map(|entry| {
                 let entry = entry.as_object().cloned().unwrap_or_default();
-                let key = field(&entry, "key").and_then(text).filter(|k| !k.is_empty());
-                let value = field(&entry, "value").map(text).unwrap_or(Some(String::new()));
-                match (key, value) {
-                    (Some(k), Some(v)) => Ok((k, v)),
-                    _ => Err(D::Error::custom("a tag in the list has no text Key and Value")),
-                }
+                let key = field(&entry, "key").and_then(text).filter(|k| !k.is_empty())?;
+                let value = field(&entry, "value").map(text).unwrap_or(Some(String::new()))?;
+                Some((key, value))
             })
-            .collect(),
-        Some(other) => Err(D::Error::custom(format!("expected an object or a list of tags, got {other}"))),
+            .collect()),
+        Some(_) => Ok(BTreeMap::new()),
     }
 }
 
@@ -606,8 +598,10 @@ mod tests {
         assert!(other.alarm_tags.is_empty() && !other.tags_complete());
         assert!(detail(json!({})).unwrap().alarm_tags.is_empty());
 
-        let err = detail(json!({"alarmTags": "team=web"})).unwrap_err();
-        assert_eq!(err.field, "alarmTags");
+        // A malformed tag never costs the alarm: what cannot be read is left out.
+        assert!(detail(json!({"alarmTags": "team=web"})).unwrap().alarm_tags.is_empty());
+        let partly = detail(json!({"alarmTags": {"team": "web", "bad": {"x": 1}}})).unwrap();
+        assert_eq!(partly.alarm_tags.len(), 1);
     }
 
     #[test]
