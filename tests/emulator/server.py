@@ -2,23 +2,55 @@
 """moto's server, plus Pipewarden's extension for what moto 5.2 lacks.
 
 moto answers HTTP 500 with an HTML body for these operations; this module adds them:
-  CodeDeploy   PutLifecycleEventHookExecutionStatus (recorded, see below), ListDeploymentTargets,
-               BatchGetDeploymentTargets
+  CodeDeploy   PutLifecycleEventHookExecutionStatus, ListDeploymentTargets, BatchGetDeploymentTargets
   CodePipeline ListActionExecutions, GetPipelineState
 and replaces moto's CodePipeline GetPipelineExecution (which knows only executions moto started
 itself, with ids of its own and no artifact revisions) with one that answers from the executions
-a test seeded, then from moto's. Its request is validated against the botocore service model that
-ships with moto, as AWS validates it: a missing required member, or a value outside its length,
-pattern or enum, is a ValidationException (HTTP 400); an unknown pipeline is a
-PipelineNotFoundException and an unknown execution of a known pipeline a
-PipelineExecutionNotFoundException (both HTTP 400, as the API reference documents).
+a test seeded, then from moto's.
+
+The operations it adds answer as AWS documents, with its error codes (JSON protocol `__type`,
+HTTP 400), and every answer they build is checked against the model's output shape (an answer AWS
+would never give is an HTTP 500 EmulatorOutputInvalid, the emulator's fault):
+  PutLifecycleEventHookExecutionStatus  no deploymentId: DeploymentIdRequiredException; no hook id:
+      InvalidLifecycleEventHookExecutionIdException; a status other than Succeeded or Failed:
+      InvalidLifecycleEventHookExecutionStatusException; an unknown deployment:
+      DeploymentDoesNotExistException; an EC2/on-premises (Server) deployment:
+      UnsupportedActionForDeploymentTypeException; a hook execution CodeDeploy did not issue for
+      that deployment (see /_pipewarden/hooks): InvalidLifecycleEventHookExecutionIdException; a
+      hook already reported: LifecycleEventAlreadyCompletedException.
+  BatchGetDeploymentTargets  no deploymentId: DeploymentIdRequiredException; no targetIds:
+      DeploymentTargetIdRequiredException; more than 25: DeploymentTargetListSizeExceededException;
+      an id that is not the deployment's: DeploymentTargetDoesNotExistException.
+  ListDeploymentTargets  DeploymentIdRequiredException, DeploymentDoesNotExistException; pages of
+      100 target ids (the request cannot set a size; see /_pipewarden/page-sizes) with nextToken;
+      a token it did not issue: InvalidNextTokenException; targetFilters TargetStatus.
+  ListActionExecutions  validated against the model (ValidationException); an unknown pipeline
+      (neither moto's nor seeded): PipelineNotFoundException; maxResults (default 100) and
+      nextToken, InvalidNextTokenException.
+GetPipelineExecution's request is validated against the botocore service model that ships with
+moto, as AWS validates it: a missing required member, or a value outside its length, pattern or
+enum, is a ValidationException (HTTP 400); an unknown pipeline is a PipelineNotFoundException and
+an unknown execution of a known pipeline a PipelineExecutionNotFoundException (both HTTP 400).
 CloudWatch ListTagsForResource answers as AWS does where moto answers an empty list: a ResourceARN
 that is no ARN is InvalidParameterValue (400), one naming no alarm or Contributor Insights rule of
-the account and region is ResourceNotFound (404).
+the account and region is ResourceNotFound (404). CloudWatch DescribeAlarms pages as AWS does
+(moto ignores MaxRecords and NextToken): MaxRecords 1 to 100, default 50, NextToken,
+InvalidNextToken.
 The control API under /_pipewarden/, for tests and the local run:
-  GET  /_pipewarden/hook-statuses        every PutLifecycleEventHookExecutionStatus call, in order
-  POST /_pipewarden/deployment-targets   {"deploymentId", "targets": [DeploymentTarget, ...]} (AWS shape)
-  POST /_pipewarden/action-executions    {"pipelineName", "actionExecutionDetails": [...]} (AWS shape)
+  GET  /_pipewarden/hook-statuses        every accepted PutLifecycleEventHookExecutionStatus, in order
+  POST /_pipewarden/deployments          {"deploymentId", "applicationName", "computePlatform",
+                                         "hooks": [{"lifecycleEventHookExecutionId",
+                                         "lifecycleEvent"}]}: a deployment under that id (moto makes
+                                         up its own), and the hook executions CodeDeploy issued for it
+  POST /_pipewarden/hooks                {"deploymentId", "lifecycleEventHookExecutionId",
+                                         "lifecycleEvent"}: one more issued hook execution. The
+                                         deployment must exist (404) and be Lambda or ECS, and the
+                                         event one of that platform's hooks (default
+                                         AfterAllowTraffic) (400)
+  POST /_pipewarden/deployment-targets   {"deploymentId", "targets": [DeploymentTarget, ...]} (AWS
+                                         shape, checked against the model: 400 naming the member)
+  POST /_pipewarden/action-executions    {"pipelineName", "actionExecutionDetails": [...]} (AWS
+                                         shape, checked against the model: 400 naming the member)
   POST /_pipewarden/pipeline-state       GetPipelineState output for {"pipelineName", ...} (AWS shape)
   POST /_pipewarden/pipeline-executions  {"pipelineExecution": PipelineExecution} (AWS shape, with
                                          pipelineName and pipelineExecutionId): what
@@ -26,8 +58,14 @@ The control API under /_pipewarden/, for tests and the local run:
                                          model's output shape (400 naming the member at fault);
                                          timestamps may be ISO 8601 and are sent as AWS sends them
                                          (epoch seconds)
-  POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop"}:
-                                         the next `count` calls of that operation fail that way
+  POST /_pipewarden/page-sizes           {"operation", "size"}: the page size of ListDeploymentTargets,
+                                         ListActionExecutions or DescribeAlarms when the request
+                                         sets none
+  POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop",
+                                         "dropAfter"}: the next `count` calls of that operation fail
+                                         that way. "drop": the connection closes before the service
+                                         sees the request; "dropAfter": the service handles it (it
+                                         takes effect), then the connection closes without the answer
   POST /_pipewarden/faults/clear         no more injected faults
   GET  /_pipewarden/calls                how many calls each operation received
 Requests in the Smithy RPC v2 CBOR protocol (what the Rust SDK uses for CloudWatch) are translated to
@@ -40,6 +78,7 @@ closes, so a test process that dies never leaves it behind.
 """
 
 import argparse
+import base64
 import datetime
 import io
 import json
@@ -55,17 +94,21 @@ from collections import Counter
 
 import botocore.session
 import cbor2
+from moto.cloudwatch.exceptions import CloudWatchException
 from moto.cloudwatch.exceptions import InvalidParameterValue as CloudWatchInvalidParameterValue
 from moto.cloudwatch.exceptions import ResourceNotFound as CloudWatchResourceNotFound
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sns.exceptions import SNSException, SNSInvalidParameter
+from moto.sns.responses import SNSResponse
 from werkzeug.serving import make_server
 
 LOCK = threading.Lock()
@@ -77,6 +120,8 @@ def reset_state() -> None:
         STATE.clear()
         STATE.update(
             hook_statuses=[],
+            hook_executions={},
+            page_sizes={},
             deployment_targets={},
             action_executions={},
             pipeline_states={},
@@ -88,7 +133,16 @@ def reset_state() -> None:
 
 reset_state()
 
-HOOK_STATUSES = {"Pending", "InProgress", "Succeeded", "Failed", "Skipped", "Unknown"}
+# What a validation function may report (the model's enum has more; AWS refuses the rest).
+REPORTABLE_HOOK_STATUSES = ("Succeeded", "Failed")
+# The lifecycle events CodeDeploy runs hook functions for, by compute platform (PutLifecycleEvent-
+# HookExecutionStatus's documentation). EC2/on-premises ("Server") runs appspec scripts instead.
+HOOK_EVENTS = {
+    "Lambda": ("BeforeAllowTraffic", "AfterAllowTraffic"),
+    "ECS": ("BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"),
+}
+# AWS's page sizes where the request cannot set one (ListDeploymentTargets) or sets none.
+DEFAULT_PAGE_SIZES = {"ListDeploymentTargets": 100, "ListActionExecutions": 100, "DescribeAlarms": 50}
 
 
 def _body(response) -> dict:
@@ -101,24 +155,46 @@ def _body(response) -> dict:
 # --- CodeDeploy ------------------------------------------------------------------------------
 
 
+def _platform(deployment) -> str:
+    # CreateApplication's computePlatform defaults to Server, as in AWS.
+    return deployment.application.compute_platform or "Server"
+
+
 def put_lifecycle_event_hook_execution_status(self):
+    """As AWS answers it: every error below is one PutLifecycleEventHookExecutionStatus documents
+    (HTTP 400)."""
     body = _body(self)
     deployment_id = body.get("deploymentId")
     hook_id = body.get("lifecycleEventHookExecutionId")
     status = body.get("status")
-    if not deployment_id or not hook_id or status not in HOOK_STATUSES:
+    if not deployment_id:
+        raise JsonRESTError("DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    if not hook_id:
+        raise JsonRESTError(
+            "InvalidLifecycleEventHookExecutionIdException", "A lifecycle event hook execution ID must be specified."
+        )
+    if status not in REPORTABLE_HOOK_STATUSES:
         raise JsonRESTError(
             "InvalidLifecycleEventHookExecutionStatusException",
-            f"deploymentId, lifecycleEventHookExecutionId and a status in {sorted(HOOK_STATUSES)} are required",
+            f"The status {status!r} is not valid: a validation function reports Succeeded or Failed.",
         )
     # Raises DeploymentDoesNotExistException as AWS does for an unknown deployment.
-    self.codedeploy_backend.get_deployment(deployment_id)
+    deployment = self.codedeploy_backend.get_deployment(deployment_id)
+    platform = _platform(deployment)
+    if platform not in HOOK_EVENTS:
+        raise JsonRESTError(
+            "UnsupportedActionForDeploymentTypeException",
+            f"The deployment {deployment_id} uses the {platform} compute platform, which has no lifecycle event "
+            "hook executions to report on.",
+        )
     with LOCK:
-        done = [
-            r
-            for r in STATE["hook_statuses"]
-            if r["lifecycleEventHookExecutionId"] == hook_id and r["status"] in ("Succeeded", "Failed")
-        ]
+        issued = STATE["hook_executions"].get(hook_id)
+        if issued is None or issued["deploymentId"] != deployment_id:
+            raise JsonRESTError(
+                "InvalidLifecycleEventHookExecutionIdException",
+                f"The lifecycle event hook execution {hook_id} does not belong to the deployment {deployment_id}.",
+            )
+        done = [r for r in STATE["hook_statuses"] if r["lifecycleEventHookExecutionId"] == hook_id]
         if done:
             raise JsonRESTError(
                 "LifecycleEventAlreadyCompletedException",
@@ -128,31 +204,72 @@ def put_lifecycle_event_hook_execution_status(self):
             {
                 "deploymentId": deployment_id,
                 "lifecycleEventHookExecutionId": hook_id,
+                "lifecycleEvent": issued["lifecycleEvent"],
                 "status": status,
                 "time": time.time(),
             }
         )
-    return json.dumps({"lifecycleEventHookExecutionId": hook_id})
+    return _checked_output("codedeploy", "PutLifecycleEventHookExecutionStatus", {"lifecycleEventHookExecutionId": hook_id})
+
+
+def _codedeploy_deployment(self, body: dict):
+    deployment_id = body.get("deploymentId")
+    if not deployment_id:
+        raise JsonRESTError("DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    return deployment_id, self.codedeploy_backend.get_deployment(deployment_id)
 
 
 def list_deployment_targets(self):
     body = _body(self)
-    deployment_id = body.get("deploymentId")
-    self.codedeploy_backend.get_deployment(deployment_id)
+    deployment_id, _ = _codedeploy_deployment(self, body)
+    filters = body.get("targetFilters") or {}
+    for name in filters:
+        if name not in ("TargetStatus", "ServerInstanceLabel"):
+            raise JsonRESTError("InvalidTargetFilterNameException", f"The target filter name {name} is invalid.")
     with LOCK:
         targets = STATE["deployment_targets"].get(deployment_id, [])
-    return json.dumps({"targetIds": [_target_id(t) for t in targets]})
+    wanted_status = filters.get("TargetStatus")
+    if wanted_status:
+        targets = [t for t in targets if _target(t).get("status") in wanted_status]
+    ids = [_target_id(t) for t in targets]
+    page, token = _page("ListDeploymentTargets", deployment_id, ids, body.get("nextToken"), None, _invalid_next_token)
+    out = {"targetIds": page}
+    if token:
+        out["nextToken"] = token
+    return _checked_output("codedeploy", "ListDeploymentTargets", out)
 
 
 def batch_get_deployment_targets(self):
     body = _body(self)
     deployment_id = body.get("deploymentId")
+    if not deployment_id:
+        raise JsonRESTError("DeploymentIdRequiredException", "At least one deployment ID must be specified.")
+    wanted = body.get("targetIds")
+    if not wanted:
+        raise JsonRESTError("DeploymentTargetIdRequiredException", "A deployment target ID must be specified.")
+    if len(wanted) > 25:
+        raise JsonRESTError(
+            "DeploymentTargetListSizeExceededException",
+            f"{len(wanted)} target IDs were specified; the maximum is 25.",
+        )
     self.codedeploy_backend.get_deployment(deployment_id)
-    wanted = body.get("targetIds") or []
     with LOCK:
-        targets = STATE["deployment_targets"].get(deployment_id, [])
-    found = [t for t in targets if _target_id(t) in wanted]
-    return json.dumps({"deploymentTargets": found}, default=str)
+        targets = {_target_id(t): t for t in STATE["deployment_targets"].get(deployment_id, [])}
+    missing = [w for w in wanted if w not in targets]
+    if missing:
+        raise JsonRESTError(
+            "DeploymentTargetDoesNotExistException",
+            f"The target {missing[0]} does not belong to the deployment {deployment_id}.",
+        )
+    found = [targets[w] for w in dict.fromkeys(wanted)]
+    return _checked_output("codedeploy", "BatchGetDeploymentTargets", {"deploymentTargets": found})
+
+
+def _target(target: dict) -> dict:
+    for key in ("instanceTarget", "lambdaTarget", "ecsTarget", "cloudFormationTarget"):
+        if key in target:
+            return target[key]
+    return {}
 
 
 def _target_id(target: dict) -> str:
@@ -164,13 +281,10 @@ def _target_id(target: dict) -> str:
 
 def register_deployment(payload: dict) -> dict:
     """Creates a deployment under the id an event names, so a sample or replayed hook event finds it."""
-    from moto.codedeploy.models import codedeploy_backends
-    from moto.core import DEFAULT_ACCOUNT_ID
-
-    backend = codedeploy_backends[payload.get("accountId", DEFAULT_ACCOUNT_ID)][payload.get("region", "us-east-1")]
+    backend = _codedeploy_backend(payload)
     wanted = payload["deploymentId"]
     if wanted in backend.deployments:
-        return {"deploymentId": wanted}
+        return {"deploymentId": wanted, "hooks": _register_hooks(backend, wanted, payload.get("hooks") or [])}
     application = payload.get("applicationName", "pipewarden-local")
     group = f"{application}-group"
     if application not in backend.applications:
@@ -213,20 +327,87 @@ def register_deployment(payload: dict) -> dict:
     deployment = backend.deployments.pop(made)
     deployment.deployment_id = wanted
     backend.deployments[wanted] = deployment
-    return {"deploymentId": wanted}
+    return {"deploymentId": wanted, "hooks": _register_hooks(backend, wanted, payload.get("hooks") or [])}
+
+
+class ControlError(Exception):
+    """A control request the emulator refuses: (HTTP status, message)."""
+
+
+def _codedeploy_backend(payload: dict):
+    from moto.codedeploy.models import codedeploy_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    return codedeploy_backends[payload.get("accountId", DEFAULT_ACCOUNT_ID)][payload.get("region", "us-east-1")]
+
+
+def _register_hooks(backend, deployment_id: str, hooks: list) -> list:
+    """Records the lifecycle event hook executions CodeDeploy issued for a deployment (what it puts
+    in the events it sends hook functions), so PutLifecycleEventHookExecutionStatus knows them."""
+    deployment = backend.deployments.get(deployment_id)
+    if deployment is None:
+        raise ControlError("404 Not Found", f"no deployment {deployment_id}: register it first")
+    platform = _platform(deployment)
+    events = HOOK_EVENTS.get(platform)
+    if hooks and events is None:
+        raise ControlError(
+            "400 Bad Request", f"CodeDeploy issues no hook executions for a {platform} deployment ({deployment_id})"
+        )
+    out = []
+    for hook in hooks:
+        hook_id = hook.get("lifecycleEventHookExecutionId")
+        event = hook.get("lifecycleEvent", "AfterAllowTraffic")
+        if not hook_id:
+            raise ControlError("400 Bad Request", "a hook needs lifecycleEventHookExecutionId")
+        if event not in events:
+            raise ControlError(
+                "400 Bad Request", f"a {platform} deployment has no {event} hook; it has {', '.join(events)}"
+            )
+        with LOCK:
+            known = STATE["hook_executions"].get(hook_id)
+            if known and known["deploymentId"] != deployment_id:
+                raise ControlError("400 Bad Request", f"hook {hook_id} was issued for {known['deploymentId']}")
+            STATE["hook_executions"][hook_id] = {"deploymentId": deployment_id, "lifecycleEvent": event}
+        out.append({"lifecycleEventHookExecutionId": hook_id, "lifecycleEvent": event})
+    return out
+
+
+def register_hook(payload: dict) -> dict:
+    backend = _codedeploy_backend(payload)
+    return {"hooks": _register_hooks(backend, payload.get("deploymentId", ""), [payload])}
 
 
 # --- CodePipeline ----------------------------------------------------------------------------
 
 
+def _pipeline_known(self, name: str) -> bool:
+    """A pipeline moto has, or one a test seeded answers for (it stands for a pipeline in AWS)."""
+    with LOCK:
+        seeded = any(name in STATE[k] for k in ("action_executions", "pipeline_states", "pipeline_executions"))
+    return seeded or name in self.codepipeline_backend.pipelines
+
+
 def list_action_executions(self):
-    name = self._get_param("pipelineName")
-    execution_filter = (self._get_param("filter") or {}).get("pipelineExecutionId")
+    params = json.loads(self.body or "{}")
+    validate_request("codepipeline", "ListActionExecutions", params)
+    name = params["pipelineName"]
+    if not _pipeline_known(self, name):
+        raise JsonRESTError(
+            "PipelineNotFoundException", f"Account '{self.current_account}' does not have a pipeline with name '{name}'"
+        )
+    execution_filter = (params.get("filter") or {}).get("pipelineExecutionId")
     with LOCK:
         details = STATE["action_executions"].get(name, [])
     if execution_filter:
         details = [d for d in details if d.get("pipelineExecutionId") == execution_filter]
-    return json.dumps({"actionExecutionDetails": details}, default=str)
+    key = f"{name}/{execution_filter or ''}"
+    page, token = _page(
+        "ListActionExecutions", key, details, params.get("nextToken"), params.get("maxResults"), _invalid_next_token
+    )
+    out = {"actionExecutionDetails": page}
+    if token:
+        out["nextToken"] = token
+    return _checked_output("codepipeline", "ListActionExecutions", out)
 
 
 def get_pipeline_state(self):
@@ -284,6 +465,11 @@ def _shape_problems(shape, value, path: str, unknown_members: bool = False) -> l
     if kind == "list":
         if not isinstance(value, list):
             return [f"Value at '{where}' failed to satisfy constraint: Member must be a list"]
+        if "min" in meta and len(value) < meta["min"] or "max" in meta and len(value) > meta["max"]:
+            problems.append(
+                f"Value at '{where}' failed to satisfy constraint: Member must have length between "
+                f"{meta.get('min', 0)} and {meta.get('max', 'unbounded')}"
+            )
         for i, item in enumerate(value):
             problems += _shape_problems(shape.member, item, f"{where}.{i + 1}.member", unknown_members)
         return problems
@@ -314,6 +500,11 @@ def _shape_problems(shape, value, path: str, unknown_members: bool = False) -> l
             problems.append(
                 f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value greater "
                 f"than or equal to {meta['min']}"
+            )
+        if "max" in meta and value > meta["max"]:
+            problems.append(
+                f"Value '{value}' at '{where}' failed to satisfy constraint: Member must have value less "
+                f"than or equal to {meta['max']}"
             )
         return problems
     if kind == "timestamp":
@@ -389,7 +580,96 @@ def get_pipeline_execution(self):
     return _MOTO_GET_PIPELINE_EXECUTION(self)
 
 
+# --- pagination and output checks ----------------------------------------------------------------
+
+
+def _page(operation: str, key: str, items: list, token, max_results, invalid_token):
+    """One page of `items` and the token for the next (None on the last page). `max_results` is the
+    request's limit, else the size a test set on /_pipewarden/page-sizes, else AWS's. A token is
+    opaque to clients and names the listing it continues: any other token is `invalid_token()`."""
+    with LOCK:
+        size = max_results or STATE["page_sizes"].get(operation) or DEFAULT_PAGE_SIZES[operation]
+    start = 0
+    if token is not None:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+            if decoded["op"] != operation or decoded["key"] != key or not 0 < decoded["offset"] <= len(items):
+                raise ValueError(decoded)
+            start = decoded["offset"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, AttributeError):
+            raise invalid_token(f"The next token {token!r} is not valid.") from None
+    end = start + size
+    if end >= len(items):
+        return items[start:], None
+    raw = json.dumps({"op": operation, "key": key, "offset": end}).encode()
+    return items[start:end], base64.urlsafe_b64encode(raw).decode()
+
+
+def _invalid_next_token(message: str) -> JsonRESTError:
+    return JsonRESTError("InvalidNextTokenException", message)
+
+
+def _checked_output(service: str, operation: str, out: dict) -> str:
+    """The answer as JSON, after checking it is what the model says AWS answers; an answer that is
+    not is the emulator's fault, said as such (HTTP 500) rather than handed to the code under test."""
+    shape = _service_model(service).operation_model(operation).output_shape
+    problems = _shape_problems(shape, out, "", unknown_members=True)
+    if problems:
+        error = JsonRESTError("EmulatorOutputInvalid", f"{operation}: " + "; ".join(problems))
+        error.code = 500
+        raise error
+    return json.dumps(out, default=str)
+
+
+def seed_checked(service: str, operation: str, member: str, items) -> tuple[str, object]:
+    """Seeded answer items (a list of the output's `member`), timestamps made epoch seconds, checked
+    against the model: ("200 OK", items) or ("400 Bad Request", error)."""
+    shape = _service_model(service).operation_model(operation).output_shape.members[member]
+    if not isinstance(items, list):
+        return "400 Bad Request", {"error": f"{member} must be a list"}
+    try:
+        items = _epoch_timestamps(shape, items)
+    except ValueError as e:
+        return "400 Bad Request", {"error": f"a timestamp is neither ISO 8601 nor epoch seconds: {e}"}
+    problems = _shape_problems(shape, items, member, unknown_members=True)
+    if problems:
+        return "400 Bad Request", {"error": "not what AWS would answer: " + "; ".join(problems)}
+    return "200 OK", items
+
+
 # --- CloudWatch ----------------------------------------------------------------------------------
+
+_MOTO_DESCRIBE_ALARMS = CloudWatchResponse.describe_alarms
+
+
+def cloudwatch_describe_alarms(self):
+    """moto's DescribeAlarms, paged as AWS pages it (MaxRecords, 1 to 100, default 50; NextToken;
+    InvalidNextToken for a token it did not issue). Metric alarms come first, then composite ones;
+    a page may hold both."""
+    params = self._get_params()
+    max_records = self._get_param("MaxRecords")
+    if max_records is not None:
+        max_records = int(max_records)
+        if not 1 <= max_records <= 100:
+            raise CloudWatchException(
+                "InvalidParameterValue", f"The value {max_records} for parameter MaxRecords is not between 1 and 100."
+            )
+    result = _MOTO_DESCRIBE_ALARMS(self).result
+    metric, composite = list(result.get("MetricAlarms", [])), list(result.get("CompositeAlarms", []))
+    key = json.dumps({k: v for k, v in params.items() if k not in ("MaxRecords", "NextToken")}, sort_keys=True, default=str)
+    page, token = _page(
+        "DescribeAlarms",
+        key,
+        [("m", a) for a in metric] + [("c", a) for a in composite],
+        self._get_param("NextToken"),
+        max_records,
+        lambda message: CloudWatchException("InvalidNextToken", message),
+    )
+    out = {"MetricAlarms": [a for kind, a in page if kind == "m"], "CompositeAlarms": [a for kind, a in page if kind == "c"]}
+    if token:
+        out["NextToken"] = token
+    return ActionResult(out)
+
 
 _MOTO_LIST_TAGS_FOR_RESOURCE = CloudWatchResponse.list_tags_for_resource
 
@@ -409,12 +689,64 @@ def cloudwatch_list_tags_for_resource(self):
 
 
 CloudWatchResponse.list_tags_for_resource = cloudwatch_list_tags_for_resource
+CloudWatchResponse.describe_alarms = cloudwatch_describe_alarms
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
 CodeDeployResponse.list_deployment_targets = list_deployment_targets
 CodeDeployResponse.batch_get_deployment_targets = batch_get_deployment_targets
 CodePipelineResponse.list_action_executions = list_action_executions
 CodePipelineResponse.get_pipeline_state = get_pipeline_state
 CodePipelineResponse.get_pipeline_execution = get_pipeline_execution
+
+
+# --- SNS -----------------------------------------------------------------------------------------
+
+SNS_MAX_MESSAGE_BYTES = 262144  # 256 KiB, the default MaximumMessageSize of a topic
+
+
+def _sns_size(message, attributes) -> int:
+    """What SNS counts against the limit: the message's UTF-8 bytes and every attribute's name,
+    data type and value (moto counts only the message's characters)."""
+    size = len((message or "").encode("utf-8"))
+    for name, value in (attributes or {}).items():
+        raw = value.get("StringValue", value.get("BinaryValue", b""))
+        size += len(name.encode()) + len(value.get("DataType", "").encode())
+        size += len(raw if isinstance(raw, (bytes, bytearray)) else str(raw).encode("utf-8"))
+    return size
+
+
+_MOTO_SNS_PUBLISH = SNSResponse.publish
+_MOTO_SNS_PUBLISH_BATCH = SNSResponse.publish_batch
+
+
+def sns_publish(self):
+    if self._get_param("PhoneNumber") is None:
+        size = _sns_size(self._get_param("Message"), self._get_param("MessageAttributes", {}))
+        if size > SNS_MAX_MESSAGE_BYTES:
+            raise SNSInvalidParameter(
+                f"Invalid parameter: Message too long ({size} bytes with its attributes; the limit is "
+                f"{SNS_MAX_MESSAGE_BYTES})"
+            )
+    return _MOTO_SNS_PUBLISH(self)
+
+
+def sns_publish_batch(self):
+    """As AWS: no entries is EmptyBatchRequest; more than 256 KiB in all is BatchRequestTooLong
+    (moto accepts both, and fails an over-long entry alone). moto checks the rest
+    (TooManyEntriesInBatchRequest, BatchEntryIdsNotDistinct)."""
+    entries = self._get_param("PublishBatchRequestEntries", [])
+    if not entries:
+        raise SNSException("EmptyBatchRequest", "The batch request doesn't contain any entries.")
+    total = sum(_sns_size(e.get("Message"), e.get("MessageAttributes")) for e in entries)
+    if total > SNS_MAX_MESSAGE_BYTES:
+        raise SNSException(
+            "BatchRequestTooLong",
+            f"The length of all the messages put together is more than the limit ({total} > {SNS_MAX_MESSAGE_BYTES} bytes).",
+        )
+    return _MOTO_SNS_PUBLISH_BATCH(self)
+
+
+SNSResponse.publish = sns_publish
+SNSResponse.publish_batch = sns_publish_batch
 
 
 # --- control API and fault injection -------------------------------------------------------------
@@ -535,6 +867,18 @@ def _json(start_response, status: str, payload) -> list[bytes]:
     return [data]
 
 
+def _drop_connection(environ):
+    """Closes the connection without an answer: the client sees it reset."""
+    sock = environ.get("werkzeug.socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    raise ConnectionAbortedError("fault injection: dropped connection")
+
+
 class Extension:
     def __init__(self, moto_app):
         self.moto_app = moto_app
@@ -558,16 +902,12 @@ class Extension:
         if fault:
             if fault.get("delayMs"):
                 time.sleep(fault["delayMs"] / 1000)
+            if fault.get("dropAfter"):
+                # The service handles the request (it takes effect), then the answer is lost.
+                b"".join(self.serve(environ, body, lambda status, headers, exc_info=None: (lambda chunk: None)))
+                _drop_connection(environ)
             if fault.get("drop"):
-                # Close the connection without an answer: the client sees it reset.
-                sock = environ.get("werkzeug.socket")
-                if sock is not None:
-                    try:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                raise ConnectionAbortedError("fault injection: dropped connection")
+                _drop_connection(environ)
             if fault.get("status"):
                 data, content_type = _error_body(environ, fault.get("code", "InternalFailure"), "injected fault")
                 start_response(
@@ -575,6 +915,9 @@ class Extension:
                     [("Content-Type", content_type), ("Content-Length", str(len(data)))],
                 )
                 return [data]
+        return self.serve(environ, body, start_response)
+
+    def serve(self, environ, body, start_response):
         if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
             return rpc_v2_cbor(self.moto_app, environ, body, start_response)
         return self.moto_app(environ, start_response)
@@ -585,22 +928,46 @@ class Extension:
         if path == "/_pipewarden/pipeline-executions" and method == "POST":
             # Takes the lock itself, after reading the service model.
             return _json(start_response, *seed_pipeline_execution(payload))
+        try:
+            if path == "/_pipewarden/deployments" and method == "POST":
+                return _json(start_response, "200 OK", register_deployment(payload))
+            if path == "/_pipewarden/hooks" and method == "POST":
+                return _json(start_response, "200 OK", register_hook(payload))
+        except ControlError as e:
+            return _json(start_response, e.args[0], {"error": e.args[1]})
+        if path == "/_pipewarden/deployment-targets" and method == "POST":
+            status, targets = seed_checked("codedeploy", "BatchGetDeploymentTargets", "deploymentTargets", payload.get("targets"))
+            if status.startswith("200"):
+                with LOCK:
+                    STATE["deployment_targets"][payload["deploymentId"]] = targets
+                return _json(start_response, status, {})
+            return _json(start_response, status, targets)
+        if path == "/_pipewarden/action-executions" and method == "POST":
+            status, details = seed_checked(
+                "codepipeline", "ListActionExecutions", "actionExecutionDetails", payload.get("actionExecutionDetails")
+            )
+            if status.startswith("200"):
+                with LOCK:
+                    STATE["action_executions"][payload["pipelineName"]] = details
+                return _json(start_response, status, {})
+            return _json(start_response, status, details)
         with LOCK:
             if path == "/_pipewarden/hook-statuses" and method == "GET":
                 return _json(start_response, "200 OK", STATE["hook_statuses"])
             if path == "/_pipewarden/calls" and method == "GET":
                 return _json(start_response, "200 OK", dict(STATE["calls"]))
-            if path == "/_pipewarden/deployment-targets" and method == "POST":
-                STATE["deployment_targets"][payload["deploymentId"]] = payload["targets"]
-                return _json(start_response, "200 OK", {})
-            if path == "/_pipewarden/action-executions" and method == "POST":
-                STATE["action_executions"][payload["pipelineName"]] = payload["actionExecutionDetails"]
+            if path == "/_pipewarden/page-sizes" and method == "POST":
+                if payload.get("operation") not in DEFAULT_PAGE_SIZES or not isinstance(payload.get("size"), int) or payload["size"] < 1:
+                    return _json(
+                        start_response,
+                        "400 Bad Request",
+                        {"error": f"operation is one of {sorted(DEFAULT_PAGE_SIZES)} and size a positive integer"},
+                    )
+                STATE["page_sizes"][payload["operation"]] = payload["size"]
                 return _json(start_response, "200 OK", {})
             if path == "/_pipewarden/pipeline-state" and method == "POST":
                 STATE["pipeline_states"][payload["pipelineName"]] = payload
                 return _json(start_response, "200 OK", {})
-            if path == "/_pipewarden/deployments" and method == "POST":
-                return _json(start_response, "200 OK", register_deployment(payload))
             if path == "/_pipewarden/faults/clear" and method == "POST":
                 STATE["faults"].clear()
                 return _json(start_response, "200 OK", {})

@@ -76,7 +76,8 @@ struct Server {
     _stdin: ChildStdin,
 }
 
-fn python() -> PathBuf {
+/// The Python that runs the emulator (the project's .venv, or $PIPEWARDEN_PYTHON).
+pub fn python() -> PathBuf {
     std::env::var_os("PIPEWARDEN_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
@@ -260,13 +261,44 @@ impl Emulator {
     }
 
     /// Registers a deployment under the id an event names (moto would make up its own), in an
-    /// application and group it creates if needed.
+    /// application and group it creates if needed. It has no hook executions yet: see
+    /// [`Emulator::hook_execution`].
     pub async fn deployment_with_id(&self, deployment_id: &str, application: &str, compute_platform: &str) {
         self.control_post(
             "deployments",
             serde_json::json!({"deploymentId": deployment_id, "applicationName": application, "computePlatform": compute_platform}),
         )
         .await;
+    }
+
+    /// Records a lifecycle event hook execution CodeDeploy issued for a deployment (a Lambda or ECS
+    /// one the emulator knows), so PutLifecycleEventHookExecutionStatus accepts a report for it, as
+    /// AWS refuses one for an id it never issued. `lifecycle_event` is one of the platform's hooks
+    /// (AfterAllowTraffic, BeforeAllowTraffic, and for ECS also BeforeInstall, AfterInstall,
+    /// AfterAllowTestTraffic).
+    pub async fn hook_execution(&self, deployment_id: &str, hook_execution_id: &str, lifecycle_event: &str) {
+        self.control_post(
+            "hooks",
+            serde_json::json!({
+                "deploymentId": deployment_id,
+                "lifecycleEventHookExecutionId": hook_execution_id,
+                "lifecycleEvent": lifecycle_event,
+            }),
+        )
+        .await;
+    }
+
+    /// The event CodeDeploy sends a hook function for a hook execution it issues now (registered
+    /// with [`Emulator::hook_execution`] as an AfterAllowTraffic hook).
+    pub async fn issued_hook(&self, deployment_id: &str, hook_execution_id: &str) -> Value {
+        self.hook_execution(deployment_id, hook_execution_id, "AfterAllowTraffic").await;
+        serde_json::json!({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": hook_execution_id})
+    }
+
+    /// The page size of `operation` (ListDeploymentTargets, ListActionExecutions, DescribeAlarms)
+    /// when the request sets none, so tests can make every item its own page.
+    pub async fn page_size(&self, operation: &str, size: u32) {
+        self.control_post("page-sizes", serde_json::json!({"operation": operation, "size": size})).await;
     }
 
     /// An execution CodePipeline's GetPipelineExecution answers with: `execution` is the AWS
@@ -323,19 +355,22 @@ impl Emulator {
         self.control_post("faults", serde_json::json!({"operation": operation, "drop": true, "count": count})).await;
     }
 
+    /// The next `count` calls of `operation` reach the emulated service and take effect, then lose
+    /// their connection with no answer: the caller cannot tell whether AWS did what it asked.
+    pub async fn inject_drop_after(&self, operation: &str, count: u32) {
+        self.control_post("faults", serde_json::json!({"operation": operation, "dropAfter": true, "count": count}))
+            .await;
+    }
+
     /// Ends every injected fault.
     pub async fn clear_faults(&self) {
         self.control_post("faults/clear", serde_json::json!({})).await;
     }
 
+    /// A control request that must succeed (the emulator's refusal, with its reason, fails the test).
     pub async fn control_post(&self, what: &str, body: Value) {
-        self.http
-            .post(format!("{}/_pipewarden/{what}", self.endpoint))
-            .json(&body)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("POST /_pipewarden/{what}: {e}"));
+        let (status, answer) = self.control_answer(what, body).await;
+        assert!((200..300).contains(&status), "POST /_pipewarden/{what}: HTTP {status}: {answer}");
     }
 
     async fn control_get<T: serde::de::DeserializeOwned>(&self, what: &str) -> T {
@@ -400,5 +435,8 @@ pub struct RecordedHookStatus {
     pub deployment_id: String,
     #[serde(rename = "lifecycleEventHookExecutionId")]
     pub hook_execution_id: String,
+    /// The lifecycle event the hook execution was issued for (AfterAllowTraffic, ...).
+    #[serde(rename = "lifecycleEvent")]
+    pub lifecycle_event: String,
     pub status: String,
 }

@@ -173,7 +173,7 @@ async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_com
     let minutes = |m: i64| now + chrono::Duration::minutes(m);
     notifier.handle(pipeline_event("codepipeline-pipeline-started-v2.json", minutes(-20)), "n1", now).await.unwrap();
     notifier.handle(deploy_action_started(minutes(-15)), "n2", now).await.unwrap();
-    let hook = json!({"DeploymentId": "d-CONTEXT1", "LifecycleEventHookExecutionId": "hook-context-1"});
+    let hook = aws.issued_hook("d-CONTEXT1", "hook-context-1").await;
     let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();
     assert_eq!(reported["status"], "Succeeded", "{reported}");
 
@@ -223,7 +223,7 @@ async fn a_failed_hook_ends_its_deployment_as_context() {
             function_scope: FunctionScope::Any,
         },
     };
-    let hook = json!({"DeploymentId": "d-CONTEXT2", "LifecycleEventHookExecutionId": "hook-context-2"});
+    let hook = aws.issued_hook("d-CONTEXT2", "hook-context-2").await;
     let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();
     assert_eq!(reported["status"], "Failed", "{reported}");
 

@@ -110,6 +110,7 @@ async fn conditional_writes_let_only_the_first_writer_win() {
 async fn hook_status_is_recorded_by_the_emulator_extension() {
     let aws = Emulator::fresh().await;
     let deployment_id = aws.deployment("web", "Lambda").await;
+    aws.hook_execution(&deployment_id, "hook-1", "AfterAllowTraffic").await;
     let reporter = CodeDeployHookReporter::new(aws.codedeploy());
 
     reporter.report(&deployment_id, "hook-1", HookStatus::Succeeded).await.unwrap();

@@ -255,7 +255,7 @@ async fn deploy_failure_in_reverse_order_names_the_failing_script_target_and_log
                      "input": {"actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}},
                      "output": {"executionResult": {"externalExecutionId": "d-EXAMPLE11", "externalExecutionSummary": "Deployment d-EXAMPLE11 failed",
                                 "errorDetails": {"code": "JobFailed", "message": "Deployment failed"}}}},
-                    {"pipelineExecutionId": "another-execution", "stageName": "Deploy", "actionName": "Deploy", "status": "Failed"}
+                    {"pipelineExecutionId": "a0000000-9999-4e5f-8a9b-0c1d2e3f4a5b", "stageName": "Deploy", "actionName": "Deploy", "status": "Failed"}
                 ]
             }),
         )

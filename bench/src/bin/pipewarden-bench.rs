@@ -239,6 +239,10 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     let hook = sample("codedeploy-hook-before-allow-traffic.json");
     let deployment = hook["DeploymentId"].as_str().unwrap_or_default().to_string();
     aws.deployment_with_id(&deployment, "flask-web-app", "Lambda").await;
+    // CodeDeploy accepts a report only for a hook execution it issued: one per cold-start run.
+    for run in 0..o.runs {
+        aws.hook_execution(&deployment, &format!("cold-start-hook-{run}"), "BeforeAllowTraffic").await;
+    }
 
     let mut candidates = vec![Candidate {
         name: "hello-lambda",

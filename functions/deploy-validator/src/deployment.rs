@@ -60,10 +60,15 @@ impl DeploymentLookup for CodeDeployLookup {
 
 /// The Lambda function and version traffic shifts to, from an AppSpec (YAML or JSON):
 /// `Resources: [{name: {Type: AWS::Lambda::Function, Properties: {Name, Alias, TargetVersion}}}]`.
+/// An ECS AppSpec's `AWS::ECS::Service` names no function: `None`.
 pub fn lambda_target(appspec: &str) -> Option<String> {
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(appspec).ok()?;
     let resources = doc.get("Resources")?.as_sequence()?;
     resources.iter().filter_map(|r| r.as_mapping()).flat_map(|m| m.values()).find_map(|resource| {
+        let kind = resource.get("Type").and_then(|t| t.as_str());
+        if kind.is_some_and(|k| !k.eq_ignore_ascii_case("AWS::Lambda::Function")) {
+            return None;
+        }
         let properties = resource.get("Properties")?;
         let name = properties.get("Name")?.as_str()?;
         let target = properties.get("TargetVersion").and_then(|v| match v {
@@ -96,5 +101,21 @@ Resources:
         let json = r#"{"version":0.0,"Resources":[{"fn":{"Type":"AWS::Lambda::Function","Properties":{"Name":"api","Alias":"live","TargetVersion":"7"}}}]}"#;
         assert_eq!(super::lambda_target(json).as_deref(), Some("api:7"));
         assert_eq!(super::lambda_target("not: [an appspec"), None);
+    }
+
+    #[test]
+    fn ecs_appspec_names_no_function() {
+        let appspec = r#"version: 0.0
+Resources:
+  - TargetService:
+      Type: AWS::ECS::Service
+      Properties:
+        Name: not-a-function
+        TaskDefinition: "arn:aws:ecs:us-east-1:123456789012:task-definition/flask-web-app:7"
+        LoadBalancerInfo:
+          ContainerName: flask
+          ContainerPort: 8000
+"#;
+        assert_eq!(super::lambda_target(appspec), None);
     }
 }

@@ -4,14 +4,20 @@
 //! reported; a retried invocation reads it back and reports that same decision, or nothing if it
 //! was already reported. CodeDeploy itself refuses a second report
 //! (`LifecycleEventAlreadyCompletedException`), which we take as "already done".
+//!
+//! Lambda and ECS deployments are validated alike (CodeDeploy invokes both with the same payload;
+//! ECS at AfterAllowTestTraffic, AfterAllowTraffic and the like). An EC2/on-premises deployment has
+//! no Lambda hooks and refuses a status report, so its hook is answered with an error naming the
+//! platform, never reported, and not retried ([`answer`]).
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use lambda_runtime::Diagnostic;
 use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
 use pipewarden_shared::events::EventError;
-use pipewarden_shared::lambda::Retry;
+use pipewarden_shared::lambda::{diagnostic, Retry};
 use pipewarden_shared::ports::{
     HookReporter, HookStatus, ObjectStore, OutboundMessage, PortError, Publisher, PutOutcome, WriteCondition,
 };
@@ -19,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::deployment::DeploymentLookup;
+use crate::deployment::{DeploymentFacts, DeploymentLookup};
 use crate::engine::{self, CheckResult, Probes, Release};
 use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe};
 use crate::spec::Spec;
@@ -56,15 +62,42 @@ pub enum ValidatorError {
     Report { deployment_id: String, hook_execution_id: String, status: &'static str, source: PortError },
     #[error("deployment {deployment_id} hook {hook_execution_id}: failure notice not delivered: {source}")]
     Notice { deployment_id: String, hook_execution_id: String, source: PortError },
+    #[error(
+        "CodeDeploy runs appspec scripts on EC2/on-premises instances, not Lambda hooks: deployment {deployment_id} is {platform}; hook {hook_execution_id} is neither validated nor reported (run pipewarden-validate from the appspec's ValidateService hook instead)"
+    )]
+    UnsupportedPlatform { deployment_id: String, hook_execution_id: String, platform: String },
 }
 
 impl ValidatorError {
     pub fn retry(&self) -> Retry {
         match self {
-            ValidatorError::BadEvent(_) => Retry::Useless,
+            ValidatorError::BadEvent(_) | ValidatorError::UnsupportedPlatform { .. } => Retry::Useless,
             _ => Retry::Helps,
         }
     }
+
+    /// Whether the invocation is answered as done despite the error: nothing can be reported for
+    /// it and no retry can change that, so the error is logged and the answer, rather than the
+    /// dead-letter queue, carries it.
+    pub fn acknowledged(&self) -> bool {
+        matches!(self, ValidatorError::UnsupportedPlatform { .. })
+    }
+}
+
+/// What the Lambda runtime is told: the result, the error of an acknowledged invocation inside a
+/// result, or an error whose type says whether Lambda's retry can help.
+pub fn answer(result: Result<Value, ValidatorError>) -> Result<Value, Diagnostic> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(e) if e.acknowledged() => Ok(json!({"status": "NotValidated", "error": e.to_string()})),
+        Err(e) => Err(diagnostic(&e, e.retry())),
+    }
+}
+
+/// Whether CodeDeploy runs Lambda hooks for a deployment on this compute platform: Lambda and ECS
+/// do; Server (EC2/on-premises) runs appspec scripts instead.
+fn runs_lambda_hooks(platform: &str) -> bool {
+    !platform.eq_ignore_ascii_case("Server")
 }
 
 pub struct Validator<R, S, P, L, H, A, F> {
@@ -118,7 +151,7 @@ where
                 previous
             }
             None => {
-                let decided = self.decide(hook, work_deadline).await;
+                let decided = self.decide(hook, work_deadline).await?;
                 self.record_decision(&key, decided, work_deadline).await
             }
         };
@@ -154,9 +187,22 @@ where
         }))
     }
 
-    /// Decides the status. Never fails: every problem is a Failed with its reason.
-    async fn decide(&self, hook: &HookInvocation, work_deadline: Instant) -> Evidence {
+    /// Decides the status: every problem is a Failed with its reason, except a deployment whose
+    /// platform has no Lambda hooks, which is an error, with nothing to report.
+    async fn decide(&self, hook: &HookInvocation, work_deadline: Instant) -> Result<Evidence, ValidatorError> {
         let started_at = Utc::now();
+        let facts = self.read_deployment(hook, work_deadline).await;
+        if let Ok(DeploymentFacts { compute_platform: Some(platform), .. }) = &facts {
+            if !runs_lambda_hooks(platform) {
+                let e = ValidatorError::UnsupportedPlatform {
+                    deployment_id: hook.deployment_id.clone(),
+                    hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+                    platform: platform.clone(),
+                };
+                error!(compute_platform = %platform, error = %e, "not a Lambda hook deployment: nothing validated or reported");
+                return Err(e);
+            }
+        }
         let mut evidence = Evidence {
             deployment_id: hook.deployment_id.clone(),
             hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
@@ -170,7 +216,7 @@ where
             reported: false,
             notice_sent: false,
         };
-        let result = self.validate(hook, work_deadline, &mut evidence).await;
+        let result = self.validate(hook, facts, work_deadline, &mut evidence).await;
         evidence.decided_at = Utc::now();
         match result {
             Ok(()) => {
@@ -188,21 +234,27 @@ where
         } else {
             warn!(reason = %evidence.reason, "release failed validation");
         }
-        evidence
+        Ok(evidence)
+    }
+
+    /// CodeDeploy's facts about the deployment, or why they are not known (within the work deadline).
+    async fn read_deployment(&self, hook: &HookInvocation, work_deadline: Instant) -> Result<DeploymentFacts, String> {
+        let remaining = work_deadline.saturating_duration_since(Instant::now());
+        tokio::time::timeout(remaining, self.lookup.deployment(&hook.deployment_id))
+            .await
+            .map_err(|_| "ran out of time reading the deployment".to_string())?
+            .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))
     }
 
     async fn validate(
         &self,
         hook: &HookInvocation,
+        facts: Result<DeploymentFacts, String>,
         work_deadline: Instant,
         evidence: &mut Evidence,
     ) -> Result<(), String> {
         let spec = self.spec.as_ref().map_err(|problem| format!("configuration: {problem}"))?;
-        let remaining = work_deadline.saturating_duration_since(Instant::now());
-        let facts = tokio::time::timeout(remaining, self.lookup.deployment(&hook.deployment_id))
-            .await
-            .map_err(|_| "ran out of time reading the deployment".to_string())?
-            .map_err(|e| format!("could not read deployment {}: {e}", hook.deployment_id))?;
+        let facts = facts?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
         let ran = deploy_context::Change::HookRan {
@@ -311,6 +363,16 @@ where
                 Ok(Err(e)) if e.message.contains("LifecycleEventAlreadyCompleted") => {
                     info!(status = status.as_str(), "hook was already reported; nothing more to say");
                     return Ok(());
+                }
+                // Only EC2/on-premises deployments refuse it so (when GetDeployment did not say).
+                Ok(Err(e)) if e.message.contains("UnsupportedActionForDeploymentType") => {
+                    let e = ValidatorError::UnsupportedPlatform {
+                        deployment_id: hook.deployment_id.clone(),
+                        hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+                        platform: "Server".to_string(),
+                    };
+                    error!(error = %e, "CodeDeploy refused the report for this deployment type");
+                    return Err(e);
                 }
                 Ok(Err(e)) => e,
                 Err(_) => PortError::new(

@@ -1,14 +1,13 @@
 use deploy_validator::config::Config;
 use deploy_validator::deployment::CodeDeployLookup;
 use deploy_validator::engine::Probes;
-use deploy_validator::hook::Validator;
+use deploy_validator::hook::{self, Validator};
 use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
 use pipewarden_shared::config::ProcessEnv;
 use pipewarden_shared::deadline;
-use pipewarden_shared::lambda::diagnostic;
 use serde_json::Value;
 
 // One thread: Lambda hands a function one event at a time, and what runs concurrently within it
@@ -45,7 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let validator = &validator;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline::instant_of(event.context.deadline);
-        validator.handle(event.payload, deadline).await.map_err(|e| diagnostic(&e, e.retry()))
+        hook::answer(validator.handle(event.payload, deadline).await)
     }))
     .await
 }

@@ -114,11 +114,17 @@ fn describe(e: reqwest::Error) -> String {
 
 pub struct CloudWatchAlarmGate {
     client: aws_sdk_cloudwatch::Client,
+    page_size: Option<i32>,
 }
 
 impl CloudWatchAlarmGate {
     pub fn new(client: aws_sdk_cloudwatch::Client) -> Self {
-        Self { client }
+        Self { client, page_size: None }
+    }
+
+    /// Asks for pages of at most `size` alarms of each kind (CloudWatch's default is 50).
+    pub fn with_page_size(self, size: i32) -> Self {
+        Self { page_size: Some(size), ..self }
     }
 }
 
@@ -134,22 +140,27 @@ impl AlarmGate for CloudWatchAlarmGate {
             queries.push(self.client.describe_alarms().alarm_name_prefix(prefix));
         }
         for query in queries {
-            let output = query
+            let mut pages = query
                 .alarm_types(AlarmType::MetricAlarm)
                 .alarm_types(AlarmType::CompositeAlarm)
                 .state_value(StateValue::Alarm)
-                .send()
-                .await
-                .map_err(|e| classify_sdk_error("CloudWatch", "DescribeAlarms", &e))?;
-            // The filter is asked of CloudWatch and checked here too: only ALARM counts.
-            for alarm in output.metric_alarms.unwrap_or_default() {
-                if alarm.state_value == Some(StateValue::Alarm) {
-                    in_alarm.extend(alarm.alarm_name);
-                }
+                .into_paginator();
+            if let Some(size) = self.page_size {
+                pages = pages.page_size(size);
             }
-            for alarm in output.composite_alarms.unwrap_or_default() {
-                if alarm.state_value == Some(StateValue::Alarm) {
-                    in_alarm.extend(alarm.alarm_name);
+            let mut pages = pages.send();
+            while let Some(page) = pages.next().await {
+                let output = page.map_err(|e| classify_sdk_error("CloudWatch", "DescribeAlarms", &e))?;
+                // The filter is asked of CloudWatch and checked here too: only ALARM counts.
+                for alarm in output.metric_alarms.unwrap_or_default() {
+                    if alarm.state_value == Some(StateValue::Alarm) {
+                        in_alarm.extend(alarm.alarm_name);
+                    }
+                }
+                for alarm in output.composite_alarms.unwrap_or_default() {
+                    if alarm.state_value == Some(StateValue::Alarm) {
+                        in_alarm.extend(alarm.alarm_name);
+                    }
                 }
             }
         }

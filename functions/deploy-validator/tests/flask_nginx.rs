@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{deployment, hook, validator};
+use common::{deployment, validator};
 use pipewarden_tests::webapp::{AppMode, FlaskBehindNginx};
 use pipewarden_tests::{repo_root, Emulator};
 
@@ -42,7 +42,10 @@ fn fastrand_suffix() -> u128 {
 async fn lambda_status(aws: &Emulator, spec: &str, deployment_id: &str) -> serde_json::Value {
     deployment(aws, deployment_id).await;
     validator(aws, spec, None)
-        .handle(hook(deployment_id, &format!("hook-{deployment_id}")), Instant::now() + Duration::from_secs(30))
+        .handle(
+            aws.issued_hook(deployment_id, &format!("hook-{deployment_id}")).await,
+            Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap()
 }

@@ -29,7 +29,10 @@ async fn healthy_target_reports_one_succeeded_with_evidence() {
     let spec =
         http_spec(&app.url("/health"), "    consecutiveSuccesses: 3\n    jsonField: {pointer: /status, equals: ok}\n");
 
-    let out = validator(&aws, &spec, None).handle(hook("d-HEALTHY1", "hook-ok"), deadline_in(20)).await.unwrap();
+    let out = validator(&aws, &spec, None)
+        .handle(aws.issued_hook("d-HEALTHY1", "hook-ok").await, deadline_in(20))
+        .await
+        .unwrap();
 
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-ok".to_string(), "Succeeded".to_string())]);
@@ -50,7 +53,7 @@ async fn failing_target_reports_failed_and_publishes_a_notice() {
     let spec = http_spec(&app.url("/health"), "    maxAttempts: 3\n");
 
     let out = validator(&aws, &spec, Some(topic.topic_arn.clone()))
-        .handle(hook("d-FAIL1", "hook-bad"), deadline_in(20))
+        .handle(aws.issued_hook("d-FAIL1", "hook-bad").await, deadline_in(20))
         .await
         .unwrap();
 
@@ -75,7 +78,10 @@ async fn slow_target_fails_its_latency_budget() {
     let app = LocalHttp::start(Reply { delay: Duration::from_millis(400), ..Reply::ok("ok") }).await;
     let spec = http_spec(&app.url("/health"), "    latencyBudgetMs: 100\n    maxAttempts: 2\n");
 
-    let out = validator(&aws, &spec, None).handle(hook("d-SLOW1", "hook-slow"), deadline_in(20)).await.unwrap();
+    let out = validator(&aws, &spec, None)
+        .handle(aws.issued_hook("d-SLOW1", "hook-slow").await, deadline_in(20))
+        .await
+        .unwrap();
 
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("(budget 100 ms)"), "{out}");
@@ -89,7 +95,10 @@ async fn unreachable_target_fails_before_the_deadline() {
     let spec = http_spec(&format!("http://127.0.0.1:{}/health", closed_port()), "    maxAttempts: 1000\n");
     let started = Instant::now();
 
-    let out = validator(&aws, &spec, None).handle(hook("d-DOWN1", "hook-down"), deadline_in(4)).await.unwrap();
+    let out = validator(&aws, &spec, None)
+        .handle(aws.issued_hook("d-DOWN1", "hook-down").await, deadline_in(4))
+        .await
+        .unwrap();
 
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("connection failed"), "{out}");
@@ -105,7 +114,10 @@ async fn hanging_target_is_cut_off_and_failed_before_the_deadline() {
     let spec = http_spec(&app.url("/health"), "    requestTimeoutMs: 60000\n");
     let started = Instant::now();
 
-    let out = validator(&aws, &spec, None).handle(hook("d-HANG1", "hook-hang"), deadline_in(4)).await.unwrap();
+    let out = validator(&aws, &spec, None)
+        .handle(aws.issued_hook("d-HANG1", "hook-hang").await, deadline_in(4))
+        .await
+        .unwrap();
 
     assert_eq!(out["status"], "Failed");
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
@@ -118,7 +130,7 @@ async fn invalid_spec_reports_failed_saying_why() {
     deployment(&aws, "d-SPEC1").await;
 
     let out = validator(&aws, "allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://evil.example/'}]", None)
-        .handle(hook("d-SPEC1", "hook-spec"), deadline_in(10))
+        .handle(aws.issued_hook("d-SPEC1", "hook-spec").await, deadline_in(10))
         .await
         .unwrap();
 
@@ -142,7 +154,7 @@ async fn a_panic_inside_a_check_reports_failed() {
     let spec = Spec::parse(&http_spec("http://127.0.0.1:9/health", ""), "t").map_err(|e| e.to_string());
 
     let out = validator_with(&aws, spec, None, PanickingProbe)
-        .handle(hook("d-PANIC1", "hook-panic"), deadline_in(10))
+        .handle(aws.issued_hook("d-PANIC1", "hook-panic").await, deadline_in(10))
         .await
         .unwrap();
 
@@ -158,9 +170,9 @@ async fn second_invocation_for_the_same_hook_reports_nothing_different() {
     let app = LocalHttp::start(Reply { status: 503, ..Reply::ok("down") }).await;
     let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 1\n"), None);
 
-    let first = v.handle(hook("d-TWICE1", "hook-twice"), deadline_in(10)).await.unwrap();
+    let first = v.handle(aws.issued_hook("d-TWICE1", "hook-twice").await, deadline_in(10)).await.unwrap();
     app.set_reply(Reply::ok("ok"));
-    let second = v.handle(hook("d-TWICE1", "hook-twice"), deadline_in(10)).await.unwrap();
+    let second = v.handle(aws.issued_hook("d-TWICE1", "hook-twice").await, deadline_in(10)).await.unwrap();
 
     assert_eq!(first["status"], "Failed");
     assert_eq!(second["status"], "Failed", "the decision stands");
@@ -177,7 +189,7 @@ async fn codedeploy_unreachable_until_the_deadline_fails_loudly_and_the_retry_re
     aws.inject_fault("PutLifecycleEventHookExecutionStatus", 503, "ServiceUnavailable", 1000).await;
     let started = Instant::now();
 
-    let err = v.handle(hook("d-NOREPORT", "hook-unreported"), deadline_in(4)).await.unwrap_err();
+    let err = v.handle(aws.issued_hook("d-NOREPORT", "hook-unreported").await, deadline_in(4)).await.unwrap_err();
 
     assert!(matches!(err, ValidatorError::Report { .. }), "{err}");
     assert!(err.to_string().contains("hook-unreported"), "{err}");
@@ -186,7 +198,7 @@ async fn codedeploy_unreachable_until_the_deadline_fails_loudly_and_the_retry_re
 
     aws.clear_faults().await;
     app.set_reply(Reply::ok("ok"));
-    let retry = v.handle(hook("d-NOREPORT", "hook-unreported"), deadline_in(10)).await.unwrap();
+    let retry = v.handle(aws.issued_hook("d-NOREPORT", "hook-unreported").await, deadline_in(10)).await.unwrap();
     assert_eq!(retry["status"], "Failed", "the recorded decision is reported, not a new one");
     assert_eq!(statuses(&aws).await, vec![("hook-unreported".to_string(), "Failed".to_string())]);
 }
@@ -212,7 +224,8 @@ async fn event_data_cannot_steer_a_check_to_another_host() {
     let app = LocalHttp::start(Reply::ok("ok")).await;
     let spec = http_spec(&app.url("/health?deployment={deploymentId}"), "");
 
-    let out = validator(&aws, &spec, None).handle(hook(sneaky, "hook-ssrf"), deadline_in(10)).await.unwrap();
+    let out =
+        validator(&aws, &spec, None).handle(aws.issued_hook(sneaky, "hook-ssrf").await, deadline_in(10)).await.unwrap();
 
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(
@@ -233,7 +246,10 @@ async fn redirects_to_hosts_outside_the_spec_are_refused() {
     .await;
     let spec = http_spec(&app.url("/health"), "    maxAttempts: 1\n");
 
-    let out = validator(&aws, &spec, None).handle(hook("d-REDIR", "hook-redir"), deadline_in(10)).await.unwrap();
+    let out = validator(&aws, &spec, None)
+        .handle(aws.issued_hook("d-REDIR", "hook-redir").await, deadline_in(10))
+        .await
+        .unwrap();
 
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("not in allowedHosts"), "{out}");
@@ -267,7 +283,10 @@ async fn alarm_gate_fails_while_a_watched_alarm_is_in_alarm() {
         .unwrap();
     let spec = "checks:\n  - name: quiet\n    type: alarms\n    alarmNamePrefix: flask-web-app-\n";
 
-    let out = validator(&aws, spec, None).handle(hook("d-ALARM", "hook-alarm"), deadline_in(10)).await.unwrap();
+    let out = validator(&aws, spec, None)
+        .handle(aws.issued_hook("d-ALARM", "hook-alarm").await, deadline_in(10))
+        .await
+        .unwrap();
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("in ALARM: flask-web-app-5xx"), "{out}");
 
@@ -278,7 +297,10 @@ async fn alarm_gate_fails_while_a_watched_alarm_is_in_alarm() {
         .send()
         .await
         .unwrap();
-    let out = validator(&aws, spec, None).handle(hook("d-ALARM", "hook-alarm-2"), deadline_in(10)).await.unwrap();
+    let out = validator(&aws, spec, None)
+        .handle(aws.issued_hook("d-ALARM", "hook-alarm-2").await, deadline_in(10))
+        .await
+        .unwrap();
     assert_eq!(out["status"], "Succeeded", "{out}");
 }
 
@@ -287,12 +309,18 @@ async fn lambda_check_without_a_target_or_with_a_missing_function_fails() {
     let aws = Emulator::fresh().await;
     deployment(&aws, "d-LAMBDA").await;
     let spec = "checks:\n  - name: smoke\n    type: lambda\n    payload: {path: /health}\n";
-    let out = validator(&aws, spec, None).handle(hook("d-LAMBDA", "hook-l1"), deadline_in(10)).await.unwrap();
+    let out = validator(&aws, spec, None)
+        .handle(aws.issued_hook("d-LAMBDA", "hook-l1").await, deadline_in(10))
+        .await
+        .unwrap();
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("no function to invoke"), "{out}");
 
     let spec = "checks:\n  - name: smoke\n    type: lambda\n    function: flask-api:5\n";
-    let out = validator(&aws, spec, None).handle(hook("d-LAMBDA", "hook-l2"), deadline_in(10)).await.unwrap();
+    let out = validator(&aws, spec, None)
+        .handle(aws.issued_hook("d-LAMBDA", "hook-l2").await, deadline_in(10))
+        .await
+        .unwrap();
     assert_eq!(out["status"], "Failed");
     assert!(out["reason"].as_str().unwrap().contains("could not invoke flask-api:5"), "{out}");
 }
@@ -319,7 +347,7 @@ async fn codedeploy_hanging_until_the_deadline_fails_loudly_before_it() {
     aws.inject_hang("PutLifecycleEventHookExecutionStatus", 8_000, 100).await;
     let started = Instant::now();
 
-    let err = v.handle(hook("d-HANGING", "hook-hanging"), deadline_in(4)).await.unwrap_err();
+    let err = v.handle(aws.issued_hook("d-HANGING", "hook-hanging").await, deadline_in(4)).await.unwrap_err();
 
     assert!(started.elapsed() < Duration::from_secs(4), "returned after {:?}", started.elapsed());
     assert!(matches!(err, ValidatorError::Report { .. }), "{err}");
@@ -335,7 +363,7 @@ async fn dropped_report_connections_are_retried_and_report_exactly_once() {
     let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
     aws.inject_drop("PutLifecycleEventHookExecutionStatus", 4).await;
 
-    let out = v.handle(hook("d-DROPPED", "hook-dropped"), deadline_in(20)).await.unwrap();
+    let out = v.handle(aws.issued_hook("d-DROPPED", "hook-dropped").await, deadline_in(20)).await.unwrap();
 
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-dropped".to_string(), "Succeeded".to_string())]);
@@ -350,7 +378,7 @@ async fn throttled_reports_are_retried_and_report_exactly_once() {
     // More throttled answers than the SDK's own attempts: the validator's report loop goes on.
     aws.inject_fault("PutLifecycleEventHookExecutionStatus", 400, "ThrottlingException", 4).await;
 
-    let out = v.handle(hook("d-THROTTLED", "hook-throttled"), deadline_in(20)).await.unwrap();
+    let out = v.handle(aws.issued_hook("d-THROTTLED", "hook-throttled").await, deadline_in(20)).await.unwrap();
 
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-throttled".to_string(), "Succeeded".to_string())]);
@@ -365,7 +393,7 @@ async fn lambda_check_refuses_a_target_outside_the_deployers_scope() {
     let mut scoped = validator(&aws, spec, None);
     scoped.probes.function_scope = FunctionScope::Only(vec!["flask-api-*".to_string()]);
     // WHEN a deployment steers the Lambda check at another function of the account
-    let out = scoped.handle(hook("d-SCOPE", "hook-scope-1"), deadline_in(10)).await.unwrap();
+    let out = scoped.handle(aws.issued_hook("d-SCOPE", "hook-scope-1").await, deadline_in(10)).await.unwrap();
     // THEN CodeDeploy is told Failed, with the reason, and the function is never called
     assert_eq!(out["status"], "Failed", "{out}");
     let reason = out["reason"].as_str().unwrap();
@@ -377,6 +405,6 @@ async fn lambda_check_refuses_a_target_outside_the_deployers_scope() {
     let spec = "checks:\n  - name: smoke\n    type: lambda\n    function: flask-api-prod:5\n";
     let mut scoped = validator(&aws, spec, None);
     scoped.probes.function_scope = FunctionScope::Only(vec!["flask-api-*".to_string()]);
-    let out = scoped.handle(hook("d-SCOPE", "hook-scope-2"), deadline_in(10)).await.unwrap();
+    let out = scoped.handle(aws.issued_hook("d-SCOPE", "hook-scope-2").await, deadline_in(10)).await.unwrap();
     assert!(out["reason"].as_str().unwrap().contains("could not invoke flask-api-prod:5"), "{out}");
 }

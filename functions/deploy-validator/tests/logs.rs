@@ -43,7 +43,7 @@ async fn no_secret_reaches_the_log_the_evidence_or_the_notice() {
     let mut function = LambdaProcess::start("deploy-validator", program.as_ref(), &[], &env, &log).await.unwrap();
     function.init(Duration::from_secs(30)).await.unwrap();
 
-    let hook = json!({"DeploymentId": "d-SECRETS1", "LifecycleEventHookExecutionId": "hook-secrets"});
+    let hook = aws.issued_hook("d-SECRETS1", "hook-secrets").await;
     let answer = function.invoke("req-1", &hook, Duration::from_secs(20)).await.unwrap();
     assert!(answer.ok, "{}", answer.body);
     assert!(answer.body.contains("Failed"), "{}", answer.body);

@@ -92,11 +92,17 @@ pub trait DeploymentDiagnostics: Send + Sync {
 
 pub struct CodePipelineActionHistory {
     client: aws_sdk_codepipeline::Client,
+    page_size: Option<i32>,
 }
 
 impl CodePipelineActionHistory {
     pub fn new(client: aws_sdk_codepipeline::Client) -> Self {
-        Self { client }
+        Self { client, page_size: None }
+    }
+
+    /// Asks for pages of at most `size` action executions (CodePipeline's default is 100).
+    pub fn with_page_size(self, size: i32) -> Self {
+        Self { page_size: Some(size), ..self }
     }
 }
 
@@ -133,15 +139,16 @@ impl CodePipelineActionHistory {
     ) -> Result<Vec<aws_sdk_codepipeline::types::ActionExecutionDetail>, PortError> {
         let filter =
             aws_sdk_codepipeline::types::ActionExecutionFilter::builder().pipeline_execution_id(execution_id).build();
-        let output = self
-            .client
-            .list_action_executions()
-            .pipeline_name(pipeline)
-            .filter(filter)
+        let mut pages = self.client.list_action_executions().pipeline_name(pipeline).filter(filter).into_paginator();
+        if let Some(size) = self.page_size {
+            pages = pages.page_size(size);
+        }
+        pages
+            .items()
             .send()
+            .try_collect()
             .await
-            .map_err(|e| classify_sdk_error("CodePipeline", "ListActionExecutions", &e))?;
-        Ok(output.action_execution_details.unwrap_or_default())
+            .map_err(|e| classify_sdk_error("CodePipeline", "ListActionExecutions", &e))
     }
 
     async fn list_failed(&self, pipeline: &str, execution_id: &str) -> Result<Vec<FailedActionDetail>, PortError> {
@@ -251,16 +258,31 @@ impl DeploymentDiagnostics for CodeDeployDiagnostics {
 }
 
 impl CodeDeployDiagnostics {
+    /// Every target of the deployment, page by page. CodeDeploy's API sets the page size itself
+    /// and the SDK has no paginator for it: the loop follows `nextToken` until there is none, and
+    /// stops if a token comes back twice rather than asking forever.
+    async fn list_targets(&self, deployment_id: &str) -> Result<Vec<String>, PortError> {
+        let mut ids = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_deployment_targets()
+                .deployment_id(deployment_id)
+                .set_next_token(next_token.clone())
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeploymentTargets", &e))?;
+            ids.extend(page.target_ids.unwrap_or_default());
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(token) if next_token.as_ref() != Some(&token) => next_token = Some(token),
+                _ => return Ok(ids),
+            }
+        }
+    }
+
     async fn list_failures(&self, deployment_id: &str) -> Result<Vec<LifecycleFailure>, PortError> {
-        let ids = self
-            .client
-            .list_deployment_targets()
-            .deployment_id(deployment_id)
-            .send()
-            .await
-            .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeploymentTargets", &e))?
-            .target_ids
-            .unwrap_or_default();
+        let ids = self.list_targets(deployment_id).await?;
         let mut failures = Vec::new();
         // BatchGetDeploymentTargets takes at most 25 ids.
         for chunk in ids.chunks(25) {

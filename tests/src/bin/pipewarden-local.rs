@@ -101,6 +101,15 @@ async fn invoke(endpoint: &str, invoke_url: &str, paths: &[String]) -> Result<bo
         if shape == Shape::CodeDeployHook {
             let deployment_id = value["DeploymentId"].as_str().unwrap_or_default();
             aws.deployment_with_id(deployment_id, "pipewarden-local", "Lambda").await;
+            // The hook execution the event names, as CodeDeploy issued it (it accepts a report for
+            // no other). An event without one is the function's to refuse.
+            if let Some(hook_id) = value["LifecycleEventHookExecutionId"].as_str().filter(|h| !h.is_empty()) {
+                let body = serde_json::json!({"deploymentId": deployment_id, "lifecycleEventHookExecutionId": hook_id});
+                let (status, answer) = aws.control_answer("hooks", body).await;
+                if !(200..300).contains(&status) {
+                    println!("note {shown}: the emulator did not register hook {hook_id}: {answer}");
+                }
+            }
         }
         let response = http
             .post(format!("{}/2015-03-31/functions/{function}/invocations", invoke_url.trim_end_matches('/')))
