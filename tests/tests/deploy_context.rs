@@ -85,6 +85,38 @@ fn alarm(name: &str, at: DateTime<Utc>) -> Value {
     e
 }
 
+/// deploy-validator as main.rs wires it, against the emulator, with this spec.
+fn validator(
+    aws: &Emulator,
+    spec: &str,
+) -> Validator<
+    CodeDeployHookReporter,
+    S3ObjectStore,
+    SnsPublisher,
+    CodeDeployLookup,
+    ReqwestProbe,
+    CloudWatchAlarmGate,
+    LambdaInvoker,
+> {
+    let spec = Spec::parse(spec, "test spec").map_err(|e| e.to_string());
+    let allowed = spec.as_ref().map(|s| s.allowed_hosts.clone()).unwrap_or_default();
+    Validator {
+        spec,
+        safety_margin: Duration::from_millis(1000),
+        topic_arn: None,
+        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
+        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
+        publisher: SnsPublisher::new(aws.sns()),
+        lookup: CodeDeployLookup::new(aws.codedeploy()),
+        probes: Probes {
+            http: ReqwestProbe::new(allowed).unwrap(),
+            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
+            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
+            function_scope: FunctionScope::Any,
+        },
+    }
+}
+
 #[tokio::test]
 async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_commit_until_it_ends() {
     let aws = Emulator::fresh().await;
@@ -135,21 +167,7 @@ async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_com
         metrics: NoMetrics,
     };
     let spec = "checks:\n  - name: no-alarms\n    type: alarms\n    alarmNames: [flask-api-errors]\n";
-    let validator = Validator {
-        spec: Spec::parse(spec, "test spec").map_err(|e| e.to_string()),
-        safety_margin: Duration::from_millis(1000),
-        topic_arn: None,
-        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
-        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
-        publisher: SnsPublisher::new(aws.sns()),
-        lookup: CodeDeployLookup::new(aws.codedeploy()),
-        probes: Probes {
-            http: ReqwestProbe::new(Vec::new()).unwrap(),
-            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
-            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
-            function_scope: FunctionScope::Any,
-        },
-    };
+    let validator = validator(&aws, spec);
     let vars = HashMap::from([("CRITICAL".to_string(), critical.topic_arn.clone())]);
     let fanout = Fanout {
         config: FanoutConfig {
@@ -208,21 +226,7 @@ async fn a_failed_hook_ends_its_deployment_as_context() {
     let store = S3ObjectStore::new(aws.s3(), BUCKET);
     // A check that can never pass: the health endpoint is on a closed port.
     let spec = "allowedHosts: [127.0.0.1]\nchecks:\n  - name: health\n    type: http\n    url: 'http://127.0.0.1:9/health'\n    maxAttempts: 1\n";
-    let validator = Validator {
-        spec: Spec::parse(spec, "test spec").map_err(|e| e.to_string()),
-        safety_margin: Duration::from_millis(1000),
-        topic_arn: None,
-        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
-        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
-        publisher: SnsPublisher::new(aws.sns()),
-        lookup: CodeDeployLookup::new(aws.codedeploy()),
-        probes: Probes {
-            http: ReqwestProbe::new(vec!["127.0.0.1".into()]).unwrap(),
-            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
-            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
-            function_scope: FunctionScope::Any,
-        },
-    };
+    let validator = validator(&aws, spec);
     let hook = aws.issued_hook("d-CONTEXT2", "hook-context-2").await;
     let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();
     assert_eq!(reported["status"], "Failed", "{reported}");
