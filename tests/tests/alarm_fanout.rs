@@ -698,3 +698,66 @@ async fn every_alarm_sample_event_of_aws_lambda_events_is_delivered_or_suppresse
     }
     assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accepted, then the answer lost: the request took effect in AWS, the client saw the connection
+// reset, and the SDK sent it again.
+
+#[tokio::test]
+async fn a_memory_claim_written_then_its_answer_lost_is_recognised_and_sends_once() {
+    let world = World::new().await;
+    // The first PutObject is the alarm memory's claim (If-None-Match: *): S3 stores it, the answer
+    // is lost, and the SDK's retry of the conditional write gets 412.
+    world.aws.inject_drop_after("PutObject", 1).await;
+
+    let (result, _) = handle_within(&world, 20, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    result.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1], "our own claim was recognised on the re-read");
+    let calls = world.aws.calls().await;
+    // The claim (stored, answer lost), the SDK's retry of it (412: the object exists), the claim
+    // again on the version just read (our token's claim: ours to go on with), the settle.
+    assert_eq!(calls["PutObject"], 4, "{calls:?}");
+    // Lambda's retry (same request id) and a duplicate send nothing more.
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_publish_accepted_then_its_answer_lost_reaches_that_topic_twice() {
+    let world = World::new().await;
+    // SNS delivers the publish, the answer is lost, the SDK publishes again: a standard topic has
+    // no deduplication. The other topic's publish is untouched.
+    world.aws.inject_drop_after("Publish", 1).await;
+
+    let (result, _) = handle_within(&world, 20, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    result.unwrap();
+    let mut got = counts(&world.got().await);
+    got.sort();
+    assert_eq!(got, [0, 0, 1, 2], "one of critical and chat twice, the other once");
+    assert_eq!(world.aws.calls().await["Publish"], 3);
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_publish_batch_accepted_then_its_answer_lost_reaches_the_topic_twice() {
+    let world = World::new().await;
+    let batch = event("sns-classic-alarm-batch.json");
+    // Both alarms go to the info topic in one PublishBatch: SNS delivers both entries, the answer
+    // is lost, the SDK sends the batch again and SNS delivers both again.
+    world.aws.inject_drop_after("PublishBatch", 1).await;
+
+    let (result, _) = handle_within(&world, 20, batch.clone(), "req-1").await;
+
+    result.unwrap();
+    let got = world.got().await;
+    assert_eq!(counts(&got), [0, 0, 4, 0], "{got:#?}");
+    assert_eq!(world.aws.calls().await["PublishBatch"], 2);
+    handle_within(&world, 10, batch.clone(), "req-1").await.0.unwrap();
+    handle_within(&world, 10, batch, "req-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+}

@@ -769,3 +769,55 @@ async fn get_pipeline_execution_answers_as_aws_does_for_unknown_and_malformed_re
     assert!(problem.contains("'pipelineExecution.artifactRevisions.1.member.revisionId'"), "{problem}");
     assert!(problem.contains("Unknown member 'commitId'"), "{problem}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Accepted, then the answer lost: the request took effect in AWS, the client saw the connection
+// reset, and the SDK sent it again.
+
+#[tokio::test]
+async fn a_claim_written_then_its_answer_lost_is_recognised_and_sends_once() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    // The first PutObject is the timeline's claim (If-None-Match: *): S3 stores it, the answer is
+    // lost, and the SDK's retry of the conditional write gets 412.
+    world.aws.inject_drop_after("PutObject", 1).await;
+
+    let (result, _) = handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+
+    result.unwrap();
+    assert_eq!(world.received().await.len(), 1, "our own claim was recognised on the re-read");
+    let calls = world.aws.calls().await;
+    // The claim (stored, answer lost), the SDK's retry of it (412: the object exists), the claim
+    // again on the version just read (our token's claim: ours to go on with), the settle.
+    assert_eq!(calls["PutObject"], 4, "{calls:?}");
+    let timeline = world.timeline("flask-web-app", "5e5e5e5e-3333-4a4a-8b8b-9c9c9c9c9c9c").await;
+    let deliveries: Vec<&Delivery> = timeline.deliveries.values().collect();
+    assert_eq!(deliveries.len(), 1);
+    assert!(matches!(deliveries[0], Delivery::Sent { .. }), "{deliveries:?}");
+
+    // Lambda's retry (same request id) and a duplicate send nothing more.
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await.0.unwrap();
+    assert!(world.received().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_publish_accepted_then_its_answer_lost_reaches_the_subscriber_twice() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    // SNS accepts the publish and delivers it; the answer is lost; the SDK publishes again, and a
+    // standard topic has no deduplication. This is the one documented duplicate (RELIABILITY.md).
+    world.aws.inject_drop_after("Publish", 1).await;
+
+    let (result, _) = handle_within(&notifier, 20, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+
+    result.unwrap();
+    let got = world.received().await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0].message, got[1].message);
+    assert_eq!(world.aws.calls().await["Publish"], 2);
+    // The second answer was recorded as sent: nothing more on a Lambda retry or a duplicate.
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-1").await.0.unwrap();
+    handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await.0.unwrap();
+    assert!(world.received().await.is_empty());
+}

@@ -360,8 +360,27 @@ where
                     info!(status = status.as_str(), "hook status reported");
                     return Ok(());
                 }
+                // Either an earlier attempt of ours took effect and its answer was lost (the SDK
+                // retried it, or this loop did), or someone else completed the hook. CodeDeploy
+                // keeps the first status either way and no retry can change it: done, not an error.
                 Ok(Err(e)) if e.message.contains("LifecycleEventAlreadyCompleted") => {
-                    info!(status = status.as_str(), "hook was already reported; nothing more to say");
+                    let other = match status {
+                        HookStatus::Succeeded => HookStatus::Failed,
+                        HookStatus::Failed => HookStatus::Succeeded,
+                    };
+                    if e.message.contains(other.as_str()) {
+                        warn!(
+                            status = status.as_str(),
+                            codedeploy_said = %e.message,
+                            "hook was already completed with another status, not by this decision; CodeDeploy keeps that one"
+                        );
+                    } else {
+                        info!(
+                            status = status.as_str(),
+                            codedeploy_said = %e.message,
+                            "hook was already reported (an earlier attempt whose answer was lost, or another report); nothing more to say"
+                        );
+                    }
                     return Ok(());
                 }
                 // Only EC2/on-premises deployments refuse it so (when GetDeployment did not say).

@@ -408,3 +408,57 @@ async fn lambda_check_refuses_a_target_outside_the_deployers_scope() {
     let out = scoped.handle(aws.issued_hook("d-SCOPE", "hook-scope-2").await, deadline_in(10)).await.unwrap();
     assert!(out["reason"].as_str().unwrap().contains("could not invoke flask-api-prod:5"), "{out}");
 }
+
+#[tokio::test]
+async fn a_report_accepted_then_its_answer_lost_is_already_reported_not_an_error() {
+    // GIVEN CodeDeploy records the first report, then the answer is lost (connection reset)
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-ACCEPTED").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+    aws.inject_drop_after("PutLifecycleEventHookExecutionStatus", 1).await;
+
+    // WHEN the SDK retries and CodeDeploy answers LifecycleEventAlreadyCompletedException
+    let out = v.handle(aws.issued_hook("d-ACCEPTED", "hook-accepted").await, deadline_in(20)).await.unwrap();
+
+    // THEN the invocation succeeds, the evidence says reported, and exactly one status is recorded
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-accepted".to_string(), "Succeeded".to_string())]);
+    assert!(
+        aws.calls().await["PutLifecycleEventHookExecutionStatus"] >= 2,
+        "the SDK retried the report whose answer was lost"
+    );
+    let evidence: Evidence =
+        serde_json::from_slice(&aws.object(BUCKET, &Evidence::key("d-ACCEPTED", "hook-accepted")).await.unwrap())
+            .unwrap();
+    assert!(evidence.reported);
+
+    // A Lambda retry of the same hook reports nothing more.
+    v.handle(aws.issued_hook("d-ACCEPTED", "hook-accepted").await, deadline_in(10)).await.unwrap();
+    assert_eq!(statuses(&aws).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_hook_completed_by_someone_else_with_another_status_is_only_already_completed() {
+    // GIVEN someone else (an operator, another tool) already reported Failed for the hook
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-OTHER").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), ""), None);
+    let hook = aws.issued_hook("d-OTHER", "hook-other").await;
+    aws.codedeploy()
+        .put_lifecycle_event_hook_execution_status()
+        .deployment_id("d-OTHER")
+        .lifecycle_event_hook_execution_id("hook-other")
+        .status(aws_sdk_codedeploy::types::LifecycleEventStatus::Failed)
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN the validator decides Succeeded and reports it
+    let out = v.handle(hook, deadline_in(20)).await.unwrap();
+
+    // THEN CodeDeploy keeps the first status; the invocation is done (a retry cannot change it)
+    assert_eq!(out["status"], "Succeeded", "{out}");
+    assert_eq!(statuses(&aws).await, vec![("hook-other".to_string(), "Failed".to_string())]);
+}
