@@ -45,6 +45,16 @@ pub trait Vars {
         }
     }
 
+    /// A number of seconds, at most `max`: a bound in validation, so a huge value (`u64::MAX`)
+    /// stops the cold start with a message instead of overflowing a duration later.
+    fn seconds_at_most(&self, name: &str, default: u64, max: u64) -> Result<u64, ConfigError> {
+        let seconds: u64 = self.parsed_or(name, default)?;
+        if seconds > max {
+            return Err(ConfigError::new(name, format!("{seconds} seconds is more than the limit of {max}")));
+        }
+        Ok(seconds)
+    }
+
     /// A boolean variable (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
     fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
         match self.optional(name).map(|v| v.to_ascii_lowercase()) {

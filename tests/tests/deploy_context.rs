@@ -101,7 +101,7 @@ fn validator(
     let spec = Spec::parse(spec, "test spec").map_err(|e| e.to_string());
     let allowed = spec.as_ref().map(|s| s.allowed_hosts.clone()).unwrap_or_default();
     Validator {
-        spec,
+        spec: spec.into(),
         safety_margin: Duration::from_millis(1000),
         topic_arn: None,
         reporter: CodeDeployHookReporter::new(aws.codedeploy()),

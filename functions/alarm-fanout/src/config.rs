@@ -19,6 +19,9 @@ pub struct Config {
 
 /// A day: tags change rarely, but a change should show within a day.
 const MAX_ALARM_TAGS_CACHE_SECONDS: u64 = 86_400;
+/// A day bounds every window and TTL read from the environment: longer is a mistake, and an
+/// unbounded value (up to `u64::MAX`) would overflow chrono's `Duration::seconds`.
+pub const MAX_WINDOW_SECONDS: u64 = 86_400;
 
 impl Config {
     pub fn from_vars(vars: &impl Vars) -> Result<Config, ConfigError> {
@@ -26,12 +29,18 @@ impl Config {
         Ok(Config {
             rules,
             bucket: vars.required("AUDIT_BUCKET")?,
-            flap_window: Duration::seconds(vars.parsed_or("FLAP_WINDOW_SECONDS", 900)?),
-            claim_ttl: Duration::seconds(vars.parsed_or("CLAIM_TTL_SECONDS", 120)?),
-            deploy_context_max_age: Duration::seconds(vars.parsed_or("DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?),
+            flap_window: window(vars, "FLAP_WINDOW_SECONDS", 900)?,
+            claim_ttl: window(vars, "CLAIM_TTL_SECONDS", 120)?,
+            deploy_context_max_age: window(vars, "DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?,
             alarm_tags_cache: alarm_tags_cache(vars)?,
         })
     }
+}
+
+fn window(vars: &impl Vars, variable: &str, default: u64) -> Result<Duration, ConfigError> {
+    let seconds = vars.seconds_at_most(variable, default, MAX_WINDOW_SECONDS)?;
+    // At most a day, so the cast and chrono's conversion cannot overflow.
+    Ok(Duration::seconds(seconds as i64))
 }
 
 fn alarm_tags_cache(vars: &impl Vars) -> Result<std::time::Duration, ConfigError> {
@@ -67,5 +76,30 @@ mod tests {
         assert!(too_long.to_string().contains("90000 is more than 86400"), "{too_long}");
         let negative = Config::from_vars(&vars(&[("ALARM_TAGS_CACHE_SECONDS", "-5")])).unwrap_err();
         assert!(negative.to_string().starts_with("environment variable ALARM_TAGS_CACHE_SECONDS:"), "{negative}");
+    }
+
+    #[test]
+    fn windows_and_ttls_are_at_most_a_day() {
+        let config = Config::from_vars(&vars(&[])).unwrap();
+        assert_eq!(config.flap_window, Duration::seconds(900));
+        assert_eq!(config.claim_ttl, Duration::seconds(120));
+        assert_eq!(config.deploy_context_max_age, Duration::seconds(3600));
+        let a_day = Config::from_vars(&vars(&[
+            ("FLAP_WINDOW_SECONDS", "86400"),
+            ("CLAIM_TTL_SECONDS", "86400"),
+            ("DEPLOY_CONTEXT_MAX_AGE_SECONDS", "86400"),
+        ]))
+        .unwrap();
+        assert_eq!(a_day.claim_ttl, Duration::days(1));
+        for variable in ["FLAP_WINDOW_SECONDS", "CLAIM_TTL_SECONDS", "DEPLOY_CONTEXT_MAX_AGE_SECONDS"] {
+            // i64::MAX used to panic in chrono's Duration::seconds; u64::MAX and negatives were never durations.
+            for value in ["86401", "9223372036854775807", "18446744073709551615"] {
+                let err = Config::from_vars(&vars(&[(variable, value)])).unwrap_err();
+                assert_eq!(err.variable, variable);
+                assert!(err.to_string().contains("is more than the limit of 86400"), "{err}");
+            }
+            let negative = Config::from_vars(&vars(&[(variable, "-1")])).unwrap_err();
+            assert_eq!(negative.variable, variable, "{negative}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use pipewarden_shared::config::{ConfigError, Vars};
+use pipewarden_shared::deadline;
 use pipewarden_shared::document::DocumentSource;
 
 use crate::function_scope::FunctionScope;
@@ -23,10 +24,22 @@ pub struct Config {
 }
 
 pub const DEFAULT_SAFETY_MARGIN_MS: u64 = 3000;
+/// The shared work deadline stops every call [`deadline::MARGIN`] before Lambda's; the report
+/// needs its own second after the checks on top of that.
+pub const MIN_SAFETY_MARGIN_MS: u64 = deadline::MARGIN.as_millis() as u64 + 1000;
 
 impl Config {
     pub fn from_vars(vars: &impl Vars) -> Config {
-        let margin = vars.parsed_or::<u64>("SAFETY_MARGIN_MS", DEFAULT_SAFETY_MARGIN_MS);
+        let margin = vars.parsed_or::<u64>("SAFETY_MARGIN_MS", DEFAULT_SAFETY_MARGIN_MS).and_then(|ms| {
+            if ms < MIN_SAFETY_MARGIN_MS {
+                Err(ConfigError::new(
+                    "SAFETY_MARGIN_MS",
+                    format!("{ms} ms leaves the hook's report no time: at least {MIN_SAFETY_MARGIN_MS}"),
+                ))
+            } else {
+                Ok(ms)
+            }
+        });
         let source = DocumentSource::from_vars(vars, "VALIDATION_SPEC", "VALIDATION_SPEC_S3_URI");
         // A bad scope must not widen it: every hook fails, naming the variable.
         let scope = FunctionScope::from_vars(vars);
@@ -59,6 +72,9 @@ mod tests {
         assert_eq!(missing.spec_source.unwrap_err().variable, "VALIDATION_SPEC");
         let bad = Config::from_vars(&HashMap::from([("SAFETY_MARGIN_MS", "lots"), ("VALIDATION_SPEC", "x")]));
         assert_eq!(bad.spec_source.unwrap_err().variable, "SAFETY_MARGIN_MS");
+        let starved = Config::from_vars(&HashMap::from([("SAFETY_MARGIN_MS", "1000"), ("VALIDATION_SPEC", "x")]));
+        assert_eq!(starved.spec_source.unwrap_err().variable, "SAFETY_MARGIN_MS");
+        assert_eq!(starved.safety_margin, Duration::from_millis(DEFAULT_SAFETY_MARGIN_MS));
         let scoped = Config::from_vars(&HashMap::from([("LAMBDA_CHECK_FUNCTIONS", "api-*"), ("VALIDATION_SPEC", "x")]));
         assert_eq!(scoped.function_scope, FunctionScope::Only(vec!["api-*".into()]));
         let bad_scope =

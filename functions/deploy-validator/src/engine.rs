@@ -145,6 +145,7 @@ async fn run_http<H: HttpProbe>(
     let mut attempts = Vec::new();
     let mut in_a_row = 0;
     let mut failures = 0;
+    let mut body_cut = false;
     for number in 1..=http.max_attempts {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
@@ -156,10 +157,14 @@ async fn run_http<H: HttpProbe>(
             headers: http.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             body: http.body.clone(),
             timeout: Duration::from_millis(http.request_timeout_ms).min(remaining),
+            max_body_bytes: usize::try_from(http.max_body_bytes).unwrap_or(usize::MAX),
         };
         let started = Instant::now();
         let attempt = match probe.send(&request).await {
-            Ok(response) => judge_http(http, &response),
+            Ok(response) => {
+                body_cut |= response.body_cut;
+                judge_http(http, &response)
+            }
             Err(problem) => Attempt {
                 status: None,
                 latency_ms: started.elapsed().as_millis() as u64,
@@ -174,7 +179,7 @@ async fn run_http<H: HttpProbe>(
             if in_a_row >= http.consecutive_successes {
                 let detail =
                     format!("{} {} passed {in_a_row} time(s) in a row", http.method.to_ascii_uppercase(), redact(&url));
-                return passed(check, detail, attempts);
+                return passed(check, note_cut(detail, body_cut, http), attempts);
             }
         } else {
             in_a_row = 0;
@@ -185,8 +190,8 @@ async fn run_http<H: HttpProbe>(
             break;
         }
         let pause = if ok { Duration::from_millis(http.initial_backoff_ms) } else { backoff(http, failures - 1) };
-        if Instant::now() + pause >= deadline {
-            return failed(check, out_of_time(&attempts), attempts);
+        if pause >= deadline.saturating_duration_since(Instant::now()) {
+            return failed(check, note_cut(out_of_time(&attempts), body_cut, http), attempts);
         }
         tokio::time::sleep(pause).await;
     }
@@ -198,7 +203,20 @@ async fn run_http<H: HttpProbe>(
         attempts.len(),
         last_problem(&attempts).unwrap_or_else(|| "no answer".to_string())
     );
-    failed(check, detail, attempts)
+    failed(check, note_cut(detail, body_cut, http), attempts)
+}
+
+fn cut_at(http: &HttpCheck) -> String {
+    format!("body cut at {} bytes (maxBodyBytes)", http.max_body_bytes)
+}
+
+/// Says in the check's result that a body was cut, unless the detail already says so.
+fn note_cut(detail: String, body_cut: bool, http: &HttpCheck) -> String {
+    if body_cut && !detail.contains("body cut at") {
+        format!("{detail}; {}", cut_at(http))
+    } else {
+        detail
+    }
 }
 
 /// "ran out of time after N attempt(s); last: <what the last failing attempt saw>".
@@ -222,9 +240,17 @@ fn judge_http(http: &HttpCheck, response: &HttpResponse) -> Attempt {
     } else if let Some(budget) = http.latency_budget_ms.filter(|b| latency_ms > *b) {
         Some(format!("took {latency_ms} ms (budget {budget} ms)"))
     } else if let Some(needle) = http.body_contains.as_ref().filter(|n| !response.body.contains(n.as_str())) {
-        Some(format!("body does not contain {needle:?}"))
+        Some(match response.body_cut {
+            true => format!("body does not contain {needle:?} in what was read; {}", cut_at(http)),
+            false => format!("body does not contain {needle:?}"),
+        })
+    } else if let Some(field) = http.json_field.as_ref() {
+        match response.body_cut {
+            true => Some(format!("jsonField {} cannot be judged: {}", field.pointer, cut_at(http))),
+            false => json_mismatch(field, &response.body),
+        }
     } else {
-        http.json_field.as_ref().and_then(|field| json_mismatch(field, &response.body))
+        None
     };
     Attempt { status: Some(response.status), latency_ms, passed: problem.is_none(), problem }
 }

@@ -9,18 +9,24 @@
 //! ECS at AfterAllowTestTraffic, AfterAllowTraffic and the like). An EC2/on-premises deployment has
 //! no Lambda hooks and refuses a status report, so its hook is answered with an error naming the
 //! platform, never reported, and not retried ([`answer`]).
+//!
+//! Time: the checks end `safety_margin` before Lambda's deadline; the report has from then until
+//! the shared work deadline (`main` runs each invocation in `deadline::within`), which nothing
+//! else may take. The evidence saves, the deploy-context write and the notice are best effort in
+//! what is left, each bounded; a notice not sent fails the invocation so Lambda's retry sends it.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lambda_runtime::Diagnostic;
-use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
 use pipewarden_shared::events::EventError;
 use pipewarden_shared::lambda::{diagnostic, Retry};
 use pipewarden_shared::ports::{
-    HookReporter, HookStatus, ObjectStore, OutboundMessage, PortError, Publisher, PutOutcome, WriteCondition,
+    FailureKind, HookReporter, HookStatus, ObjectStore, OutboundMessage, PortError, Publisher, PutOutcome,
+    WriteCondition,
 };
+use pipewarden_shared::{deadline, deploy_context};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument};
@@ -29,6 +35,7 @@ use crate::deployment::{DeploymentFacts, DeploymentLookup};
 use crate::engine::{self, CheckResult, Probes, Release};
 use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe};
 use crate::spec::Spec;
+use crate::spec_source::SpecSlot;
 
 /// What was decided for one hook execution, and what became of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +108,8 @@ fn runs_lambda_hooks(platform: &str) -> bool {
 }
 
 pub struct Validator<R, S, P, L, H, A, F> {
-    pub spec: Result<Spec, String>,
+    /// The spec, or why there is none; a read that failed is tried again by the next hook.
+    pub spec: SpecSlot,
     pub safety_margin: Duration,
     pub topic_arn: Option<String>,
     pub reporter: R,
@@ -136,11 +144,16 @@ where
     async fn handle_hook(&self, hook: &HookInvocation, deadline: Instant) -> Result<Value, ValidatorError> {
         let key = Evidence::key(&hook.deployment_id, &hook.lifecycle_event_hook_execution_id);
         let work_deadline = deadline.checked_sub(self.safety_margin).unwrap_or_else(Instant::now);
+        // Every call stops here (the shared work deadline, when `main` set it with the same margin),
+        // leaving time to answer the runtime; the report has from `work_deadline` to here.
+        let end = deadline.checked_sub(deadline::MARGIN.min(self.safety_margin / 2)).unwrap_or_else(Instant::now);
         info!(
             time_left_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
             safety_margin_ms = self.safety_margin.as_millis() as u64,
             "validating"
         );
+        // Read first, before anything else reaches S3: a spec a cold start could not read is read now.
+        let spec = self.read_spec(work_deadline).await;
         let mut evidence = match self.read_evidence(&key, work_deadline).await {
             Some(previous) => {
                 info!(
@@ -151,32 +164,41 @@ where
                 previous
             }
             None => {
-                let decided = self.decide(hook, work_deadline).await?;
-                self.record_decision(&key, decided, work_deadline).await
+                let decided = self.decide(hook, spec, work_deadline).await?;
+                self.record_decision(&key, decided, end).await
             }
         };
         if !evidence.reported {
-            self.report(hook, evidence.status, deadline).await?;
+            self.report(hook, evidence.status, end).await?;
             evidence.reported = true;
-            self.save(&key, &evidence, deadline).await;
+            // Best effort from here on, each in what is left before `end`.
+            self.save(&key, &evidence, end).await;
             // A Failed report makes CodeDeploy roll back: this deployment is no longer the context.
             if let (HookStatus::Failed, Some(application)) = (evidence.status, &evidence.application) {
                 let ended = deploy_context::Change::DeploymentEnded {
                     deployment_id: hook.deployment_id.clone(),
                     at: Utc::now(),
                 };
-                self.update_deploy_context(application, ended, deadline).await;
+                self.update_deploy_context(application, ended, end).await;
             }
         }
         if evidence.status == HookStatus::Failed && !evidence.notice_sent {
             if let Some(topic) = &self.topic_arn {
-                self.publisher.publish(topic, &notice(&evidence)).await.map_err(|source| ValidatorError::Notice {
-                    deployment_id: hook.deployment_id.clone(),
-                    hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
-                    source,
-                })?;
+                // Not sent is an error: Lambda retries the invocation, which finds the decision
+                // reported and sends only the notice. Bounded, so this invocation still ends in time.
+                let sent = tokio::time::timeout_at(end.into(), self.publisher.publish(topic, &notice(&evidence)))
+                    .await
+                    .unwrap_or_else(|_| Err(out_of_time("SNS", "Publish")));
+                if let Err(source) = sent {
+                    error!(error = %source, "failure notice not sent; the retried invocation sends it");
+                    return Err(ValidatorError::Notice {
+                        deployment_id: hook.deployment_id.clone(),
+                        hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
+                        source,
+                    });
+                }
                 evidence.notice_sent = true;
-                self.save(&key, &evidence, deadline).await;
+                self.save(&key, &evidence, end).await;
             }
         }
         Ok(json!({
@@ -189,7 +211,12 @@ where
 
     /// Decides the status: every problem is a Failed with its reason, except a deployment whose
     /// platform has no Lambda hooks, which is an error, with nothing to report.
-    async fn decide(&self, hook: &HookInvocation, work_deadline: Instant) -> Result<Evidence, ValidatorError> {
+    async fn decide(
+        &self,
+        hook: &HookInvocation,
+        spec: Result<&Spec, String>,
+        work_deadline: Instant,
+    ) -> Result<Evidence, ValidatorError> {
         let started_at = Utc::now();
         let facts = self.read_deployment(hook, work_deadline).await;
         if let Ok(DeploymentFacts { compute_platform: Some(platform), .. }) = &facts {
@@ -216,7 +243,7 @@ where
             reported: false,
             notice_sent: false,
         };
-        let result = self.validate(hook, facts, work_deadline, &mut evidence).await;
+        let result = self.validate(hook, spec, facts, work_deadline, &mut evidence).await;
         evidence.decided_at = Utc::now();
         match result {
             Ok(()) => {
@@ -237,6 +264,14 @@ where
         Ok(evidence)
     }
 
+    /// The spec, read now if no earlier read succeeded (within the work deadline).
+    async fn read_spec(&self, work_deadline: Instant) -> Result<&Spec, String> {
+        tokio::time::timeout_at(work_deadline.into(), self.spec.get())
+            .await
+            .unwrap_or_else(|_| Err("ran out of time reading the validation spec".to_string()))
+            .inspect_err(|problem| error!(problem = %problem, "no usable validation spec"))
+    }
+
     /// CodeDeploy's facts about the deployment, or why they are not known (within the work deadline).
     async fn read_deployment(&self, hook: &HookInvocation, work_deadline: Instant) -> Result<DeploymentFacts, String> {
         let remaining = work_deadline.saturating_duration_since(Instant::now());
@@ -249,11 +284,12 @@ where
     async fn validate(
         &self,
         hook: &HookInvocation,
+        spec: Result<&Spec, String>,
         facts: Result<DeploymentFacts, String>,
         work_deadline: Instant,
         evidence: &mut Evidence,
     ) -> Result<(), String> {
-        let spec = self.spec.as_ref().map_err(|problem| format!("configuration: {problem}"))?;
+        let spec = spec.map_err(|problem| format!("configuration: {problem}"))?;
         let facts = facts?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
@@ -311,16 +347,18 @@ where
     }
 
     /// Writes the decision if no other invocation has; if one has, its decision wins.
-    async fn record_decision(&self, key: &str, decided: Evidence, deadline: Instant) -> Evidence {
+    /// Takes at most half the time left before `end`, so the report keeps the rest.
+    async fn record_decision(&self, key: &str, decided: Evidence, end: Instant) -> Evidence {
         let Some(store) = &self.store else { return decided };
         let body = serde_json::to_vec_pretty(&decided).expect("evidence serializes");
-        let remaining = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+        let remaining = (end.saturating_duration_since(Instant::now()) / 2).min(Duration::from_secs(2));
         match tokio::time::timeout(remaining, store.put(key, body, "application/json", WriteCondition::IfAbsent)).await
         {
             Ok(Ok(PutOutcome::Written { .. })) => decided,
             Ok(Ok(PutOutcome::ConditionFailed)) => {
                 info!("another invocation decided first; reporting its decision");
-                self.read_evidence(key, deadline).await.unwrap_or(decided)
+                let until = Instant::now() + end.saturating_duration_since(Instant::now()) / 2;
+                self.read_evidence(key, until).await.unwrap_or(decided)
             }
             Ok(Err(e)) => {
                 error!(error = %e, "evidence not recorded");
@@ -333,10 +371,10 @@ where
         }
     }
 
-    async fn save(&self, key: &str, evidence: &Evidence, deadline: Instant) {
+    async fn save(&self, key: &str, evidence: &Evidence, end: Instant) {
         let Some(store) = &self.store else { return };
         let body = serde_json::to_vec_pretty(evidence).expect("evidence serializes");
-        let remaining = deadline.saturating_duration_since(Instant::now());
+        let remaining = end.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
         match tokio::time::timeout(remaining, store.put(key, body, "application/json", WriteCondition::Always)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "evidence not updated"),
@@ -344,9 +382,8 @@ where
         }
     }
 
-    /// Reports, retrying what may pass, until just before the deadline.
-    async fn report(&self, hook: &HookInvocation, status: HookStatus, deadline: Instant) -> Result<(), ValidatorError> {
-        let give_up = deadline.checked_sub(Duration::from_millis(100)).unwrap_or_else(Instant::now);
+    /// Reports, retrying what may pass, until `give_up`.
+    async fn report(&self, hook: &HookInvocation, status: HookStatus, give_up: Instant) -> Result<(), ValidatorError> {
         let mut pause = Duration::from_millis(100);
         loop {
             let remaining = give_up.saturating_duration_since(Instant::now());
@@ -394,12 +431,7 @@ where
                     return Err(e);
                 }
                 Ok(Err(e)) => e,
-                Err(_) => PortError::new(
-                    "CodeDeploy",
-                    "PutLifecycleEventHookExecutionStatus",
-                    pipewarden_shared::ports::FailureKind::Timeout,
-                    "no answer before the deadline",
-                ),
+                Err(_) => out_of_time("CodeDeploy", "PutLifecycleEventHookExecutionStatus"),
             };
             let time_left = give_up.saturating_duration_since(Instant::now());
             if !error.is_retryable() || time_left <= pause {
@@ -416,6 +448,10 @@ where
             pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
+}
+
+fn out_of_time(service: &'static str, operation: &'static str) -> PortError {
+    PortError::new(service, operation, FailureKind::Timeout, "no answer before the deadline")
 }
 
 /// The SNS notice for a failed validation.

@@ -8,13 +8,4 @@ pub mod function_scope;
 pub mod hook;
 pub mod probes;
 pub mod spec;
-
-use pipewarden_shared::document::DocumentSource;
-
-use crate::spec::Spec;
-
-/// Loads and validates the spec once per cold start; the error says what is wrong and where.
-pub async fn load_spec(source: &DocumentSource, s3: &aws_sdk_s3::Client) -> Result<Spec, String> {
-    let text = source.read(s3).await?;
-    Spec::parse(&text, &source.origin()).map_err(|e| e.to_string())
-}
+pub mod spec_source;

@@ -2,7 +2,8 @@ use deploy_validator::config::Config;
 use deploy_validator::deployment::CodeDeployLookup;
 use deploy_validator::engine::Probes;
 use deploy_validator::hook::{self, Validator};
-use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
+use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker};
+use deploy_validator::spec_source;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
@@ -18,14 +19,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_vars(&ProcessEnv);
     let sdk = aws::load_config().await;
     let s3 = aws::s3_client(&sdk);
-    let spec = match &config.spec_source {
-        Ok(source) => deploy_validator::load_spec(source, &s3).await,
-        Err(e) => Err(e.to_string()),
-    };
-    if let Err(problem) = &spec {
-        tracing::error!(problem = %problem, "no usable validation spec: every hook will report Failed");
+    let (spec, http) = spec_source::read_on_demand(config.spec_source.clone(), s3.clone());
+    // Read at cold start, as before; a read that fails here is tried again by the first hook.
+    if let Err(problem) = spec.get().await {
+        tracing::error!(problem = %problem, "no usable validation spec yet: a hook without one reports Failed");
     }
-    let allowed_hosts = spec.as_ref().map(|s| s.allowed_hosts.clone()).unwrap_or_default();
     let validator = Validator {
         safety_margin: config.safety_margin,
         topic_arn: config.topic_arn.clone(),
@@ -34,7 +32,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         publisher: SnsPublisher::new(aws::sns_client(&sdk)),
         lookup: CodeDeployLookup::new(aws::codedeploy_client(&sdk)),
         probes: Probes {
-            http: ReqwestProbe::new(allowed_hosts)?,
+            http,
             alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&sdk)),
             functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&sdk)),
             function_scope: config.function_scope.clone(),
@@ -44,7 +42,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let validator = &validator;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline::instant_of(event.context.deadline);
-        hook::answer(validator.handle(event.payload, deadline).await)
+        // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
+        let work = Box::pin(validator.handle(event.payload, deadline));
+        hook::answer(deadline::within(deadline, work).await)
     }))
     .await
 }

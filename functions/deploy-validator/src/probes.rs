@@ -15,12 +15,17 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub timeout: Duration,
+    /// Read at most this much of the response body; the rest is left unread.
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
     pub status: u16,
+    /// The body as read: at most the request's `max_body_bytes`.
     pub body: String,
+    /// The body went on past `max_body_bytes` and was cut there.
+    pub body_cut: bool,
     pub latency: Duration,
 }
 
@@ -86,9 +91,28 @@ impl HttpProbe for ReqwestProbe {
         let started = Instant::now();
         let response = builder.send().await.map_err(describe)?;
         let status = response.status().as_u16();
-        let body = response.text().await.map_err(describe)?;
-        Ok(HttpResponse { status, body, latency: started.elapsed() })
+        let (body, body_cut) = read_at_most(response, request.max_body_bytes).await?;
+        Ok(HttpResponse { status, body, body_cut, latency: started.elapsed() })
     }
+}
+
+/// Streams the body chunk by chunk and stops at `cap` bytes, so memory never holds more than the
+/// cap and one chunk, however much the server sends.
+async fn read_at_most(mut response: reqwest::Response, cap: usize) -> Result<(String, bool), String> {
+    let mut body = Vec::with_capacity(cap.min(64 * 1024));
+    let mut cut = false;
+    while let Some(chunk) = response.chunk().await.map_err(describe)? {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            cut = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // Dropping the response here closes the connection instead of draining the rest.
+    drop(response);
+    Ok((String::from_utf8_lossy(&body).into_owned(), cut))
 }
 
 fn describe(e: reqwest::Error) -> String {

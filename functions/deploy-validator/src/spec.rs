@@ -103,6 +103,10 @@ pub struct HttpCheck {
     pub max_backoff_ms: u64,
     #[serde(default = "default_request_timeout")]
     pub request_timeout_ms: u64,
+    /// At most this much of a response body is read; the rest is never fetched, so a release that
+    /// answers with a huge body cannot run the validator out of memory.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -155,8 +159,30 @@ fn default_max_backoff() -> u64 {
 fn default_request_timeout() -> u64 {
     5000
 }
+fn default_max_body_bytes() -> u64 {
+    DEFAULT_MAX_BODY_BYTES
+}
 fn empty_object() -> serde_json::Value {
     serde_json::json!({})
+}
+
+/// The longest any duration in a spec may be: an hour, CodeDeploy's own limit for a hook. Longer is
+/// a mistake, and an unbounded value (up to `u64::MAX` ms) would overflow `Instant` arithmetic.
+pub const MAX_DURATION_MS: u64 = 3_600_000;
+/// What an HTTP check reads of a body unless it says otherwise: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1024 * 1024;
+/// The most an HTTP check may ask to read: 16 MiB, well inside a 128 MB Lambda's memory.
+pub const MAX_BODY_BYTES_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// `field` must be between 1 and [`MAX_DURATION_MS`] (0 too when `zero_allowed`).
+fn bounded_ms(field: &str, value: u64, zero_allowed: bool) -> Result<(), String> {
+    if value == 0 && !zero_allowed {
+        return Err(format!("{field} must be above 0"));
+    }
+    if value > MAX_DURATION_MS {
+        return Err(format!("{field} {value} is more than {MAX_DURATION_MS} (an hour)"));
+    }
+    Ok(())
 }
 
 impl Spec {
@@ -189,7 +215,9 @@ impl Spec {
                 }
                 match check {
                     Check::Http(http) => self.validate_http(http).map_err(|p| format!("{at}: {p}"))?,
-                    Check::Lambda(l) if l.timeout_ms == 0 => return Err(format!("{at}: timeoutMs must be above 0")),
+                    Check::Lambda(l) => {
+                        bounded_ms("timeoutMs", l.timeout_ms, false).map_err(|p| format!("{at}: {p}"))?
+                    }
                     Check::Alarms(a) if a.alarm_names.is_empty() && a.alarm_name_prefix.is_none() => {
                         return Err(format!("{at}: needs alarmNames or alarmNamePrefix"))
                     }
@@ -238,8 +266,17 @@ impl Spec {
                 http.max_attempts, http.consecutive_successes
             ));
         }
-        if http.request_timeout_ms == 0 {
-            return Err("requestTimeoutMs must be above 0".to_string());
+        bounded_ms("requestTimeoutMs", http.request_timeout_ms, false)?;
+        bounded_ms("initialBackoffMs", http.initial_backoff_ms, true)?;
+        bounded_ms("maxBackoffMs", http.max_backoff_ms, true)?;
+        if let Some(budget) = http.latency_budget_ms {
+            bounded_ms("latencyBudgetMs", budget, false)?;
+        }
+        if !(1..=MAX_BODY_BYTES_LIMIT).contains(&http.max_body_bytes) {
+            return Err(format!(
+                "maxBodyBytes {} must be between 1 and {MAX_BODY_BYTES_LIMIT} (16 MiB)",
+                http.max_body_bytes
+            ));
         }
         if let Some(field) = &http.json_field {
             if !field.pointer.is_empty() && !field.pointer.starts_with('/') {
@@ -334,5 +371,42 @@ deploymentGroups:
         .contains("used twice"));
         assert!(problem("checks: [{name: a, type: alarms}]")
             .starts_with("validation spec from VALIDATION_SPEC: checks[0] (\"a\")"));
+    }
+
+    fn http_check_with(field: &str) -> String {
+        format!("allowedHosts: [a]\nchecks: [{{name: h, type: http, url: 'http://a/', {field}}}]")
+    }
+
+    #[test]
+    fn durations_are_at_most_an_hour() {
+        for field in ["requestTimeoutMs", "initialBackoffMs", "maxBackoffMs", "latencyBudgetMs"] {
+            assert!(Spec::parse(&http_check_with(&format!("{field}: 3600000")), "t").is_ok(), "{field}");
+            for value in ["3600001", "18446744073709551615"] {
+                let text = problem(&http_check_with(&format!("{field}: {value}")));
+                assert!(text.contains(&format!("checks[0] (\"h\"): {field} {value} is more than 3600000")), "{text}");
+            }
+        }
+        assert!(problem(&http_check_with("latencyBudgetMs: 0")).contains("latencyBudgetMs must be above 0"));
+        assert!(problem(&http_check_with("requestTimeoutMs: 0")).contains("requestTimeoutMs must be above 0"));
+        let lambda = |ms: &str| format!("checks: [{{name: l, type: lambda, function: f, timeoutMs: {ms}}}]");
+        assert!(Spec::parse(&lambda("3600000"), "t").is_ok());
+        assert!(problem(&lambda("18446744073709551615"))
+            .contains("checks[0] (\"l\"): timeoutMs 18446744073709551615 is more than 3600000"));
+        assert!(problem(&lambda("0")).contains("timeoutMs must be above 0"));
+    }
+
+    #[test]
+    fn body_cap_defaults_to_a_mebibyte_and_is_bounded() {
+        let spec = Spec::parse(&http_check_with("method: GET"), "t").unwrap();
+        let Check::Http(http) = &spec.checks[0] else { panic!() };
+        assert_eq!(http.max_body_bytes, 1_048_576);
+        assert!(Spec::parse(&http_check_with("maxBodyBytes: 16777216"), "t").is_ok());
+        for value in ["0", "16777217", "18446744073709551615"] {
+            let text = problem(&http_check_with(&format!("maxBodyBytes: {value}")));
+            assert!(
+                text.contains(&format!("checks[0] (\"h\"): maxBodyBytes {value} must be between 1 and 16777216")),
+                "{text}"
+            );
+        }
     }
 }

@@ -10,6 +10,10 @@ use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::hook::{Evidence, ValidatorError};
 use deploy_validator::probes::{HttpProbe, HttpRequest, HttpResponse};
 use deploy_validator::spec::Spec;
+use deploy_validator::spec_source::read_on_demand;
+use pipewarden_shared::deadline;
+use pipewarden_shared::document::DocumentSource;
+use pipewarden_shared::lambda::Retry;
 use pipewarden_tests::http::{closed_port, LocalHttp, Reply};
 use pipewarden_tests::Emulator;
 
@@ -461,4 +465,88 @@ async fn a_hook_completed_by_someone_else_with_another_status_is_only_already_co
     // THEN CodeDeploy keeps the first status; the invocation is done (a retry cannot change it)
     assert_eq!(out["status"], "Succeeded", "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-other".to_string(), "Failed".to_string())]);
+}
+
+#[tokio::test]
+async fn a_notice_that_hangs_holds_neither_the_report_nor_the_invocation_past_its_deadline() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-NOTICEHANG").await;
+    let topic = aws.topic_with_subscriber("deploy").await;
+    let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("down") }).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 1\n"), Some(topic.topic_arn.clone()));
+    let hook = aws.issued_hook("d-NOTICEHANG", "hook-notice-hang").await;
+    // SNS takes the notice's connection and never answers, far longer than the invocation has.
+    aws.inject_hang("Publish", 30_000, 1).await;
+    let started = Instant::now();
+    let lambda_deadline = started + Duration::from_secs(5);
+
+    // As `main` runs it: under the shared work deadline.
+    let err = deadline::within(lambda_deadline, v.handle(hook.clone(), lambda_deadline)).await.unwrap_err();
+
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5) - deadline::MARGIN / 2, "ended {took:?} into a 5 s invocation");
+    assert!(matches!(err, ValidatorError::Notice { .. }), "{err}");
+    assert_eq!(err.retry(), Retry::Helps, "Lambda's retry sends the notice");
+    assert_eq!(statuses(&aws).await, vec![("hook-notice-hang".to_string(), "Failed".to_string())]);
+    let evidence: Evidence =
+        serde_json::from_slice(&aws.object(BUCKET, &Evidence::key("d-NOTICEHANG", "hook-notice-hang")).await.unwrap())
+            .unwrap();
+    assert!(evidence.reported && !evidence.notice_sent, "{evidence:?}");
+    assert!(aws.received(&topic).await.is_empty());
+
+    // Lambda's retry: the decision is already reported; only the notice is sent.
+    let retry_deadline = Instant::now() + Duration::from_secs(5);
+    let out = deadline::within(retry_deadline, v.handle(hook, retry_deadline)).await.unwrap();
+
+    assert_eq!(out["status"], "Failed");
+    assert_eq!(aws.received(&topic).await.len(), 1);
+    assert_eq!(statuses(&aws).await.len(), 1, "reported once");
+    assert_eq!(app.requests().len(), 1, "the retry did not validate again");
+}
+
+#[tokio::test]
+async fn a_spec_read_that_failed_is_read_again_by_the_next_hook_and_kept() {
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-SPECREAD").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    aws.bucket("specs").await;
+    let spec_text = http_spec(&app.url("/health"), "");
+    aws.s3()
+        .put_object()
+        .bucket("specs")
+        .key("validation.yaml")
+        .body(spec_text.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let source = DocumentSource::S3 { bucket: "specs".into(), key: "validation.yaml".into() };
+    let (spec, http) = read_on_demand(Ok(source), aws.s3());
+    let v = validator_with(&aws, spec, None, http);
+    // S3 throttles the spec read (all three of the SDK's attempts), once.
+    aws.inject_fault("GetObject", 503, "SlowDown", 3).await;
+
+    let first = v.handle(aws.issued_hook("d-SPECREAD", "hook-spec-1").await, deadline_in(20)).await.unwrap();
+
+    assert_eq!(first["status"], "Failed", "{first}");
+    let reason = first["reason"].as_str().unwrap();
+    assert!(reason.contains("s3://specs/validation.yaml could not be read"), "{reason}");
+    assert!(app.requests().is_empty());
+
+    let second = v.handle(aws.issued_hook("d-SPECREAD", "hook-spec-2").await, deadline_in(20)).await.unwrap();
+
+    assert_eq!(second["status"], "Succeeded", "{second}");
+    assert_eq!(app.requests().len(), 1);
+
+    // Kept once read: the object gone, the next hook still validates.
+    aws.s3().delete_object().bucket("specs").key("validation.yaml").send().await.unwrap();
+    let third = v.handle(aws.issued_hook("d-SPECREAD", "hook-spec-3").await, deadline_in(20)).await.unwrap();
+    assert_eq!(third["status"], "Succeeded", "{third}");
+    assert_eq!(
+        statuses(&aws).await,
+        vec![
+            ("hook-spec-1".to_string(), "Failed".to_string()),
+            ("hook-spec-2".to_string(), "Succeeded".to_string()),
+            ("hook-spec-3".to_string(), "Succeeded".to_string()),
+        ]
+    );
 }

@@ -15,6 +15,8 @@ use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe}
 use deploy_validator::spec::Spec;
 use pipewarden_shared::config::ProcessEnv;
 
+const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
 struct Args {
     spec: String,
     group: Option<(String, String)>,
@@ -42,6 +44,10 @@ fn parse_args() -> Result<Args, String> {
             "--deployment-id" => deployment_id = Some(value("--deployment-id")?),
             "--timeout" => {
                 let seconds: u64 = value("--timeout")?.parse().map_err(|_| "--timeout takes whole seconds")?;
+                // An hour is CodeDeploy's longest script timeout; beyond it `Instant + timeout` could overflow.
+                if !(1..=MAX_TIMEOUT_SECONDS).contains(&seconds) {
+                    return Err(format!("--timeout {seconds} must be between 1 and {MAX_TIMEOUT_SECONDS} seconds"));
+                }
                 timeout = Duration::from_secs(seconds);
             }
             "--json" => json = true,

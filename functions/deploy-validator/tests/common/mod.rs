@@ -9,6 +9,7 @@ use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::hook::Validator;
 use deploy_validator::probes::{CloudWatchAlarmGate, HttpProbe, LambdaInvoker, ReqwestProbe};
 use deploy_validator::spec::Spec;
+use deploy_validator::spec_source::SpecSlot;
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_tests::Emulator;
 
@@ -26,12 +27,12 @@ pub type RealValidator<H> = Validator<
 
 pub fn validator_with<H: HttpProbe>(
     aws: &Emulator,
-    spec: Result<Spec, String>,
+    spec: impl Into<SpecSlot>,
     topic: Option<String>,
     http: H,
 ) -> RealValidator<H> {
     Validator {
-        spec,
+        spec: spec.into(),
         safety_margin: Duration::from_millis(1000),
         topic_arn: topic,
         reporter: CodeDeployHookReporter::new(aws.codedeploy()),
