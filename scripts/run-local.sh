@@ -51,7 +51,7 @@ app_port=$(free_port)
 PORT=$app_port .venv/bin/python examples/flask-app/app.py > "$work/flask.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$app_port/health" && break; sleep 0.1; done
-spec="{\"allowedHosts\": [\"127.0.0.1\"], \"checks\": [{\"name\": \"health\", \"type\": \"http\", \"url\": \"http://127.0.0.1:$app_port/health\", \"jsonField\": {\"pointer\": \"/status\", \"equals\": \"ok\"}, \"consecutiveSuccesses\": 2}]}"
+spec="{\"allowedHosts\": [\"http://127.0.0.1:$app_port\"], \"checks\": [{\"name\": \"health\", \"type\": \"http\", \"url\": \"http://127.0.0.1:$app_port/health\", \"jsonField\": {\"pointer\": \"/status\", \"equals\": \"ok\"}, \"consecutiveSuccesses\": 2}]}"
 printf "VALIDATION_SPEC='%s'\n" "$spec" > "$work/extra.env"
 # The example routing rules, as one line of JSON for the environment file.
 rules=$(.venv/bin/python -c 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))' examples/routing-rules.yaml)

@@ -22,10 +22,28 @@ pub fn ascii_subject(text: &str) -> String {
     }
 }
 
-/// One line of untrusted text (commit messages, alarm reasons) for plain text: control
-/// characters removed, at most `max` characters.
+/// Characters that end a line somewhere: ASCII and C1 controls (`\n`, `\r`, NEL, ...) and
+/// Unicode's line and paragraph separators, which mail and chat clients may show as line breaks.
+fn breaks_lines(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Characters that reorder how the text around them is shown (bidirectional overrides, embeddings,
+/// isolates and marks): untrusted text could make a name read as something else.
+fn reorders_text(c: char) -> bool {
+    matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Untrusted text as one line of plain text: whatever could break the line becomes a space, and
+/// bidirectional controls are left out. Nothing is escaped: plain text (email, SNS) has no markup.
+pub fn one_line(text: &str) -> String {
+    text.chars().filter(|c| !reorders_text(*c)).map(|c| if breaks_lines(c) { ' ' } else { c }).collect()
+}
+
+/// One line of untrusted text (commit messages, alarm reasons) for plain text: see [`one_line`],
+/// trimmed, at most `max` characters.
 pub fn clean_text(text: &str, max: usize) -> String {
-    let cleaned: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let cleaned = one_line(text);
     let cleaned = cleaned.trim();
     if cleaned.chars().count() <= max {
         cleaned.to_string()
@@ -34,8 +52,18 @@ pub fn clean_text(text: &str, max: usize) -> String {
     }
 }
 
-/// Untrusted text for chat markdown (Slack, Teams): no links, mentions or formatting can be
-/// injected through it.
+/// Untrusted text for a chat notification's markdown, on one line (see [`one_line`]), so that it
+/// shows as the text it is and does nothing else:
+/// - `&`, `<` and `>` become `&amp;`, `&lt;` and `&gt;`: Slack's control characters, which it
+///   decodes for display ("Formatting text for app surfaces", Escaping). Without them no
+///   `<url|text>` link, `<!channel>`, `<!here>`, `<@U...>` or `<!subteam^...>` mention, no
+///   `<at>` mention or HTML in Teams, and no `<url>` autolink can be made;
+/// - the markdown characters backslash, `*`, `_`, `~`, backtick, `|`, `[` and `]` get a backslash
+///   before them: no emphasis, strike-through, code, table cell or `[text](url)` link
+///   (CommonMark's backslash escapes, which Teams' markdown follows). Slack has no escape for
+///   these and shows the backslash: the text reads a little odd there, but cannot format or link.
+///
+/// Apply it once, to the event's text alone, never to markup we add or to text already escaped.
 pub fn chat_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -47,11 +75,24 @@ pub fn chat_escape(text: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push(' '),
+            c if breaks_lines(c) => out.push(' '),
+            c if reorders_text(c) => {}
             c => out.push(c),
         }
     }
     out
+}
+
+/// A link in Slack's markup, `<url|label>` (the form our chat notifications use), to a URL that is
+/// https and holds nothing that would end the markup; the label is plain text and is
+/// escaped here. `None` for any other URL: say the label without a link instead.
+pub fn chat_link(url: &str, label: &str) -> Option<String> {
+    let safe = url.starts_with("https://")
+        && url.len() > "https://".len()
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || reorders_text(c) || matches!(c, '<' | '>' | '|'));
+    safe.then(|| format!("<{url}|{}>", chat_escape(label)))
 }
 
 /// `16m 9s`, `2h 3m`, `45s`.
@@ -69,17 +110,27 @@ pub fn short_commit(commit: &str) -> &str {
     commit.get(..8).unwrap_or(commit)
 }
 
-/// An Amazon Q Developer in chat applications custom notification (schema version 1.0), the JSON
-/// that Slack and Microsoft Teams channels render. Text in it must already be [`chat_escape`]d.
+/// An Amazon Q Developer in chat applications custom notification (schema version 1.0, `source`
+/// `custom`, `textType` `client-markdown`: rendered in the channel's own markdown), the JSON that
+/// Slack and Microsoft Teams channels show.
+///
+/// Two kinds of field. Markup (`title`, `description`, `next_steps`): the caller writes our markup
+/// (`*Reason:*`, [`chat_link`]) around event text it passed through [`chat_escape`]. Plain text
+/// (`keywords`, `summary`): given as the event said it; [`ChatNotification::to_json`] escapes it.
+/// `id`, `thread_id`, `related_resources` and `additional_context` are identifiers the application
+/// reads, not text it shows: they are sent as they are.
 pub struct ChatNotification<'a> {
     pub id: String,
     pub title: String,
     pub description: Vec<String>,
     pub next_steps: Vec<String>,
+    /// Plain text, escaped by [`ChatNotification::to_json`].
     pub keywords: Vec<String>,
     pub thread_id: String,
+    /// Plain text, escaped by [`ChatNotification::to_json`].
     pub summary: String,
     pub event_type: &'a str,
+    /// ARNs; [`ChatNotification::to_json`] leaves out any [`crate::links::Arn`] cannot read.
     pub related_resources: Vec<String>,
     /// A map of strings, as the custom notification schema defines `metadata.additionalContext`.
     pub additional_context: std::collections::BTreeMap<String, String>,
@@ -96,13 +147,17 @@ impl ChatNotification<'_> {
                 "title": self.title,
                 "description": self.description.join("\n"),
                 "nextSteps": self.next_steps,
-                "keywords": self.keywords,
+                "keywords": self.keywords.iter().map(|k| chat_escape(k)).collect::<Vec<_>>(),
             },
             "metadata": {
                 "threadId": self.thread_id,
-                "summary": self.summary,
+                "summary": chat_escape(&self.summary),
                 "eventType": self.event_type,
-                "relatedResources": self.related_resources,
+                "relatedResources": self
+                    .related_resources
+                    .iter()
+                    .filter(|arn| crate::links::Arn::parse(arn).is_some())
+                    .collect::<Vec<_>>(),
                 "additionalContext": self.additional_context,
             }
         })
@@ -135,6 +190,71 @@ mod tests {
     #[test]
     fn chat_text_cannot_inject_links_or_mentions() {
         assert_eq!(chat_escape("<!channel> *bold* <http://x|y>"), "&lt;!channel&gt; \\*bold\\* &lt;http://x\\|y&gt;");
+        assert_eq!(
+            chat_escape("[log in](https://evil.example) <@U024BE7LH> ~x~ `y` _z_ a\\b &amp;"),
+            "\\[log in\\](https://evil.example) &lt;@U024BE7LH&gt; \\~x\\~ \\`y\\` \\_z\\_ a\\\\b &amp;amp;"
+        );
+    }
+
+    #[test]
+    fn untrusted_text_stays_on_its_line_and_in_its_order() {
+        let forged = "a\nb\r\nc\u{85}d\u{2028}e\u{2029}f\u{b}g\u{c}h\ti";
+        assert_eq!(chat_escape(forged), "a b  c d e f g h i");
+        assert_eq!(one_line(forged), "a b  c d e f g h i");
+        assert_eq!(clean_text(forged, 100), "a b  c d e f g h i");
+        assert_eq!(chat_escape("admin\u{202e}txt.exe\u{2066}x\u{2069}"), "admintxt.exex");
+        assert_eq!(clean_text("\u{200f}abc\u{202d}", 10), "abc");
+    }
+
+    #[test]
+    fn chat_links_are_https_urls_that_cannot_end_the_markup_with_an_escaped_label() {
+        assert_eq!(
+            chat_link("https://us-east-1.console.aws.amazon.com/x?a=1#b", "the *alarm*").as_deref(),
+            Some("<https://us-east-1.console.aws.amazon.com/x?a=1#b|the \\*alarm\\*>")
+        );
+        for url in [
+            "http://example.com/",
+            "https://",
+            "javascript:alert(1)",
+            "https://example.com/a|click here",
+            "https://example.com/a>b",
+            "https://example.com/<x",
+            "https://example.com/a b",
+            "https://example.com/a\nb",
+            "https://example.com/\u{202e}",
+        ] {
+            assert_eq!(chat_link(url, "x"), None, "{url:?}");
+        }
+    }
+
+    #[test]
+    fn keywords_and_summary_are_escaped_once_and_unreadable_arns_left_out() {
+        let json: serde_json::Value = serde_json::from_str(
+            &ChatNotification {
+                id: "id".into(),
+                title: "t".into(),
+                description: vec![],
+                next_steps: vec![],
+                keywords: vec!["<!here> a_b".into(), "ALARM".into()],
+                thread_id: "th".into(),
+                summary: "[ALARM] <https://evil.example|x> & more".into(),
+                event_type: "e",
+                related_resources: vec![
+                    "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a".into(),
+                    "arn:aws:cloudwatch:evil.example/x?:123456789012:alarm:a".into(),
+                    "arn:evil:cloudwatch:us-east-1:123456789012:alarm:a".into(),
+                ],
+                additional_context: Default::default(),
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(json["content"]["keywords"], serde_json::json!(["&lt;!here&gt; a\\_b", "ALARM"]));
+        assert_eq!(json["metadata"]["summary"], "\\[ALARM\\] &lt;https://evil.example\\|x&gt; &amp; more");
+        assert_eq!(
+            json["metadata"]["relatedResources"],
+            serde_json::json!(["arn:aws:cloudwatch:us-east-1:123456789012:alarm:a"])
+        );
     }
 
     #[test]

@@ -19,8 +19,20 @@ pub const MAX_WRITE_TRIES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Delivery {
-    Claimed { token: String, at: DateTime<Utc> },
-    Sent { message_id: String, at: DateTime<Utc> },
+    Claimed {
+        token: String,
+        at: DateTime<Utc>,
+    },
+    Sent {
+        message_id: String,
+        at: DateTime<Utc>,
+    },
+    /// Never to be sent: a newer message took its place before it could go (an OK that resolved
+    /// an ALARM this topic never got).
+    Superseded {
+        by: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Deliveries by key (`what|where`).
@@ -34,7 +46,7 @@ pub fn delivery_key(what: &str, topic_arn: &str) -> String {
 pub fn claim(deliveries: &mut Deliveries, key: &str, token: &str, now: DateTime<Utc>, ttl: Duration) -> bool {
     let free = match deliveries.get(key) {
         None => true,
-        Some(Delivery::Sent { .. }) => false,
+        Some(Delivery::Sent { .. } | Delivery::Superseded { .. }) => false,
         Some(Delivery::Claimed { token: other, at }) => other == token || now - *at > ttl,
     };
     if free {
@@ -81,7 +93,9 @@ where
     S: ObjectStore,
 {
     for _ in 0..MAX_WRITE_TRIES {
-        let stored = store.get(key).await.map_err(|source| LedgerError::Store { key: key.to_string(), source })?;
+        // Boxed: the SDK's futures are deep, and a handler holds several of these at once.
+        let stored =
+            Box::pin(store.get(key)).await.map_err(|source| LedgerError::Store { key: key.to_string(), source })?;
         let (mut document, condition) = match stored {
             None => (fresh(), WriteCondition::IfAbsent),
             Some(object) => (
@@ -94,7 +108,7 @@ where
             return Ok((document, None));
         };
         let body = serde_json::to_vec_pretty(&document).expect("ledger documents serialize");
-        match store.put(key, body, "application/json", condition).await {
+        match Box::pin(store.put(key, body, "application/json", condition)).await {
             Ok(PutOutcome::Written { .. }) => return Ok((document, Some(result))),
             Ok(PutOutcome::ConditionFailed) => continue,
             Err(source) => return Err(LedgerError::Store { key: key.to_string(), source }),

@@ -1,29 +1,164 @@
-//! AWS console links, correct for the region's partition (aws, aws-cn, aws-us-gov).
+//! AWS console links and ARNs, made only of a region and a partition that are AWS's.
+//!
+//! A region reaches us from events (EventBridge's `region`, a pipeline's `detail.region`, the
+//! region field of an alarm ARN), and an event can say anything there: `evil.example/x?` in front
+//! of `.console.aws.amazon.com` makes a link to another host. So every link and every ARN we make
+//! goes through [`Region::parse`]: a region that is not written as AWS writes regions, or whose
+//! partition's console we do not know, gives no link at all (the message goes out without it).
 
-/// The partition a region belongs to.
-pub fn partition(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("eusc-") {
-        "aws-eusc"
-    } else {
-        "aws"
+/// An AWS partition, as the SDKs' endpoint rules (`partitions.json`) list them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    Aws,
+    China,
+    GovCloud,
+    Iso,
+    IsoB,
+    IsoE,
+    IsoF,
+    EuropeanSovereign,
+}
+
+impl Partition {
+    pub const ALL: [Partition; 8] = [
+        Partition::Aws,
+        Partition::China,
+        Partition::GovCloud,
+        Partition::Iso,
+        Partition::IsoB,
+        Partition::IsoE,
+        Partition::IsoF,
+        Partition::EuropeanSovereign,
+    ];
+
+    /// The partition's id, as the first field of its ARNs has it.
+    pub fn id(self) -> &'static str {
+        match self {
+            Partition::Aws => "aws",
+            Partition::China => "aws-cn",
+            Partition::GovCloud => "aws-us-gov",
+            Partition::Iso => "aws-iso",
+            Partition::IsoB => "aws-iso-b",
+            Partition::IsoE => "aws-iso-e",
+            Partition::IsoF => "aws-iso-f",
+            Partition::EuropeanSovereign => "aws-eusc",
+        }
+    }
+
+    /// A known partition id (`aws`, `aws-cn`, ...), and nothing else.
+    pub fn from_id(id: &str) -> Option<Partition> {
+        Partition::ALL.into_iter().find(|p| p.id() == id)
+    }
+
+    /// The console's base URL for a region of this partition, where we know the console's host
+    /// (AWS General Reference, "AWS Management Console endpoints"); the isolated and sovereign
+    /// partitions' consoles are not on the internet we know, so they get no link.
+    fn console(self, region: Region<'_>) -> Option<String> {
+        match self {
+            Partition::Aws => Some(format!("https://{}.console.aws.amazon.com", region.0)),
+            Partition::China => Some("https://console.amazonaws.cn".to_string()),
+            Partition::GovCloud => Some("https://console.amazonaws-us-gov.com".to_string()),
+            _ => None,
+        }
     }
 }
 
-/// The console's base URL for a region.
-pub fn console_base(region: &str) -> String {
-    match partition(region) {
-        "aws-cn" => "https://console.amazonaws.cn".to_string(),
-        "aws-us-gov" => "https://console.amazonaws-us-gov.com".to_string(),
-        _ => format!("https://{region}.console.aws.amazon.com"),
+/// A region code written as AWS writes them: `us-east-1`, `us-gov-west-1`, `cn-north-1`,
+/// `us-isob-east-1`, `eusc-de-east-1`. Only lowercase letters, digits and hyphens can be in it,
+/// so it cannot change the host or the query of a URL it is put into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region<'a>(&'a str);
+
+impl<'a> Region<'a> {
+    /// `<area>-<word>[-<word>]-<number>`: an area of 2 to 4 letters, one or two words of letters,
+    /// a number of at most three digits.
+    pub fn parse(text: &'a str) -> Option<Region<'a>> {
+        let parts: Vec<&str> = text.split('-').collect();
+        let letters = |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase());
+        let (first, words, number) = match parts.as_slice() {
+            [first, words @ .., number] if (1..=2).contains(&words.len()) => (*first, words, *number),
+            _ => return None,
+        };
+        let valid = first.len() >= 2
+            && letters(first, 4)
+            && words.iter().all(|w| letters(w, 16))
+            && (1..=3).contains(&number.len())
+            && number.bytes().all(|b| b.is_ascii_digit());
+        valid.then_some(Region(text))
     }
+
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+
+    /// The partition whose region pattern this region matches; `aws` for the rest, as the SDKs'
+    /// endpoint resolver does.
+    pub fn partition(self) -> Partition {
+        let prefixes = [
+            ("us-gov-", Partition::GovCloud),
+            ("us-iso-", Partition::Iso),
+            ("us-isob-", Partition::IsoB),
+            ("us-isof-", Partition::IsoF),
+            ("eu-isoe-", Partition::IsoE),
+            ("cn-", Partition::China),
+            ("eusc-", Partition::EuropeanSovereign),
+        ];
+        prefixes.into_iter().find(|(prefix, _)| self.0.starts_with(prefix)).map(|(_, p)| p).unwrap_or(Partition::Aws)
+    }
+
+    /// The console's base URL for this region, when its partition's console is known.
+    pub fn console(self) -> Option<String> {
+        self.partition().console(self)
+    }
+}
+
+/// An account id: twelve digits.
+pub fn is_account_id(text: &str) -> bool {
+    text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The fields of an ARN whose partition is one AWS has and whose region, if it names one, is a
+/// region of that partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    pub partition: Partition,
+    pub service: &'a str,
+    pub region: Option<Region<'a>>,
+    /// Empty for resources of no account (S3 buckets), `aws` for AWS-managed ones.
+    pub account: &'a str,
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    pub fn parse(text: &'a str) -> Option<Arn<'a>> {
+        let mut fields = text.splitn(6, ':');
+        let (arn, partition, service, region, account, resource) =
+            (fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+        let partition = Partition::from_id(partition)?;
+        let region = match region {
+            "" => None,
+            r => Some(Region::parse(r).filter(|r| r.partition() == partition)?),
+        };
+        let service_ok =
+            !service.is_empty() && service.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let account_ok = account.is_empty() || account == "aws" || is_account_id(account);
+        let resource_ok = !resource.is_empty() && !resource.chars().any(char::is_control);
+        (arn == "arn" && service_ok && account_ok && resource_ok).then_some(Arn {
+            partition,
+            service,
+            region,
+            account,
+            resource,
+        })
+    }
+}
+
+/// `arn:<partition>:<service>:<region>:<account>:<resource>`, the partition the region's; `None`
+/// unless the region is a region and the account an account id.
+pub fn arn(service: &str, region: &str, account: &str, resource: &str) -> Option<String> {
+    let region = Region::parse(region)?;
+    let made = format!("arn:{}:{service}:{}:{account}:{resource}", region.partition().id(), region.as_str());
+    (is_account_id(account) && Arn::parse(&made).is_some()).then_some(made)
 }
 
 /// Percent-encodes one URL path segment or fragment part.
@@ -31,32 +166,30 @@ pub fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-pub fn pipeline_execution(region: &str, pipeline: &str, execution_id: &str) -> String {
-    format!(
-        "{}/codesuite/codepipeline/pipelines/{}/executions/{}/timeline?region={region}",
-        console_base(region),
-        encode(pipeline),
-        encode(execution_id)
-    )
+/// `<console>/<path>` with `?region=` and whatever `rest` adds, for a region that is AWS's.
+fn console_link(region: &str, path: &str, rest: &str) -> Option<String> {
+    let region = Region::parse(region)?;
+    Some(format!("{}/{path}?region={}{rest}", region.console()?, region.as_str()))
 }
 
-pub fn codebuild_build(region: &str, build_id: &str) -> String {
+pub fn pipeline_execution(region: &str, pipeline: &str, execution_id: &str) -> Option<String> {
+    let path =
+        format!("codesuite/codepipeline/pipelines/{}/executions/{}/timeline", encode(pipeline), encode(execution_id));
+    console_link(region, &path, "")
+}
+
+pub fn codebuild_build(region: &str, build_id: &str) -> Option<String> {
     // A build id is "project:uuid"; the console path wants the project and the whole id.
     let project = build_id.split(':').next().unwrap_or(build_id);
-    format!(
-        "{}/codesuite/codebuild/projects/{}/build/{}/?region={region}",
-        console_base(region),
-        encode(project),
-        encode(build_id)
-    )
+    console_link(region, &format!("codesuite/codebuild/projects/{}/build/{}/", encode(project), encode(build_id)), "")
 }
 
-pub fn codedeploy_deployment(region: &str, deployment_id: &str) -> String {
-    format!("{}/codesuite/codedeploy/deployments/{}?region={region}", console_base(region), encode(deployment_id))
+pub fn codedeploy_deployment(region: &str, deployment_id: &str) -> Option<String> {
+    console_link(region, &format!("codesuite/codedeploy/deployments/{}", encode(deployment_id)), "")
 }
 
-pub fn cloudwatch_alarm(region: &str, alarm_name: &str) -> String {
-    format!("{}/cloudwatch/home?region={region}#alarmsV2:alarm/{}", console_base(region), encode(alarm_name))
+pub fn cloudwatch_alarm(region: &str, alarm_name: &str) -> Option<String> {
+    console_link(region, "cloudwatch/home", &format!("#alarmsV2:alarm/{}", encode(alarm_name)))
 }
 
 #[cfg(test)]
@@ -66,13 +199,102 @@ mod tests {
     #[test]
     fn links_follow_the_partition() {
         assert_eq!(
-            pipeline_execution("eu-west-1", "web app", "abc-1"),
-            "https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/web%20app/executions/abc%2D1/timeline?region=eu-west-1"
+            pipeline_execution("eu-west-1", "web app", "abc-1").as_deref(),
+            Some("https://eu-west-1.console.aws.amazon.com/codesuite/codepipeline/pipelines/web%20app/executions/abc%2D1/timeline?region=eu-west-1")
         );
-        assert!(codedeploy_deployment("cn-north-1", "d-1").starts_with("https://console.amazonaws.cn/"));
-        assert!(cloudwatch_alarm("us-gov-west-1", "a/b").starts_with(
+        assert!(codedeploy_deployment("cn-north-1", "d-1").unwrap().starts_with("https://console.amazonaws.cn/"));
+        assert!(cloudwatch_alarm("us-gov-west-1", "a/b").unwrap().starts_with(
             "https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1#alarmsV2:alarm/a%2Fb"
         ));
-        assert_eq!(partition("us-east-1"), "aws");
+        assert_eq!(
+            codebuild_build("us-east-1", "web:5a1f").as_deref(),
+            Some("https://us-east-1.console.aws.amazon.com/codesuite/codebuild/projects/web/build/web%3A5a1f/?region=us-east-1")
+        );
+    }
+
+    #[test]
+    fn every_region_form_aws_uses_is_a_region_of_its_partition() {
+        for (region, partition) in [
+            ("us-east-1", Partition::Aws),
+            ("ap-southeast-5", Partition::Aws),
+            ("il-central-1", Partition::Aws),
+            ("mx-central-1", Partition::Aws),
+            ("us-gov-west-1", Partition::GovCloud),
+            ("cn-northwest-1", Partition::China),
+            ("us-iso-east-1", Partition::Iso),
+            ("us-isob-east-1", Partition::IsoB),
+            ("eu-isoe-west-1", Partition::IsoE),
+            ("us-isof-south-1", Partition::IsoF),
+            ("eusc-de-east-1", Partition::EuropeanSovereign),
+        ] {
+            assert_eq!(Region::parse(region).map(Region::partition), Some(partition), "{region}");
+        }
+    }
+
+    #[test]
+    fn a_region_that_is_not_written_as_aws_writes_regions_gives_no_link() {
+        for region in [
+            "evil.example/x?",
+            "evil.example",
+            "us-east-1.evil.example/",
+            "us-east-1/",
+            "us-east-1?x=",
+            "us-east-1#",
+            "us-east-1@evil.example",
+            "US-EAST-1",
+            "us_east_1",
+            "us-east-",
+            "-east-1",
+            "us-1",
+            "us--east-1",
+            "us-east-1 ",
+            "us-east-one",
+            "us-east-1\n",
+            "u-east-1",
+            "",
+            "US East (N. Virginia)",
+        ] {
+            assert_eq!(Region::parse(region), None, "{region:?}");
+            assert_eq!(cloudwatch_alarm(region, "a"), None, "{region:?}");
+            assert_eq!(pipeline_execution(region, "p", "e"), None, "{region:?}");
+            assert_eq!(codebuild_build(region, "b:1"), None, "{region:?}");
+            assert_eq!(codedeploy_deployment(region, "d-1"), None, "{region:?}");
+            assert_eq!(arn("cloudwatch", region, "123456789012", "alarm:a"), None, "{region:?}");
+        }
+    }
+
+    #[test]
+    fn partitions_without_a_known_console_get_no_link() {
+        for region in ["us-iso-east-1", "us-isob-east-1", "eu-isoe-west-1", "us-isof-south-1", "eusc-de-east-1"] {
+            assert_eq!(cloudwatch_alarm(region, "a"), None, "{region}");
+        }
+    }
+
+    #[test]
+    fn arns_are_read_only_from_known_partitions_and_regions_of_them() {
+        let arn = Arn::parse("arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a:b").unwrap();
+        assert_eq!(arn.partition, Partition::China);
+        assert_eq!(arn.region.map(Region::as_str), Some("cn-north-1"));
+        assert_eq!(arn.resource, "alarm:a:b");
+        assert!(Arn::parse("arn:aws:s3:::bucket").is_some());
+        assert!(Arn::parse("arn:aws:iam::aws:policy/ReadOnlyAccess").is_some());
+        for bad in [
+            "arn:aws:cloudwatch:evil.example/x?:123456789012:alarm:a",
+            "arn:evil:cloudwatch:us-east-1:123456789012:alarm:a",
+            "arn:aws-cn:cloudwatch:us-east-1:123456789012:alarm:a",
+            "arn:aws:cloudwatch:us-east-1:12345:alarm:a",
+            "arn:aws:cloudwatch:us-east-1:123456789012:",
+            "arn:aws:cloud watch:us-east-1:123456789012:alarm:a",
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:a\nb",
+            "urn:aws:cloudwatch:us-east-1:123456789012:alarm:a",
+            "arn:aws:cloudwatch:us-east-1",
+        ] {
+            assert_eq!(Arn::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            super::arn("codepipeline", "us-gov-west-1", "123456789012", "web").as_deref(),
+            Some("arn:aws-us-gov:codepipeline:us-gov-west-1:123456789012:web")
+        );
+        assert_eq!(super::arn("codepipeline", "us-east-1", "evil", "web"), None);
     }
 }

@@ -24,6 +24,9 @@ would never give is an HTTP 500 EmulatorOutputInvalid, the emulator's fault):
   ListDeploymentTargets  DeploymentIdRequiredException, DeploymentDoesNotExistException; pages of
       100 target ids (the request cannot set a size; see /_pipewarden/page-sizes) with nextToken;
       a token it did not issue: InvalidNextTokenException; targetFilters TargetStatus.
+      Both answer with the targets a test seeded or, for a Lambda or ECS deployment CodeDeploy
+      issued hooks for, its one target, whose lifecycle events say which hook is in progress (the
+      latest issued and not yet reported) as CodeDeploy's do.
   ListActionExecutions  validated against the model (ValidationException); an unknown pipeline
       (neither moto's nor seeded): PipelineNotFoundException; maxResults (default 100) and
       nextToken, InvalidNextTokenException.
@@ -100,6 +103,7 @@ from moto.cloudwatch.exceptions import ResourceNotFound as CloudWatchResourceNot
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
@@ -140,6 +144,21 @@ REPORTABLE_HOOK_STATUSES = ("Succeeded", "Failed")
 HOOK_EVENTS = {
     "Lambda": ("BeforeAllowTraffic", "AfterAllowTraffic"),
     "ECS": ("BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"),
+}
+# A Lambda or ECS deployment target's lifecycle events, in the order CodeDeploy runs them
+# (BatchGetDeploymentTargets); the hook events above among CodeDeploy's own steps.
+TARGET_EVENTS = {
+    "Lambda": ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"),
+    "ECS": (
+        "BeforeInstall",
+        "Install",
+        "AfterInstall",
+        "AllowTestTraffic",
+        "AfterAllowTestTraffic",
+        "BeforeAllowTraffic",
+        "AllowTraffic",
+        "AfterAllowTraffic",
+    ),
 }
 # AWS's page sizes where the request cannot set one (ListDeploymentTargets) or sets none.
 DEFAULT_PAGE_SIZES = {"ListDeploymentTargets": 100, "ListActionExecutions": 100, "DescribeAlarms": 50}
@@ -226,8 +245,7 @@ def list_deployment_targets(self):
     for name in filters:
         if name not in ("TargetStatus", "ServerInstanceLabel"):
             raise JsonRESTError("InvalidTargetFilterNameException", f"The target filter name {name} is invalid.")
-    with LOCK:
-        targets = STATE["deployment_targets"].get(deployment_id, [])
+    targets = _deployment_targets(self.codedeploy_backend, deployment_id)
     wanted_status = filters.get("TargetStatus")
     if wanted_status:
         targets = [t for t in targets if _target(t).get("status") in wanted_status]
@@ -253,8 +271,7 @@ def batch_get_deployment_targets(self):
             f"{len(wanted)} target IDs were specified; the maximum is 25.",
         )
     self.codedeploy_backend.get_deployment(deployment_id)
-    with LOCK:
-        targets = {_target_id(t): t for t in STATE["deployment_targets"].get(deployment_id, [])}
+    targets = {_target_id(t): t for t in _deployment_targets(self.codedeploy_backend, deployment_id)}
     missing = [w for w in wanted if w not in targets]
     if missing:
         raise JsonRESTError(
@@ -263,6 +280,60 @@ def batch_get_deployment_targets(self):
         )
     found = [targets[w] for w in dict.fromkeys(wanted)]
     return _checked_output("codedeploy", "BatchGetDeploymentTargets", {"deploymentTargets": found})
+
+
+def _deployment_targets(backend, deployment_id: str) -> list:
+    """The targets a test seeded; else, for a Lambda or ECS deployment CodeDeploy issued hooks for,
+    its one target, whose lifecycle events say which hook is running as CodeDeploy's do: the
+    latest issued hook not yet reported is InProgress, the events before it Succeeded (or as
+    reported), the rest Pending."""
+    with LOCK:
+        seeded = STATE["deployment_targets"].get(deployment_id)
+        issued = [(h, v["lifecycleEvent"]) for h, v in STATE["hook_executions"].items() if v["deploymentId"] == deployment_id]
+        reported = {r["lifecycleEventHookExecutionId"]: r["status"] for r in STATE["hook_statuses"]}
+    if seeded is not None or not issued:
+        return seeded or []
+    deployment = backend.deployments.get(deployment_id)
+    platform = _platform(deployment) if deployment else "Server"
+    names = TARGET_EVENTS.get(platform)
+    if names is None:
+        return []
+    statuses = {}
+    for hook_id, event in issued:
+        statuses[event] = reported.get(hook_id, "InProgress")
+    running = [e for e, st in statuses.items() if st == "InProgress"]
+    # What ran before the current (or last) hook event is done; what comes after is pending.
+    last = names.index(running[-1] if running else list(statuses)[-1])
+    events = []
+    for i, name in enumerate(names):
+        status = statuses.get(name) if name in statuses else ("Succeeded" if i < last else "Pending")
+        events.append({"lifecycleEventName": name, "status": status})
+    now = time.time()
+    for event in events:
+        if event["status"] != "Pending":
+            event["startTime"] = now
+        if event["status"] in ("Succeeded", "Failed"):
+            event["endTime"] = now
+    application = deployment.application.application_name if deployment else "app"
+    if platform == "Lambda":
+        target = {
+            "deploymentId": deployment_id,
+            "targetId": f"{application}:live",  # AWS: <function>:<alias>; nothing reads it
+            "targetArn": f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:{application}:live",
+            "status": "InProgress" if running else "Succeeded",
+            "lastUpdatedAt": now,
+            "lifecycleEvents": events,
+        }
+        return [{"deploymentTargetType": "LambdaTarget", "lambdaTarget": target}]
+    target = {
+        "deploymentId": deployment_id,
+        "targetId": f"{application}-cluster:{application}-service",
+        "targetArn": f"arn:aws:ecs:us-east-1:{DEFAULT_ACCOUNT_ID}:service/{application}-cluster/{application}-service",
+        "status": "InProgress" if running else "Succeeded",
+        "lastUpdatedAt": now,
+        "lifecycleEvents": events,
+    }
+    return [{"deploymentTargetType": "ECSTarget", "ecsTarget": target}]
 
 
 def _target(target: dict) -> dict:

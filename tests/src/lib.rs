@@ -5,6 +5,7 @@
 //! Tests that use it take [`Emulator::fresh`], which also serialises them: moto's state is global.
 
 pub mod http;
+pub mod lambda_invoke;
 pub mod lambda_process;
 pub mod local;
 pub mod logs;

@@ -404,6 +404,63 @@ async fn hanging_sns_stops_before_the_deadline_and_the_retry_delivers_once() {
     assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
 }
 
+/// Issue 15: one of the two topics' publishes hangs to the deadline. The one accepted is recorded
+/// and the hung one's claim released in the time kept for settling, so a retry with another
+/// request id (a redelivered event) sends only what is missing; no topic gets it twice.
+#[tokio::test]
+async fn a_partial_timeout_is_settled_and_the_retry_sends_only_what_is_missing() {
+    let world = World::new().await;
+    world.aws.inject_hang("Publish", 8_000, 1).await;
+
+    let (result, took) = handle_within(&world, 4, event("cloudwatch-alarm-metric.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(4), "stopped after {took:?}");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    assert_eq!(counts(&world.got().await).iter().sum::<usize>(), 1, "one topic got it, the other hung");
+    world.aws.clear_faults().await;
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-2").await.0.unwrap();
+    let total: Vec<usize> = counts(&world.got().await).to_vec();
+    // `got` drains what was received since the last look: the missing one, and nothing else.
+    assert_eq!(total.iter().sum::<usize>(), 1, "{total:?}");
+}
+
+/// Issue 15: ALARM's publish fails (SNS errors until the SDK gives up), OK arrives and is handled,
+/// then Lambda retries the ALARM. The on-call must not be left with an open ALARM for an alarm
+/// that is closed: the OK supersedes the ALARM that never went out, and the retry sends nothing.
+#[tokio::test]
+async fn an_alarm_retried_after_its_ok_is_not_sent_last() {
+    let world = World::new().await;
+    world.aws.inject_fault("Publish", 500, "InternalError", 100).await;
+    let (alarm, _) = handle_within(&world, 20, event("cloudwatch-alarm-metric.json"), "req-alarm").await;
+    assert!(alarm.is_err(), "the ALARM was not delivered: {alarm:?}");
+    world.aws.clear_faults().await;
+
+    handle_within(&world, 10, event("cloudwatch-alarm-metric-ok.json"), "req-ok").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-alarm").await.0.unwrap();
+
+    let got = world.got().await;
+    let last: Vec<Option<&str>> = got.iter().map(|topic| topic.last().map(|n| n.message.as_str())).collect();
+    for (topic, message) in last.iter().enumerate() {
+        assert!(
+            !message.is_some_and(|m| m.contains("ALARM") && !m.contains("OK")),
+            "topic {topic}'s last message says ALARM for an alarm that is OK: {message:?}"
+        );
+    }
+    assert_eq!(counts(&got), [0, 0, 0, 0], "nothing to resolve where the ALARM never went");
+}
+
+/// Issue 15: with the ALARM sent, the OK goes to the topics that got it, once.
+#[tokio::test]
+async fn an_ok_follows_its_alarm_to_the_topics_that_got_it() {
+    let world = World::new().await;
+    handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-alarm").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+    handle_within(&world, 10, event("cloudwatch-alarm-metric-ok.json"), "req-ok").await.0.unwrap();
+    handle_within(&world, 10, event("cloudwatch-alarm-metric-ok.json"), "req-ok-2").await.0.unwrap();
+    assert_eq!(counts(&world.got().await), [1, 0, 0, 1]);
+}
+
 #[tokio::test]
 async fn hanging_s3_stops_before_the_deadline_and_nothing_is_sent() {
     let world = World::new().await;

@@ -225,7 +225,7 @@ async fn a_failed_hook_ends_its_deployment_as_context() {
     aws.deployment_with_id("d-CONTEXT2", "flask-api", "Lambda").await;
     let store = S3ObjectStore::new(aws.s3(), BUCKET);
     // A check that can never pass: the health endpoint is on a closed port.
-    let spec = "allowedHosts: [127.0.0.1]\nchecks:\n  - name: health\n    type: http\n    url: 'http://127.0.0.1:9/health'\n    maxAttempts: 1\n";
+    let spec = "allowedHosts: ['http://127.0.0.1:9']\nchecks:\n  - name: health\n    type: http\n    url: 'http://127.0.0.1:9/health'\n    maxAttempts: 1\n";
     let validator = validator(&aws, spec);
     let hook = aws.issued_hook("d-CONTEXT2", "hook-context-2").await;
     let reported = validator.handle(hook, Instant::now() + Duration::from_secs(20)).await.unwrap();

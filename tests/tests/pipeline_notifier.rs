@@ -291,6 +291,80 @@ async fn deploy_failure_in_reverse_order_names_the_failing_script_target_and_log
     assert!(text.contains("Duration:   16m 9s"), "{text}");
 }
 
+/// Issue 15: a message SNS refuses for what it is (a 4xx other than throttling) is not retried as
+/// it is: the same message would be refused again, twice more, for nothing.
+#[tokio::test]
+async fn a_message_sns_refuses_is_not_retried_as_is() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_fault("Publish", 400, "InvalidParameter", 10).await;
+
+    let err = notifier.handle(event("codepipeline-pipeline-stopped.json"), "r1", now()).await.unwrap_err();
+
+    assert!(err.to_string().contains("InvalidParameter"), "{err}");
+    assert_eq!(err.retry(), Retry::Useless, "{err}");
+    world.aws.clear_faults().await;
+    world.aws.inject_fault("Publish", 500, "InternalError", 10).await;
+    let err = notifier.handle(event("codepipeline-pipeline-stopped.json"), "r2", now()).await.unwrap_err();
+    assert_eq!(err.retry(), Retry::Helps, "a server error may pass next time: {err}");
+}
+
+/// Issue 15: a deployment failing on 70 instances, each with the 4 KB log tail CodeDeploy keeps,
+/// used to make a message over SNS's 256 KB: SNS refused it, the retries refused it too, and the
+/// FAILED notification was lost. The message now fits: the verdict whole, tails while they fit,
+/// then "and N more".
+#[tokio::test]
+async fn a_deployment_failing_everywhere_still_fits_one_message() {
+    let world = World::new().await;
+    world.aws.deployment_with_id("d-EXAMPLE11", "flask-web-app", "Server").await;
+    let tail: String = (0..20)
+        .map(|i| format!("[stderr]validate_service: attempt {i:02}: nginx answered 502 {}\n", "x".repeat(150)))
+        .collect();
+    assert!(tail.len() >= 4000, "{}", tail.len());
+    let targets: Vec<Value> = (0..70)
+        .map(|i| {
+            json!({"deploymentTargetType": "InstanceTarget", "instanceTarget": {
+                "deploymentId": "d-EXAMPLE11", "targetId": format!("i-0123456789abc{i:04}"), "status": "Failed",
+                "lifecycleEvents": [{"lifecycleEventName": "ValidateService", "status": "Failed", "diagnostics": {
+                    "errorCode": "ScriptFailed", "scriptName": "scripts/validate_service",
+                    "message": "Script at specified location: scripts/validate_service run as user root failed with exit code 1",
+                    "logTail": tail.clone()}}]}})
+        })
+        .collect();
+    world.aws.control_post("deployment-targets", json!({"deploymentId": "d-EXAMPLE11", "targets": targets})).await;
+    world
+        .aws
+        .control_post(
+            "action-executions",
+            json!({
+                "pipelineName": "flask-web-app",
+                "actionExecutionDetails": [
+                    {"pipelineExecutionId": "c0ffee00-2222-4e5f-8a9b-0c1d2e3f4a5b", "stageName": "Deploy", "actionName": "Deploy", "status": "Failed",
+                     "input": {"actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"}},
+                     "output": {"executionResult": {"externalExecutionId": "d-EXAMPLE11", "externalExecutionSummary": "Deployment d-EXAMPLE11 failed",
+                                "errorDetails": {"code": "JobFailed", "message": "Deployment failed"}}}}
+                ]
+            }),
+        )
+        .await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+
+    notifier.handle(event("codepipeline-pipeline-deploy-failed-v2.json"), "r1", now()).await.unwrap();
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "the FAILED notification went out");
+    let text = &got[0].message;
+    assert!(text.len() < 256 * 1024, "{} bytes", text.len());
+    assert!(text.contains("Failed:     stage Deploy, action Deploy (CodeDeploy)"), "the verdict is whole");
+    assert!(text.contains("failed on i-0123456789abc0000: ScriptFailed"), "the first target with its tail");
+    assert!(text.contains("| [stderr]validate_service: attempt 19"), "tails while they fit");
+    assert!(text.contains("more failed target(s): see the deployment"), "the rest counted");
+    assert!(text.contains("/codedeploy/deployments/d%2DEXAMPLE11"), "with the link to see them all");
+    let chat = world.aws.received(&world.chat).await;
+    assert_eq!(chat.len(), 1);
+    assert!(chat[0].message.contains("and 60 more failed target(s)"), "{}", chat[0].message);
+}
+
 #[tokio::test]
 async fn stopped_and_superseded_each_notify_once_with_their_severity() {
     let world = World::new().await;
@@ -462,6 +536,48 @@ async fn hanging_sns_stops_before_the_deadline_and_the_retry_sends_exactly_one()
     let (again, _) = handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await;
     again.unwrap();
     assert_eq!(world.received().await.len(), 1);
+}
+
+/// Issue 15: one topic's publish hangs to the deadline while the other's is accepted. The accepted
+/// one is recorded and the hung one's claim released in the time kept for settling, so a retry
+/// (here with another request id, as a redelivered event has) sends only the missing one, and
+/// neither topic gets the outcome twice.
+#[tokio::test]
+async fn a_partial_timeout_is_settled_and_the_retry_sends_only_what_is_missing() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+    world.aws.inject_hang("Publish", 8_000, 1).await;
+
+    let (result, took) = handle_within(&notifier, 4, event("codepipeline-pipeline-stopped.json"), "req-1").await;
+
+    let err = result.unwrap_err();
+    assert!(took < std::time::Duration::from_secs(4), "stopped after {took:?}, past the 4 s deadline");
+    assert!(err.to_string().contains("timeout"), "{err}");
+    // `received` drains what arrived since the last look.
+    let first = [world.received().await.len(), world.aws.received(&world.chat).await.len()];
+    assert_eq!(first.iter().sum::<usize>(), 1, "one topic got it, the other hung: {first:?}");
+    world.aws.clear_faults().await;
+    let (again, _) = handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await;
+    again.unwrap();
+    let then = [world.received().await.len(), world.aws.received(&world.chat).await.len()];
+    assert_eq!([first[0] + then[0], first[1] + then[1]], [1, 1], "each topic got the outcome once: {then:?}");
+}
+
+/// Issue 15: the lookups that explain a failure share the invocation with the publish after them;
+/// one that hangs costs the detail, never the FAILED notification.
+#[tokio::test]
+async fn a_hanging_failure_lookup_still_leaves_the_failed_notification() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    world.aws.inject_hang("ListActionExecutions", 10_000, 5).await;
+
+    let (result, took) = handle_within(&notifier, 5, event("codepipeline-pipeline-failed-v1.json"), "req-1").await;
+
+    result.unwrap();
+    assert!(took < std::time::Duration::from_secs(5), "answered after {took:?}");
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].attributes["state"], "FAILED");
 }
 
 #[tokio::test]

@@ -367,6 +367,8 @@ fn every_lookup_the_functions_make_is_allowed() {
         ("PipelineNotifierFunction", "codedeploy:BatchGetDeploymentTargets"),
         ("DeployValidatorFunction", "codedeploy:GetDeployment"),
         ("DeployValidatorFunction", "codedeploy:PutLifecycleEventHookExecutionStatus"),
+        ("DeployValidatorFunction", "codedeploy:ListDeploymentTargets"),
+        ("DeployValidatorFunction", "codedeploy:BatchGetDeploymentTargets"),
         ("DeployValidatorFunction", "cloudwatch:DescribeAlarms"),
     ] {
         assert!(allows(function, action), "{function} may not call {action}");

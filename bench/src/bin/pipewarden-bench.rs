@@ -230,7 +230,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     let sink = LocalHttp::start(Reply::ok("ok")).await;
     let rules = std::fs::read_to_string(repo_root().join("examples/routing-rules.yaml"))?;
     let spec = json!({
-        "allowedHosts": ["127.0.0.1"],
+        "allowedHosts": [format!("http://127.0.0.1:{}", health.port)],
         "checks": [{"name": "health", "type": "http", "url": health.url("/health"),
                     "jsonField": {"pointer": "/status", "equals": "ok"}}]
     });

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use pipewarden_shared::deploy_context::InFlight;
-use pipewarden_shared::format::{ascii_subject, chat_escape, chat_icon, clean_text, ChatNotification};
+use pipewarden_shared::format::{
+    ascii_subject, chat_escape, chat_icon, chat_link, clean_text, one_line, ChatNotification,
+};
 use pipewarden_shared::links;
 use pipewarden_shared::ports::OutboundMessage;
 
@@ -76,11 +78,21 @@ fn tag_words(alarm: &AlarmTransition) -> Option<String> {
     (!words.is_empty()).then(|| words.join(", "))
 }
 
+/// The email text. Plain text needs no escaping, but every field from the event is kept on its own
+/// line ([`one_line`]): a line separator in an alarm name must not start a line of its own.
 pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlight>) -> String {
-    let was = alarm.previous.as_ref().map(|p| format!(" (was {p})")).unwrap_or_default();
-    let mut out = vec![format!("{}: \"{}\" in {}{was}", alarm.state, alarm.alarm_name, alarm.region), String::new()];
+    let was = alarm.previous.as_ref().map(|p| format!(" (was {})", one_line(p.as_str()))).unwrap_or_default();
+    let mut out = vec![
+        format!(
+            "{}: \"{}\" in {}{was}",
+            one_line(alarm.state.as_str()),
+            one_line(&alarm.alarm_name),
+            one_line(&alarm.region)
+        ),
+        String::new(),
+    ];
     out.push(format!("Severity:     {} (rule {})", target.severity.as_str(), target.rule));
-    out.push(format!("Account:      {}", alarm.account));
+    out.push(format!("Account:      {}", one_line(&alarm.account)));
     if let Some(at) = alarm.state_time {
         out.push(format!("When:         {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
     }
@@ -103,15 +115,18 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
             d.started_at.format("%H:%M:%S UTC")
         ));
     }
-    out.push(String::new());
-    out.push(format!("Console:      {}", links::cloudwatch_alarm(&alarm.region, &alarm.alarm_name)));
+    if let Some(link) = links::cloudwatch_alarm(&alarm.region, &alarm.alarm_name) {
+        out.push(String::new());
+        out.push(format!("Console:      {link}"));
+    }
     out.push(String::new());
     out.push("-- Pipewarden alarm-fanout".to_string());
     out.join("\n")
 }
 
+/// The chat notification. Every field of the event in it passes [`chat_escape`] once: here for the
+/// markup fields, in [`ChatNotification::to_json`] for keywords and summary.
 pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlight>) -> String {
-    let link = links::cloudwatch_alarm(&alarm.region, &alarm.alarm_name);
     let mut description = Vec::new();
     if let Some(reason) = &alarm.reason {
         description.push(format!("*Reason:* {}", chat_escape(&clean_text(reason, 500))));
@@ -130,12 +145,16 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
         title: format!(
             "{} {} {} in {}",
             chat_icon(target.severity.as_str()),
-            alarm.state,
+            chat_escape(alarm.state.as_str()),
             chat_escape(&alarm.alarm_name),
             chat_escape(&alarm.region)
         ),
         description,
-        next_steps: vec![format!("Open <{link}|the alarm in CloudWatch>")],
+        next_steps: links::cloudwatch_alarm(&alarm.region, &alarm.alarm_name)
+            .and_then(|url| chat_link(&url, "the alarm in CloudWatch"))
+            .map(|link| format!("Open {link}"))
+            .into_iter()
+            .collect(),
         keywords: vec![alarm.alarm_name.clone(), alarm.state.to_string(), target.severity.as_str().to_string()],
         thread_id: alarm.subject(),
         summary: subject(alarm),
@@ -160,4 +179,105 @@ pub fn attributes(alarm: &AlarmTransition, target: &Target) -> BTreeMap<String, 
         ("rule".to_string(), target.rule.clone()),
         ("source".to_string(), "pipewarden.alarm-fanout".to_string()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Severity;
+    use pipewarden_shared::events::cloudwatch::AlarmStateValue;
+    use serde_json::Value;
+
+    fn alarm(name: &str, state: &str, region: &str, arn: &str) -> AlarmTransition {
+        AlarmTransition {
+            source_id: "m-1".into(),
+            alarm_name: name.into(),
+            alarm_arn: Some(arn.into()),
+            account: "123456789012".into(),
+            region: region.into(),
+            state: AlarmStateValue::parse(state),
+            previous: Some(AlarmStateValue::Ok),
+            reason: Some("Threshold Crossed <https://evil.example|the runbook>\n*Reason:* fine".into()),
+            state_time: None,
+            description: None,
+            watched: Watched::Unknown,
+            threshold: None,
+            comparison: None,
+            suppressed: None,
+            contributor: None,
+            tags: BTreeMap::new(),
+            tags_known: true,
+        }
+    }
+
+    fn target(chat: bool) -> Target {
+        Target {
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:t".into(),
+            chat,
+            severity: Severity::Critical,
+            rule: "r".into(),
+        }
+    }
+
+    fn chat_doc(alarm: &AlarmTransition) -> Value {
+        serde_json::from_str(&chat(alarm, &target(true), None)).unwrap()
+    }
+
+    #[test]
+    fn the_state_name_and_region_are_escaped_wherever_chat_shows_them() {
+        let a = alarm(
+            "web <!channel> [x](https://evil.example)",
+            "<@U024BE7LH>",
+            "us-east-1",
+            "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web",
+        );
+
+        let doc = chat_doc(&a);
+
+        assert_eq!(
+            doc["content"]["title"],
+            ":x: &lt;@U024BE7LH&gt; web &lt;!channel&gt; \\[x\\](https://evil.example) in us-east-1"
+        );
+        assert_eq!(doc["content"]["keywords"][0], "web &lt;!channel&gt; \\[x\\](https://evil.example)");
+        assert_eq!(doc["content"]["keywords"][1], "&lt;@U024BE7LH&gt;");
+        assert_eq!(
+            doc["metadata"]["summary"],
+            "\\[&lt;@U024BE7LH&gt;\\] web &lt;!channel&gt; \\[x\\](https://evil.example) in us-east-1"
+        );
+        assert_eq!(
+            doc["content"]["description"],
+            "*Reason:* Threshold Crossed &lt;https://evil.example\\|the runbook&gt; \\*Reason:\\* fine"
+        );
+        assert_eq!(
+            doc["content"]["nextSteps"][0],
+            "Open <https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#alarmsV2:alarm/web%20%3C%21channel%3E%20%5Bx%5D%28https%3A%2F%2Fevil%2Eexample%29|the alarm in CloudWatch>"
+        );
+    }
+
+    #[test]
+    fn an_arn_or_region_that_is_not_aws_gives_no_link_and_no_related_resource() {
+        let a = alarm("web", "ALARM", "evil.example/x?", "arn:aws:cloudwatch:evil.example/x?:123456789012:alarm:a");
+
+        let doc = chat_doc(&a);
+        let body = text(&a, &target(false), None);
+
+        assert_eq!(doc["content"]["nextSteps"], serde_json::json!([]));
+        assert_eq!(doc["metadata"]["relatedResources"], serde_json::json!([]));
+        assert_eq!(doc["content"]["title"], ":x: ALARM web in evil.example/x?");
+        assert!(!body.contains("console.aws.amazon.com"), "{body}");
+        assert!(!body.contains("Console:"), "{body}");
+        assert!(body.starts_with("ALARM: \"web\" in evil.example/x? (was OK)"), "{body}");
+    }
+
+    #[test]
+    fn a_line_break_in_any_field_of_the_first_line_stays_on_it() {
+        let a = alarm("web\nSeverity: info\u{2028}x", "ALARM\r\nAccount: 1", "us-east-1", "");
+
+        let body = text(&a, &target(false), None);
+
+        let first = body.lines().next().unwrap();
+        assert_eq!(first, "ALARM  ACCOUNT: 1: \"web Severity: info x\" in us-east-1 (was OK)");
+        assert_eq!(body.lines().filter(|l| l.starts_with("Severity:")).count(), 1, "{body}");
+        assert!(!body.contains('\u{2028}'));
+    }
 }

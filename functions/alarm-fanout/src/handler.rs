@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use pipewarden_shared::deadline;
 use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::eventbridge::Shape;
@@ -21,7 +22,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::alarm::{self, AlarmTransition};
 use crate::config::Config;
 use crate::format;
-use crate::memory::{AlarmMemory, Verdict};
+use crate::memory::{AlarmMemory, OkOnTopic, Verdict};
 use crate::rules::{RuleSet, Target};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
 
@@ -116,6 +117,8 @@ struct Plan {
     memory_key: String,
     verdict: Verdict,
     claimed: Vec<Target>,
+    /// Topics an OK may not be sent to yet: its ALARM is being sent there by another invocation.
+    waiting: Vec<Target>,
     deployment: Option<InFlight>,
 }
 
@@ -155,6 +158,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                     memory_key,
                     verdict: Verdict::Suppress(reason),
                     claimed: vec![],
+                    waiting: vec![],
                     deployment: None,
                 });
                 continue;
@@ -179,11 +183,18 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                     }
                 }
             }
+            for target in &plan.waiting {
+                failed.push(format!(
+                    "{} -> {} (OK waits for its ALARM, still being sent there)",
+                    plan.alarm.alarm_name, target.topic_arn
+                ));
+            }
             if results.is_empty() {
                 continue;
             }
             let transition = plan.alarm.key();
-            let settled = ledger::read_modify_write(
+            // In the time reserved for settling: a publish that hung used all of the work's.
+            let settled = deadline::settling(ledger::read_modify_write(
                 &self.store,
                 &plan.memory_key,
                 || AlarmMemory { subject: plan.alarm.subject(), ..AlarmMemory::default() },
@@ -200,7 +211,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                     }
                     Some(())
                 },
-            )
+            ))
             .await;
             if let Err(e) = settled {
                 error!(error = %e, "could not record what was sent");
@@ -275,32 +286,44 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
             |memory| {
                 let fresh = !memory.decided.iter().any(|(k, _)| *k == transition);
                 let verdict = memory.decide(&alarm, self.config.flap_window, now);
-                let claimed: Vec<Target> = match verdict {
-                    Verdict::Suppress(_) => Vec::new(),
-                    Verdict::Send => targets
-                        .iter()
-                        .filter(|t| {
-                            let key = delivery_key(&transition, &t.topic_arn);
-                            ledger::claim(&mut memory.deliveries, &key, token, now, self.config.claim_ttl)
-                        })
-                        .cloned()
-                        .collect(),
-                };
-                (fresh || !claimed.is_empty()).then_some(claimed)
+                let before = memory.deliveries.clone();
+                let mut claimed = Vec::new();
+                let mut waiting = Vec::new();
+                if verdict == Verdict::Send {
+                    for target in &targets {
+                        match memory.ok_on_topic(&transition, &target.topic_arn, now, self.config.claim_ttl) {
+                            OkOnTopic::Withhold => continue,
+                            OkOnTopic::Wait => waiting.push(target.clone()),
+                            OkOnTopic::Send => {
+                                let key = delivery_key(&transition, &target.topic_arn);
+                                if ledger::claim(&mut memory.deliveries, &key, token, now, self.config.claim_ttl) {
+                                    claimed.push(target.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                // Written when something changed: a new decision, a claim, or an ALARM superseded.
+                // A claim already ours (found after a write whose answer was lost) is still to send.
+                let changed = fresh || !claimed.is_empty() || memory.deliveries != before;
+                Some((claimed, waiting)).filter(|_| changed)
             },
         )
         .await
         .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
+        let (claimed, waiting) = claimed.unwrap_or_default();
+        for target in &waiting {
+            info!(topic = %target.topic_arn, "OK waits: its ALARM is being sent to this topic now");
+        }
         let verdict =
             memory.decided.iter().find(|(k, _)| *k == transition).map(|(_, v)| v.clone()).unwrap_or(Verdict::Send);
-        let claimed = claimed.unwrap_or_default();
         match &verdict {
             Verdict::Suppress(reason) => info!(reason = %reason, "not sent: suppressed"),
             Verdict::Send if claimed.is_empty() => info!("already sent to every target"),
             Verdict::Send => {}
         }
         let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now).await };
-        Ok(Plan { alarm, memory_key, verdict, claimed, deployment })
+        Ok(Plan { alarm, memory_key, verdict, claimed, waiting, deployment })
     }
 
     /// The deployment in flight for the alarm's application, if one is recorded.

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pipewarden_shared::events::cloudwatch::AlarmStateValue;
-use pipewarden_shared::ledger::Deliveries;
+use pipewarden_shared::ledger::{delivery_key, Deliveries, Delivery};
 use serde::{Deserialize, Serialize};
 
 use crate::alarm::AlarmTransition;
@@ -20,6 +20,14 @@ pub struct AlarmMemory {
     pub open_alarm: Option<String>,
     #[serde(default)]
     pub last_insufficient_sent: Option<DateTime<Utc>>,
+    /// When the newest transition decided to be sent happened (CloudWatch's state time): an
+    /// older one arriving later is recorded, never sent after it.
+    #[serde(default)]
+    pub last_sent_at: Option<DateTime<Utc>>,
+    /// The last OK decided to be sent, and the ALARM it resolves: per topic, it goes only where
+    /// that ALARM went.
+    #[serde(default)]
+    pub resolved: Option<(String, String)>,
     /// Decisions, oldest first: transition key and verdict.
     #[serde(default)]
     pub decided: Vec<(String, Verdict)>,
@@ -47,9 +55,12 @@ impl AlarmMemory {
         }
         let verdict = verdict(self, alarm, flap_window, now);
         if verdict == Verdict::Send {
+            if let Some(at) = alarm.state_time {
+                self.last_sent_at = Some(self.last_sent_at.map_or(at, |last| last.max(at)));
+            }
             match alarm.state {
                 AlarmStateValue::Alarm => self.open_alarm = Some(key.clone()),
-                AlarmStateValue::Ok => self.open_alarm = None,
+                AlarmStateValue::Ok => self.resolved = self.open_alarm.take().map(|open| (key.clone(), open)),
                 AlarmStateValue::InsufficientData => {
                     self.last_insufficient_sent = Some(alarm.state_time.unwrap_or(now))
                 }
@@ -64,11 +75,53 @@ impl AlarmMemory {
         }
         verdict
     }
+
+    /// What the sent OK `ok` may do on `topic`, given what became of the ALARM it resolves there.
+    /// An ALARM the topic never got (its publish failed and awaits a retry) is superseded: neither
+    /// it nor the OK is sent there, so the last message matches the alarm's state. An ALARM being
+    /// sent right now by another live invocation makes the OK wait for it.
+    pub fn ok_on_topic(&mut self, ok: &str, topic: &str, now: DateTime<Utc>, ttl: Duration) -> OkOnTopic {
+        let Some((_, alarm)) = self.resolved.as_ref().filter(|(k, _)| k == ok) else {
+            return OkOnTopic::Send;
+        };
+        if !self.decided.iter().any(|(k, _)| k == alarm) {
+            // Forgotten long ago: it was dealt with then.
+            return OkOnTopic::Send;
+        }
+        let key = delivery_key(alarm, topic);
+        match self.deliveries.get(&key) {
+            Some(Delivery::Sent { .. }) => OkOnTopic::Send,
+            Some(Delivery::Claimed { at, .. }) if now - *at <= ttl => OkOnTopic::Wait,
+            Some(Delivery::Superseded { .. }) => OkOnTopic::Withhold,
+            _ => {
+                self.deliveries.insert(key, Delivery::Superseded { by: ok.to_string(), at: now });
+                OkOnTopic::Withhold
+            }
+        }
+    }
+}
+
+/// See [`AlarmMemory::ok_on_topic`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OkOnTopic {
+    Send,
+    /// The topic never got the ALARM: nothing to resolve there.
+    Withhold,
+    /// The ALARM is being sent to the topic now: the OK goes after it (a retry).
+    Wait,
 }
 
 fn verdict(memory: &AlarmMemory, alarm: &AlarmTransition, flap_window: Duration, now: DateTime<Utc>) -> Verdict {
     if let Some(by) = &alarm.suppressed {
         return Verdict::Suppress(format!("actions suppressed by CloudWatch ({by})"));
+    }
+    if let (Some(at), Some(last)) = (alarm.state_time, memory.last_sent_at) {
+        if at < last {
+            return Verdict::Suppress(format!(
+                "older than the transition of {} already sent (delivered late)",
+                last.to_rfc3339()
+            ));
+        }
     }
     match alarm.state {
         AlarmStateValue::Ok if memory.open_alarm.is_none() => {
@@ -138,6 +191,40 @@ mod tests {
             matches!(m.decide(&t(AlarmStateValue::InsufficientData, 5), w, now), Verdict::Suppress(r) if r.contains("flapping"))
         );
         assert_eq!(m.decide(&t(AlarmStateValue::InsufficientData, 20), w, now), Verdict::Send);
+    }
+
+    #[test]
+    fn a_transition_older_than_the_last_sent_is_recorded_not_sent() {
+        let mut m = AlarmMemory::default();
+        let w = Duration::minutes(15);
+        let now = Utc::now();
+        assert_eq!(m.decide(&t(AlarmStateValue::Alarm, 5), w, now), Verdict::Send);
+        assert_eq!(m.decide(&t(AlarmStateValue::Ok, 6), w, now), Verdict::Send);
+        let late = m.decide(&t(AlarmStateValue::Alarm, 1), w, now);
+        assert!(matches!(&late, Verdict::Suppress(r) if r.contains("older than")), "{late:?}");
+        assert_eq!(m.open_alarm, None, "the late ALARM opens nothing");
+    }
+
+    #[test]
+    fn an_ok_goes_only_where_its_alarm_went() {
+        let mut m = AlarmMemory::default();
+        let (w, ttl, now) = (Duration::minutes(15), Duration::seconds(120), Utc::now());
+        let alarm = t(AlarmStateValue::Alarm, 1);
+        m.decide(&alarm, w, now);
+        m.deliveries.insert(delivery_key(&alarm.key(), "sent"), Delivery::Sent { message_id: "m".into(), at: now });
+        m.deliveries
+            .insert(delivery_key(&alarm.key(), "sending"), Delivery::Claimed { token: "other".into(), at: now });
+        let ok = t(AlarmStateValue::Ok, 2);
+        assert_eq!(m.decide(&ok, w, now), Verdict::Send);
+        assert_eq!(m.ok_on_topic(&ok.key(), "sent", now, ttl), OkOnTopic::Send);
+        assert_eq!(m.ok_on_topic(&ok.key(), "sending", now, ttl), OkOnTopic::Wait);
+        assert_eq!(m.ok_on_topic(&ok.key(), "failed", now, ttl), OkOnTopic::Withhold);
+        let retried_alarm = delivery_key(&alarm.key(), "failed");
+        assert!(
+            !pipewarden_shared::ledger::claim(&mut m.deliveries, &retried_alarm, "retry", now, ttl),
+            "the ALARM's retry finds it superseded"
+        );
+        assert_eq!(m.ok_on_topic(&ok.key(), "sending", now + ttl + Duration::seconds(1), ttl), OkOnTopic::Withhold);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use pipewarden_shared::adapters::classify_sdk_error;
 use pipewarden_shared::ports::PortError;
+use tracing::warn;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeploymentFacts {
@@ -12,6 +13,35 @@ pub struct DeploymentFacts {
     pub compute_platform: Option<String>,
     /// `function:version` that traffic is shifting to, for Lambda deployments.
     pub lambda_target: Option<String>,
+    /// The lifecycle event whose hook is running (BeforeAllowTraffic, AfterAllowTraffic, ...):
+    /// CodeDeploy leaves it out of the hook's payload, so it is read from the deployment target's
+    /// lifecycle events, where it is the one in progress. `None` when that could not be told.
+    pub lifecycle_event: Option<String>,
+}
+
+/// The lifecycle events CodeDeploy can run a hook function for (Lambda and ECS deployments), as
+/// PutLifecycleEventHookExecutionStatus's documentation lists them. AllowTraffic, Install and
+/// AllowTestTraffic are CodeDeploy's own steps and run no hook.
+pub const HOOK_EVENTS: [&str; 5] =
+    ["BeforeInstall", "AfterInstall", "AfterAllowTestTraffic", "BeforeAllowTraffic", "AfterAllowTraffic"];
+
+/// One lifecycle event of a deployment target, as BatchGetDeploymentTargets describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetEvent {
+    pub name: String,
+    pub status: String,
+}
+
+/// The hook event in progress on the deployment's targets: the one a hook invoked now serves.
+/// Several in progress at once (never seen: a Lambda or ECS deployment has one target and runs its
+/// events in order) or none: `None`, rather than a guess.
+pub fn hook_in_progress(events: &[TargetEvent]) -> Option<String> {
+    let mut running = events
+        .iter()
+        .filter(|e| e.status == "InProgress" && HOOK_EVENTS.contains(&e.name.as_str()))
+        .map(|e| e.name.clone());
+    let first = running.next()?;
+    running.all(|other| other == first).then_some(first)
 }
 
 /// CodeDeploy `GetDeployment`.
@@ -31,12 +61,12 @@ impl CodeDeployLookup {
 
 impl DeploymentLookup for CodeDeployLookup {
     async fn deployment(&self, deployment_id: &str) -> Result<DeploymentFacts, PortError> {
-        let info = self
-            .client
-            .get_deployment()
-            .deployment_id(deployment_id)
-            .send()
-            .await
+        // Independent of each other: asked together.
+        let (info, events) = tokio::join!(
+            self.client.get_deployment().deployment_id(deployment_id).send(),
+            self.target_events(deployment_id)
+        );
+        let info = info
             .map_err(|e| classify_sdk_error("CodeDeploy", "GetDeployment", &e))?
             .deployment_info
             .ok_or_else(|| {
@@ -54,7 +84,53 @@ impl DeploymentLookup for CodeDeployLookup {
             group: info.deployment_group_name.unwrap_or_default(),
             compute_platform: info.compute_platform.map(|p| p.as_str().to_string()),
             lambda_target: appspec.and_then(lambda_target),
+            lifecycle_event: events
+                .inspect_err(
+                    |e| warn!(error = %e, "lifecycle event not known: the deployment's targets are unreadable"),
+                )
+                .ok()
+                .and_then(|events| hook_in_progress(&events)),
         })
+    }
+}
+
+impl CodeDeployLookup {
+    /// The lifecycle events of the deployment's targets (ListDeploymentTargets, then
+    /// BatchGetDeploymentTargets for the first 25: a Lambda or ECS deployment has one target).
+    async fn target_events(&self, deployment_id: &str) -> Result<Vec<TargetEvent>, PortError> {
+        let listed = self
+            .client
+            .list_deployment_targets()
+            .deployment_id(deployment_id)
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeploymentTargets", &e))?;
+        let ids: Vec<String> = listed.target_ids.unwrap_or_default().into_iter().take(25).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let targets = self
+            .client
+            .batch_get_deployment_targets()
+            .deployment_id(deployment_id)
+            .set_target_ids(Some(ids))
+            .send()
+            .await
+            .map_err(|e| classify_sdk_error("CodeDeploy", "BatchGetDeploymentTargets", &e))?
+            .deployment_targets
+            .unwrap_or_default();
+        let events = targets.into_iter().flat_map(|target| {
+            let events = target
+                .lambda_target
+                .and_then(|t| t.lifecycle_events)
+                .or_else(|| target.ecs_target.and_then(|t| t.lifecycle_events))
+                .unwrap_or_default();
+            events.into_iter().map(|e| TargetEvent {
+                name: e.lifecycle_event_name.unwrap_or_default(),
+                status: e.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+            })
+        });
+        Ok(events.collect())
     }
 }
 
@@ -85,6 +161,37 @@ pub fn lambda_target(appspec: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::{hook_in_progress, TargetEvent};
+
+    fn events(list: &[(&str, &str)]) -> Vec<TargetEvent> {
+        list.iter().map(|(n, s)| TargetEvent { name: n.to_string(), status: s.to_string() }).collect()
+    }
+
+    #[test]
+    fn the_hook_in_progress_is_the_one_served() {
+        let lambda = events(&[
+            ("BeforeAllowTraffic", "Succeeded"),
+            ("AllowTraffic", "Succeeded"),
+            ("AfterAllowTraffic", "InProgress"),
+        ]);
+        assert_eq!(hook_in_progress(&lambda).as_deref(), Some("AfterAllowTraffic"));
+        let ecs = events(&[
+            ("BeforeInstall", "Succeeded"),
+            ("Install", "Succeeded"),
+            ("AfterInstall", "Succeeded"),
+            ("AllowTestTraffic", "Succeeded"),
+            ("AfterAllowTestTraffic", "InProgress"),
+            ("BeforeAllowTraffic", "Pending"),
+        ]);
+        assert_eq!(hook_in_progress(&ecs).as_deref(), Some("AfterAllowTestTraffic"));
+        // CodeDeploy's own step in progress runs no hook; two different ones in progress is no answer.
+        assert_eq!(hook_in_progress(&events(&[("AllowTraffic", "InProgress")])), None);
+        assert_eq!(
+            hook_in_progress(&events(&[("BeforeAllowTraffic", "InProgress"), ("AfterAllowTraffic", "InProgress")])),
+            None
+        );
+        assert_eq!(hook_in_progress(&[]), None);
+    }
     #[test]
     fn target_version_from_sam_appspec() {
         let appspec = r#"version: 0.0

@@ -33,7 +33,9 @@ pub struct CheckResult {
     /// One line a person can act on.
     pub detail: String,
     pub duration_ms: u64,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    // Left out when empty (alarm and Lambda checks), so read back as empty: a retried invocation
+    // must read the decision it finds, not decide afresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
 }
 
@@ -117,10 +119,7 @@ pub fn resolve_url(spec: &Spec, http: &HttpCheck, release: &Release) -> Result<S
     let deployment = release.deployment_id.as_deref().unwrap_or("");
     let filled = http.url.replace("{deploymentId}", &pipewarden_shared::links::encode(deployment));
     let url = reqwest::Url::parse(&filled).map_err(|e| format!("not a URL after filling placeholders: {e}"))?;
-    let host = url.host_str().unwrap_or("");
-    if !spec.host_allowed(host) {
-        return Err(format!("host {host:?} is not in allowedHosts; not called"));
-    }
+    spec.host_allowed(&url).map_err(|problem| format!("{problem}; not called"))?;
     Ok(filled)
 }
 
@@ -155,6 +154,7 @@ async fn run_http<H: HttpProbe>(
             method: http.method.to_ascii_uppercase(),
             url: url.clone(),
             headers: http.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            secret_headers: http.secret_headers.clone(),
             body: http.body.clone(),
             timeout: Duration::from_millis(http.request_timeout_ms).min(remaining),
             max_body_bytes: usize::try_from(http.max_body_bytes).unwrap_or(usize::MAX),
@@ -177,8 +177,11 @@ async fn run_http<H: HttpProbe>(
         if ok {
             in_a_row += 1;
             if in_a_row >= http.consecutive_successes {
-                let detail =
-                    format!("{} {} passed {in_a_row} time(s) in a row", http.method.to_ascii_uppercase(), redact(&url));
+                let detail = format!(
+                    "{} {} passed {in_a_row} time(s) in a row",
+                    http.method.to_ascii_uppercase(),
+                    redact(http, &url)
+                );
                 return passed(check, note_cut(detail, body_cut, http), attempts);
             }
         } else {
@@ -198,7 +201,7 @@ async fn run_http<H: HttpProbe>(
     let detail = format!(
         "{} {} did not pass {} time(s) in a row in {} attempt(s); last: {}",
         http.method.to_ascii_uppercase(),
-        redact(&url),
+        redact(http, &url),
         http.consecutive_successes,
         attempts.len(),
         last_problem(&attempts).unwrap_or_else(|| "no answer".to_string())
@@ -229,8 +232,10 @@ fn last_problem(attempts: &[Attempt]) -> Option<String> {
     attempts.iter().rev().find_map(|a| a.problem.clone())
 }
 
-fn redact(url: &str) -> String {
-    pipewarden_shared::logging::redact_url(url)
+/// The URL as a result may quote it: without user info, query values or the check's secret path
+/// segments.
+fn redact(http: &HttpCheck, url: &str) -> String {
+    pipewarden_shared::logging::redact_url_with(url, &http.secret_path_segments)
 }
 
 fn judge_http(http: &HttpCheck, response: &HttpResponse) -> Attempt {

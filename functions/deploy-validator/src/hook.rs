@@ -45,6 +45,10 @@ pub struct Evidence {
     pub hook_execution_id: String,
     pub application: Option<String>,
     pub deployment_group: Option<String>,
+    /// The lifecycle event the hook served (BeforeAllowTraffic, AfterAllowTraffic, ...), when
+    /// CodeDeploy's deployment target told it.
+    #[serde(default)]
+    pub lifecycle_event: Option<String>,
     pub status: HookStatus,
     pub reason: String,
     pub checks: Vec<CheckResult>,
@@ -154,7 +158,22 @@ where
         );
         // Read first, before anything else reaches S3: a spec a cold start could not read is read now.
         let spec = self.read_spec(work_deadline).await;
-        let mut evidence = match self.read_evidence(&key, work_deadline).await {
+        // Boxed: each half holds SDK futures that are deep in a debug build.
+        let decided = Box::pin(self.decide_once(hook, &key, spec, work_deadline, end)).await?;
+        // From here on, the time reserved for settling: the checks may have used all of theirs.
+        Box::pin(deadline::settling(self.settle(hook, &key, decided, end))).await
+    }
+
+    /// The decision for this hook: the one recorded by an earlier invocation, or a new one.
+    async fn decide_once(
+        &self,
+        hook: &HookInvocation,
+        key: &str,
+        spec: Result<&Spec, String>,
+        work_deadline: Instant,
+        end: Instant,
+    ) -> Result<Evidence, ValidatorError> {
+        Ok(match self.read_evidence(key, work_deadline).await {
             Some(previous) => {
                 info!(
                     status = previous.status.as_str(),
@@ -165,14 +184,25 @@ where
             }
             None => {
                 let decided = self.decide(hook, spec, work_deadline).await?;
-                self.record_decision(&key, decided, end).await
+                deadline::settling(self.record_decision(key, decided, end)).await
             }
-        };
+        })
+    }
+
+    /// Reports the decision, then saves the evidence, the deployment context and the notice in
+    /// what is left before `end`.
+    async fn settle(
+        &self,
+        hook: &HookInvocation,
+        key: &str,
+        mut evidence: Evidence,
+        end: Instant,
+    ) -> Result<Value, ValidatorError> {
         if !evidence.reported {
             self.report(hook, evidence.status, end).await?;
             evidence.reported = true;
             // Best effort from here on, each in what is left before `end`.
-            self.save(&key, &evidence, end).await;
+            self.save(key, &evidence, end).await;
             // A Failed report makes CodeDeploy roll back: this deployment is no longer the context.
             if let (HookStatus::Failed, Some(application)) = (evidence.status, &evidence.application) {
                 let ended = deploy_context::Change::DeploymentEnded {
@@ -198,7 +228,7 @@ where
                     });
                 }
                 evidence.notice_sent = true;
-                self.save(&key, &evidence, end).await;
+                self.save(key, &evidence, end).await;
             }
         }
         Ok(json!({
@@ -235,6 +265,7 @@ where
             hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
             application: None,
             deployment_group: None,
+            lifecycle_event: None,
             status: HookStatus::Failed,
             reason: String::new(),
             checks: Vec::new(),
@@ -293,13 +324,15 @@ where
         let facts = facts?;
         evidence.application = Some(facts.application.clone());
         evidence.deployment_group = Some(facts.group.clone());
+        evidence.lifecycle_event = facts.lifecycle_event.clone();
+        info!(lifecycle_event = facts.lifecycle_event.as_deref().unwrap_or("unknown"), "hook's lifecycle event");
         let ran = deploy_context::Change::HookRan {
             deployment_id: hook.deployment_id.clone(),
             deployment_group: Some(facts.group.clone()).filter(|g| !g.is_empty()),
             at: Utc::now(),
         };
         self.update_deploy_context(&facts.application, ran, work_deadline).await;
-        let checks = spec.checks_for(&facts.application, &facts.group);
+        let checks = spec.checks_for(&facts.application, &facts.group, facts.lifecycle_event.as_deref())?;
         let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
         let remaining = work_deadline.saturating_duration_since(Instant::now());
         let results = tokio::time::timeout(remaining, engine::run(spec, checks, &release, &self.probes, work_deadline))
@@ -320,7 +353,7 @@ where
     async fn update_deploy_context(&self, application: &str, change: deploy_context::Change, until: Instant) {
         let Some(store) = &self.store else { return };
         let remaining = until.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
-        match tokio::time::timeout(remaining, deploy_context::update(store, application, &change)).await {
+        match tokio::time::timeout(remaining, Box::pin(deploy_context::update(store, application, &change))).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "deployment context not recorded"),
             Err(_) => warn!("deployment context not recorded: out of time"),
@@ -468,7 +501,11 @@ pub fn notice(evidence: &Evidence) -> OutboundMessage {
     ];
     body.push(engine::report_text(&evidence.checks));
     body.push(String::new());
-    body.push(format!("Hook execution: {}", evidence.hook_execution_id));
+    body.push(format!(
+        "Hook execution: {} ({})",
+        evidence.hook_execution_id,
+        evidence.lifecycle_event.as_deref().unwrap_or("lifecycle event unknown")
+    ));
     body.push("-- Pipewarden deploy-validator".to_string());
     OutboundMessage {
         subject: Some(pipewarden_shared::format::ascii_subject(&format!(

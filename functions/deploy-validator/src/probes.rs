@@ -1,6 +1,8 @@
 //! What checks touch: HTTP endpoints, CloudWatch alarms, Lambda functions. One trait each, one
 //! real adapter each.
 
+pub mod egress;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,12 +10,21 @@ use std::time::{Duration, Instant};
 use pipewarden_shared::adapters::classify_sdk_error;
 use pipewarden_shared::ports::PortError;
 
+pub use egress::StaticLookup;
+use egress::{
+    next_hop, AllowedHosts, EgressPolicy, GuardedResolver, Hop, NameLookup, Refused, RuntimeApi, SystemLookup,
+};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
+    /// Names of headers (any case) whose values are secrets: with `Authorization`, `Cookie` and
+    /// `Proxy-Authorization`, dropped when a redirect leaves the URL's origin.
+    pub secret_headers: Vec<String>,
     pub body: Option<String>,
+    /// For the whole attempt: every redirect hop and the body.
     pub timeout: Duration,
     /// Read at most this much of the response body; the rest is left unread.
     pub max_body_bytes: usize,
@@ -54,26 +65,43 @@ pub trait FunctionInvoker: Send + Sync {
     fn invoke(&self, function: &str, payload: Vec<u8>) -> impl Future<Output = Result<Invocation, PortError>> + Send;
 }
 
-/// HTTP over reqwest. Redirects are followed only to hosts the spec allows.
+/// HTTP over reqwest, going only where the spec allows ([`egress`]): the origin of the URL and of
+/// every redirect hop is checked against `allowedHosts`, names are resolved by a resolver that
+/// refuses guarded addresses, and redirects are followed here, hop by hop (at most
+/// [`egress::MAX_REDIRECTS`]), so that credentials stay behind when a redirect leaves the origin.
 #[derive(Clone)]
 pub struct ReqwestProbe {
     client: reqwest::Client,
+    policy: Arc<EgressPolicy>,
 }
 
 impl ReqwestProbe {
-    pub fn new(allowed_hosts: Vec<String>) -> Result<Self, reqwest::Error> {
-        let allowed = Arc::new(allowed_hosts);
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            let host = attempt.url().host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']').to_string();
-            if attempt.previous().len() >= 5 {
-                attempt.error("more than 5 redirects")
-            } else if allowed.iter().any(|a| a.eq_ignore_ascii_case(&host)) {
-                attempt.follow()
-            } else {
-                attempt.error(format!("redirect to host {host:?}, which is not in allowedHosts"))
-            }
-        });
-        Ok(Self { client: reqwest::Client::builder().redirect(policy).no_proxy().build()? })
+    /// The probe for a spec's `allowedHosts`: names resolved by the system, and the Lambda Runtime
+    /// API's address read from `AWS_LAMBDA_RUNTIME_API` (set by Lambda; unset for the CLI).
+    pub fn new(allowed_hosts: AllowedHosts) -> Result<Self, String> {
+        let runtime_api = std::env::var("AWS_LAMBDA_RUNTIME_API").ok().filter(|v| !v.trim().is_empty());
+        Self::with_lookup(allowed_hosts, SystemLookup, runtime_api.as_deref())
+    }
+
+    /// The probe with its own name lookup (tests map names to addresses with [`StaticLookup`]) and
+    /// Runtime API address (`host:port`). A Runtime API address that cannot be read is an error:
+    /// the probe would not know what to refuse.
+    pub fn with_lookup(
+        allowed_hosts: AllowedHosts,
+        lookup: impl NameLookup,
+        runtime_api: Option<&str>,
+    ) -> Result<Self, String> {
+        let runtime_api = runtime_api.map(RuntimeApi::parse).transpose()?;
+        let policy = Arc::new(EgressPolicy { allowed: allowed_hosts, runtime_api });
+        let resolver = GuardedResolver { lookup: Arc::new(lookup), policy: policy.clone() };
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the resolver's checks.
+            .no_proxy()
+            .dns_resolver(resolver)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { client, policy })
     }
 }
 
@@ -81,18 +109,52 @@ impl HttpProbe for ReqwestProbe {
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, String> {
         let method =
             reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(|e| e.to_string())?;
-        let mut builder = self.client.request(method, &request.url).timeout(request.timeout);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        if let Some(body) = &request.body {
-            builder = builder.body(body.clone());
-        }
+        let first = reqwest::Url::parse(&request.url).map_err(|e| format!("not a URL: {e}"))?;
         let started = Instant::now();
-        let response = builder.send().await.map_err(describe)?;
-        let status = response.status().as_u16();
-        let (body, body_cut) = read_at_most(response, request.max_body_bytes).await?;
-        Ok(HttpResponse { status, body, body_cut, latency: started.elapsed() })
+        // The request's timeout holds for the whole attempt, every hop and the body included.
+        let until = started + request.timeout;
+        let mut hop = Hop {
+            url: first.clone(),
+            method,
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+            with_credentials: true,
+        };
+        self.policy.check_target(&hop.url).map_err(|p| format!("refused: {p}"))?;
+        let mut redirects = 0;
+        loop {
+            let remaining = until.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err("timed out".to_string());
+            }
+            let mut builder = self.client.request(hop.method.clone(), hop.url.clone()).timeout(remaining);
+            for (name, value) in &hop.headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(body) = &hop.body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder.send().await.map_err(describe)?;
+            let status = response.status().as_u16();
+            let location = match status {
+                301 | 302 | 303 | 307 | 308 => response.headers().get(reqwest::header::LOCATION).cloned(),
+                _ => None,
+            };
+            // A redirect without a Location is an answer like any other.
+            let Some(location) = location else {
+                let (body, body_cut) = read_at_most(response, request.max_body_bytes).await?;
+                return Ok(HttpResponse { status, body, body_cut, latency: started.elapsed() });
+            };
+            drop(response);
+            if redirects == egress::MAX_REDIRECTS {
+                return Err(format!("redirect refused: more than {} redirects", egress::MAX_REDIRECTS));
+            }
+            redirects += 1;
+            // Not quoted anywhere: a Location may carry anything, secrets included.
+            let location = String::from_utf8_lossy(location.as_bytes());
+            hop = next_hop(&first, &hop, status, &location, &request.secret_headers)?;
+            self.policy.check_target(&hop.url).map_err(|p| format!("redirect refused: {p}"))?;
+        }
     }
 }
 
@@ -117,12 +179,18 @@ async fn read_at_most(mut response: reqwest::Response, cap: usize) -> Result<(St
 
 fn describe(e: reqwest::Error) -> String {
     use std::error::Error;
+    // The resolver refused every address of the name: say so, not "connection failed".
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return format!("refused: {refused}");
+        }
+        source = cause.source();
+    }
     let mut text = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
         "connection failed".to_string()
-    } else if e.is_redirect() {
-        "redirect refused".to_string()
     } else {
         "request failed".to_string()
     };
@@ -206,16 +274,13 @@ impl LambdaInvoker {
 
 impl FunctionInvoker for LambdaInvoker {
     async fn invoke(&self, function: &str, payload: Vec<u8>) -> Result<Invocation, PortError> {
-        let (name, qualifier) = match function.rsplit_once(':') {
-            // `name:qualifier`, but not a full ARN without a qualifier.
-            Some((name, q)) if !function.starts_with("arn:") || function.matches(':').count() == 7 => (name, Some(q)),
-            _ => (function, None),
-        };
+        // As given: Invoke reads a version or alias appended to any form of the name (`name:5`,
+        // `123456789012:function:name:5`, the ARN), where splitting it here took the partial
+        // ARN `123456789012:function:name` for the function `123456789012:function` at `name`.
         let output = self
             .client
             .invoke()
-            .function_name(name)
-            .set_qualifier(qualifier.map(str::to_string))
+            .function_name(function)
             .payload(aws_sdk_lambda::primitives::Blob::new(payload))
             .send()
             .await

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::probes::egress::AllowedHosts;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("validation spec from {origin}: {problem}")]
 pub struct SpecError {
@@ -19,12 +21,21 @@ pub struct SpecError {
 pub struct Spec {
     #[serde(default)]
     pub version: Option<u32>,
-    /// The only hosts HTTP checks may call (and be redirected to). Nothing from an event can add one.
+    /// The only origins HTTP checks may call (and be redirected to), each `scheme://host[:port]`
+    /// (`https://app.internal`, `http://127.0.0.1:8080`) or a bare host (`app.internal`), which
+    /// means http on 80 and https on 443 only. Loopback, link-local and metadata addresses and the
+    /// Lambda Runtime API are reached only through IP literals (or `localhost`) named here, never
+    /// through a name that resolves to them (see [`crate::probes::egress`]). Nothing from an event
+    /// can add an entry.
     #[serde(default)]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: AllowedHosts,
     /// Checks for any deployment group without its own entry.
     #[serde(default)]
     pub checks: Vec<Check>,
+    /// Checks for one lifecycle event (BeforeAllowTraffic, AfterAllowTraffic, ...) instead of
+    /// `checks`, for any deployment group without its own entry.
+    #[serde(default)]
+    pub hooks: BTreeMap<String, HookChecks>,
     /// Checks per deployment group, keyed `application/group`, `application/*` or `*`.
     #[serde(default)]
     pub deployment_groups: BTreeMap<String, GroupChecks>,
@@ -33,8 +44,31 @@ pub struct Spec {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupChecks {
+    /// The group's checks for any lifecycle event without its own entry in `hooks`.
+    #[serde(default)]
+    pub checks: Vec<Check>,
+    #[serde(default)]
+    pub hooks: BTreeMap<String, HookChecks>,
+}
+
+/// The checks for one lifecycle event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HookChecks {
     pub checks: Vec<Check>,
 }
+
+/// The lifecycle events a spec may give checks of their own: those CodeDeploy runs a hook
+/// function for (Lambda and ECS deployments), and ValidateService, where the reference EC2
+/// deployment's appspec runs `pipewarden-validate`.
+pub const SPEC_HOOK_EVENTS: [&str; 6] = [
+    "BeforeInstall",
+    "AfterInstall",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+    "ValidateService",
+];
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -107,6 +141,16 @@ pub struct HttpCheck {
     /// answers with a huge body cannot run the validator out of memory.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: u64,
+    /// Headers (names, any case) whose values are secrets, such as `X-Api-Key`. Like
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` (always treated so), and the URL's user
+    /// info, they are not sent on when a redirect leaves the URL's origin (scheme, host and port).
+    #[serde(default)]
+    pub secret_headers: Vec<String>,
+    /// Positions of `url`'s path segments that are secrets, counted from 1 (in
+    /// `/keys/{key}/health`, the key is 2): shown as `***` wherever the URL is quoted (results,
+    /// logs, evidence, notices), as user info and query values always are.
+    #[serde(default)]
+    pub secret_path_segments: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -195,14 +239,32 @@ impl Spec {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.checks.is_empty() && self.deployment_groups.values().all(|g| g.checks.is_empty()) {
+        let all_empty = |checks: &[Check], hooks: &BTreeMap<String, HookChecks>| {
+            checks.is_empty() && hooks.values().all(|h| h.checks.is_empty())
+        };
+        if all_empty(&self.checks, &self.hooks)
+            && self.deployment_groups.values().all(|g| all_empty(&g.checks, &g.hooks))
+        {
             return Err("has no checks: a release would pass unvalidated".to_string());
+        }
+        let hook_maps = std::iter::once(("hooks".to_string(), &self.hooks))
+            .chain(self.deployment_groups.iter().map(|(k, g)| (format!("deploymentGroups.{k}.hooks"), &g.hooks)));
+        for (place, hooks) in hook_maps.clone() {
+            if let Some(event) = hooks.keys().find(|e| !SPEC_HOOK_EVENTS.contains(&e.as_str())) {
+                return Err(format!(
+                    "{place}.{event}: not a lifecycle event with a hook (expected one of {})",
+                    SPEC_HOOK_EVENTS.join(", ")
+                ));
+            }
         }
         if let Some(v) = self.version.filter(|v| *v != 1) {
             return Err(format!("version {v} is not supported (expected 1)"));
         }
         let lists = std::iter::once(("checks".to_string(), &self.checks))
-            .chain(self.deployment_groups.iter().map(|(k, g)| (format!("deploymentGroups.{k}.checks"), &g.checks)));
+            .chain(self.deployment_groups.iter().map(|(k, g)| (format!("deploymentGroups.{k}.checks"), &g.checks)))
+            .chain(hook_maps.flat_map(|(place, hooks)| {
+                hooks.iter().map(move |(event, h)| (format!("{place}.{event}.checks"), &h.checks))
+            }));
         for (place, checks) in lists {
             let mut seen = std::collections::BTreeSet::new();
             for (i, check) in checks.iter().enumerate() {
@@ -229,10 +291,12 @@ impl Spec {
     }
 
     fn validate_http(&self, http: &HttpCheck) -> Result<(), String> {
+        // Quoted only redacted: the URL may carry credentials, tokens and secret path segments.
+        let shown = pipewarden_shared::logging::redact_url_with(&http.url, &http.secret_path_segments);
         let url = reqwest::Url::parse(&http.url.replace("{deploymentId}", "d-EXAMPLE"))
-            .map_err(|e| format!("url {:?} is not a URL: {e}", http.url))?;
+            .map_err(|e| format!("url {shown:?} is not a URL: {e}"))?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(format!("url {:?} must be http or https", http.url));
+            return Err(format!("url {shown:?} must be http or https"));
         }
         if http
             .url
@@ -244,12 +308,17 @@ impl Spec {
         {
             return Err("placeholders may only stand in the path or query, never the host".to_string());
         }
-        if !self.host_allowed(url.host_str().unwrap_or("")) {
+        self.host_allowed(&url)?;
+        let segments = url.path_segments().map(|s| s.count()).unwrap_or(0);
+        if let Some(bad) = http.secret_path_segments.iter().find(|p| **p == 0 || **p > segments) {
             return Err(format!(
-                "host {:?} is not in allowedHosts {:?}",
-                url.host_str().unwrap_or(""),
-                self.allowed_hosts
+                "secretPathSegments {bad} is not a segment of the url's path, which has {segments} (counted from 1)"
             ));
+        }
+        if let Some(bad) =
+            http.secret_headers.iter().find(|h| reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err())
+        {
+            return Err(format!("secretHeaders {bad:?} is not a header name"));
         }
         if reqwest::Method::from_bytes(http.method.to_ascii_uppercase().as_bytes()).is_err() {
             return Err(format!("method {:?} is not an HTTP method", http.method));
@@ -286,20 +355,36 @@ impl Spec {
         Ok(())
     }
 
-    /// Whether HTTP checks may call this host.
-    pub fn host_allowed(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        self.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host))
+    /// Whether HTTP checks may call this URL: its scheme, host and port match an `allowedHosts`
+    /// entry. The error quotes only the URL's origin and says which entry would allow it.
+    pub fn host_allowed(&self, url: &reqwest::Url) -> Result<(), String> {
+        self.allowed_hosts.permit(url)
     }
 
-    /// The checks for a deployment group: `application/group`, else `application/*`, else `*`,
-    /// else the top-level `checks`.
-    pub fn checks_for(&self, application: &str, group: &str) -> &[Check] {
-        [format!("{application}/{group}"), format!("{application}/*"), "*".to_string()]
-            .iter()
-            .find_map(|key| self.deployment_groups.get(key))
-            .map(|g| g.checks.as_slice())
-            .unwrap_or(&self.checks)
+    /// The checks for a hook of a deployment group: the entry `application/group`, else
+    /// `application/*`, else `*`, else the top level; in it, the lifecycle event's own `hooks`
+    /// entry, else its `checks`. No checks at all for this hook is an error, never a pass: a spec
+    /// says `hooks: {Event: {checks: []}}` to let an event pass unchecked.
+    pub fn checks_for(&self, application: &str, group: &str, event: Option<&str>) -> Result<&[Check], String> {
+        let entry = [format!("{application}/{group}"), format!("{application}/*"), "*".to_string()]
+            .into_iter()
+            .find_map(|key| self.deployment_groups.get(&key).map(|g| (key, &g.checks, &g.hooks)));
+        let (place, checks, hooks) = match entry {
+            Some((key, checks, hooks)) => (format!("deploymentGroups.{key}"), checks, hooks),
+            None => ("the top level".to_string(), &self.checks, &self.hooks),
+        };
+        if let Some(own) = event.and_then(|e| hooks.get(e)) {
+            return Ok(&own.checks);
+        }
+        if !checks.is_empty() {
+            return Ok(checks);
+        }
+        Err(match event {
+            Some(event) => format!("the validation spec has no checks for {event} at {place} (hooks.{event} or checks)"),
+            None => format!(
+                "the lifecycle event of this hook could not be told and the validation spec has only per-event checks at {place} (add checks for any event)"
+            ),
+        })
     }
 }
 
@@ -309,7 +394,7 @@ mod tests {
 
     const YAML: &str = r#"
 version: 1
-allowedHosts: [127.0.0.1, app.internal]
+allowedHosts: ['http://127.0.0.1:8080', app.internal]
 checks:
   - name: health
     type: http
@@ -332,8 +417,8 @@ deploymentGroups:
     #[test]
     fn yaml_spec_with_groups_and_defaults() {
         let spec = Spec::parse(YAML, "test").unwrap();
-        assert_eq!(spec.checks_for("flask-web-app", "production").len(), 2);
-        assert_eq!(spec.checks_for("other", "group").len(), 1);
+        assert_eq!(spec.checks_for("flask-web-app", "production", None).unwrap().len(), 2);
+        assert_eq!(spec.checks_for("other", "group", Some("AfterAllowTraffic")).unwrap().len(), 1);
         let Check::Http(http) = &spec.checks[0] else { panic!() };
         assert_eq!(http.method, "GET");
         assert_eq!(http.expect_status, vec![200]);
@@ -354,8 +439,9 @@ deploymentGroups:
     #[test]
     fn bad_specs_are_explained() {
         assert!(problem("checks: []").contains("has no checks"));
-        assert!(problem("allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://evil.example/'}]")
-            .contains("host \"evil.example\" is not in allowedHosts"));
+        assert!(problem("allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://evil.example/'}]").contains(
+            "http://evil.example is not in allowedHosts [\"a\"]: the entry \"http://evil.example\" would allow it"
+        ));
         assert!(problem("allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://{deploymentId}.a/'}]")
             .contains("never the host"));
         assert!(problem("checks: [{name: h, type: http, url: 'http://a/', retries: 3}]")
@@ -371,6 +457,59 @@ deploymentGroups:
         .contains("used twice"));
         assert!(problem("checks: [{name: a, type: alarms}]")
             .starts_with("validation spec from VALIDATION_SPEC: checks[0] (\"a\")"));
+    }
+
+    #[test]
+    fn allowed_hosts_are_origins_and_a_bare_host_means_its_default_ports() {
+        let check = |allowed: &str, url: &str| {
+            Spec::parse(&format!("allowedHosts: [{allowed}]\nchecks: [{{name: h, type: http, url: '{url}'}}]"), "t")
+        };
+        assert!(check("127.0.0.1", "http://127.0.0.1/health").is_ok());
+        assert!(check("app.internal", "https://app.internal/health").is_ok());
+        assert!(check("'https://app.internal:8443'", "https://app.internal:8443/").is_ok());
+        assert!(check("'http://[::1]:8080'", "http://[::1]:8080/").is_ok());
+        let port = check("127.0.0.1", "http://127.0.0.1:8080/health").unwrap_err().to_string();
+        assert!(
+            port.contains("checks[0] (\"h\"): http://127.0.0.1:8080 is not in allowedHosts [\"127.0.0.1\"] (the bare host \"127.0.0.1\" allows only http on port 80 and https on 443"),
+            "{port}"
+        );
+        assert!(port.ends_with("the entry \"http://127.0.0.1:8080\" would allow it"), "{port}");
+        let scheme = check("'https://app.internal'", "http://app.internal/").unwrap_err().to_string();
+        assert!(scheme.contains("http://app.internal is not in allowedHosts"), "{scheme}");
+        let entry = check("'127.0.0.1:8080'", "http://127.0.0.1:8080/").unwrap_err().to_string();
+        assert!(entry.contains("allowedHosts entry \"127.0.0.1:8080\" has a port but no scheme"), "{entry}");
+    }
+
+    #[test]
+    fn an_invalid_url_is_quoted_without_its_secrets() {
+        let text = problem(
+            "allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://user:pw-secret@a:99999/k/seg-secret?token=tk-secret', secretPathSegments: [2]}]",
+        );
+        assert!(
+            text.contains(
+                "checks[0] (\"h\"): url \"http://***@a:99999/k/***?token=***\" is not a URL: invalid port number"
+            ),
+            "{text}"
+        );
+        for secret in ["pw-secret", "seg-secret", "tk-secret", "user"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        let scheme = problem("allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'ftp://u:pw-secret@a/'}]");
+        assert!(scheme.contains("url \"ftp://***@a/\" must be http or https"), "{scheme}");
+    }
+
+    #[test]
+    fn secret_headers_and_path_segments_are_checked() {
+        let spec = Spec::parse(&http_check_with("secretHeaders: [X-Api-Key], secretPathSegments: []"), "t").unwrap();
+        let Check::Http(http) = &spec.checks[0] else { panic!() };
+        assert_eq!(http.secret_headers, vec!["X-Api-Key".to_string()]);
+        let deep = "allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://a/k/v', secretPathSegments: [2]}]";
+        assert!(Spec::parse(deep, "t").is_ok());
+        assert!(problem(&http_check_with("secretPathSegments: [0]")).contains("secretPathSegments 0 is not a segment"));
+        assert!(problem(&deep.replace("[2]", "[3]"))
+            .contains("secretPathSegments 3 is not a segment of the url's path, which has 2"));
+        assert!(problem(&http_check_with("secretHeaders: ['bad header']"))
+            .contains("secretHeaders \"bad header\" is not a header name"));
     }
 
     fn http_check_with(field: &str) -> String {
@@ -408,5 +547,45 @@ deploymentGroups:
                 "{text}"
             );
         }
+    }
+
+    const HOOKS: &str = r#"
+allowedHosts: [127.0.0.1]
+hooks:
+  BeforeAllowTraffic:
+    checks: [{name: no-alarms, type: alarms, alarmNames: [a]}]
+deploymentGroups:
+  shop/prod:
+    checks: [{name: any, type: alarms, alarmNames: [b]}]
+    hooks:
+      AfterAllowTestTraffic:
+        checks: [{name: test-traffic, type: alarms, alarmNames: [c]}]
+      BeforeAllowTraffic: {checks: []}
+"#;
+
+    #[test]
+    fn each_lifecycle_event_can_have_its_own_checks() {
+        let spec = Spec::parse(HOOKS, "t").unwrap();
+        let names = |app: &str, group: &str, event: Option<&str>| {
+            spec.checks_for(app, group, event).map(|c| c.iter().map(|c| c.name().to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(names("shop", "prod", Some("AfterAllowTestTraffic")).unwrap(), ["test-traffic"]);
+        assert_eq!(names("shop", "prod", Some("AfterAllowTraffic")).unwrap(), ["any"], "the group's checks");
+        assert!(names("shop", "prod", Some("BeforeAllowTraffic")).unwrap().is_empty(), "explicitly none");
+        assert_eq!(names("shop", "prod", None).unwrap(), ["any"], "event unknown: the group's checks");
+        assert_eq!(names("other", "g", Some("BeforeAllowTraffic")).unwrap(), ["no-alarms"]);
+        let missing = names("other", "g", Some("AfterAllowTraffic")).unwrap_err();
+        assert!(missing.contains("no checks for AfterAllowTraffic at the top level"), "{missing}");
+        let unknown = names("other", "g", None).unwrap_err();
+        assert!(unknown.contains("could not be told"), "{unknown}");
+    }
+
+    #[test]
+    fn hooks_name_real_lifecycle_events_and_their_checks_are_validated() {
+        assert!(problem("hooks: {AllowTraffic: {checks: [{name: a, type: alarms, alarmNames: [x]}]}}")
+            .contains("hooks.AllowTraffic: not a lifecycle event with a hook"));
+        assert!(problem("hooks: {AfterAllowTraffic: {checks: [{name: a, type: alarms}]}}")
+            .contains("hooks.AfterAllowTraffic.checks[0] (\"a\"): needs alarmNames"));
+        assert!(problem("hooks: {AfterAllowTraffic: {checks: []}}").contains("has no checks"));
     }
 }

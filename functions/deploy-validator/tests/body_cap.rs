@@ -80,7 +80,7 @@ async fn run_limited(spec: String, extra_args: &[&str]) -> CliRun {
 
 fn spec(port: u16, judge: &str) -> String {
     format!(
-        "allowedHosts: [127.0.0.1]\nchecks:\n  - name: huge\n    type: http\n    url: http://127.0.0.1:{port}/health\n    maxAttempts: 1\n    requestTimeoutMs: 20000\n    {judge}\n"
+        "allowedHosts: ['http://127.0.0.1:{port}']\nchecks:\n  - name: huge\n    type: http\n    url: http://127.0.0.1:{port}/health\n    maxAttempts: 1\n    requestTimeoutMs: 20000\n    {judge}\n"
     )
 }
 

@@ -19,7 +19,7 @@ async fn a_hanging_notice_ends_the_invocation_before_lambdas_deadline_with_the_h
     let mut env = local::prepare(&aws).await;
     let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("down") }).await;
     let spec = json!({
-        "allowedHosts": ["127.0.0.1"],
+        "allowedHosts": [format!("http://127.0.0.1:{}", app.port)],
         "checks": [{"name": "health", "type": "http", "url": app.url("/health"), "maxAttempts": 1}]
     });
     env.push(("VALIDATION_SPEC".into(), spec.to_string()));

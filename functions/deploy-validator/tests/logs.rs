@@ -30,7 +30,7 @@ async fn no_secret_reaches_the_log_the_evidence_or_the_notice() {
     // The release answers 500, so the hook fails, publishes a notice and keeps evidence.
     let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("down") }).await;
     let spec = json!({
-        "allowedHosts": ["127.0.0.1"],
+        "allowedHosts": [format!("http://127.0.0.1:{}", app.port)],
         "checks": [{"name": "health", "type": "http",
                     "url": format!("http://checker:{PASSWORD}@127.0.0.1:{}/health?token={TOKEN}", app.port),
                     "headers": {"Authorization": format!("Bearer {BEARER}")},

@@ -88,7 +88,8 @@ pub struct Report {
     /// alike; empty when the lookup was not made or failed.
     pub revisions: Vec<SourceRevision>,
     pub failure: Option<FailureReport>,
-    pub execution_link: String,
+    /// The execution in the console; `None` when the event's region is not an AWS region.
+    pub execution_link: Option<String>,
 }
 
 impl Report {
@@ -169,8 +170,8 @@ pub fn failure_from_history(detail: &FailedActionDetail) -> FailureReport {
 pub fn failure_link(region: &str, failure: &FailureReport) -> Option<String> {
     let id = failure.failed.external_id.as_deref()?;
     match failure.failed.provider.as_deref()? {
-        "CodeBuild" => Some(links::codebuild_build(region, id)),
-        "CodeDeploy" | "CodeDeployToECS" => Some(links::codedeploy_deployment(region, id)),
+        "CodeBuild" => links::codebuild_build(region, id),
+        "CodeDeploy" | "CodeDeployToECS" => links::codedeploy_deployment(region, id),
         _ => None,
     }
 }

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use pipewarden_shared::format::{
-    ascii_subject, chat_escape, chat_icon, clean_text, duration_words, short_commit, ChatNotification,
+    ascii_subject, chat_escape, chat_icon, chat_link, clean_text, duration_words, one_line, short_commit,
+    ChatNotification,
 };
+use pipewarden_shared::links;
 use pipewarden_shared::ports::OutboundMessage;
 
 use crate::config::Format;
@@ -14,6 +16,14 @@ use crate::lookups::SourceRevision;
 
 /// At most this many source revisions are listed (a pipeline rarely has more sources).
 const MAX_REVISIONS: usize = 5;
+
+/// The most the text of a notification takes: SNS takes 256 KiB for the message with its
+/// subject and attributes; what the lifecycle failures may fill stops here, leaving room for the
+/// lines after them, the subject and the attributes.
+const TEXT_BUDGET_BYTES: usize = 200 * 1024;
+
+/// At most this many failed targets are listed in chat; the rest are counted.
+const CHAT_MAX_TARGETS: usize = 10;
 
 pub fn message(report: &Report, format: Format) -> OutboundMessage {
     OutboundMessage {
@@ -115,13 +125,6 @@ fn revision_line(report: &Report, revision: &SourceRevision) -> String {
     parts.join(" ")
 }
 
-/// A link chat applications can render: https, and nothing that would end the `<url|text>` markup.
-fn chat_link(url: &str) -> Option<&str> {
-    let safe = url.starts_with("https://")
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '|'));
-    safe.then_some(url)
-}
-
 fn chat_revision_line(report: &Report, revision: &SourceRevision) -> String {
     let mut parts = Vec::new();
     if report.revisions.len() > 1 {
@@ -129,11 +132,12 @@ fn chat_revision_line(report: &Report, revision: &SourceRevision) -> String {
             parts.push(chat_escape(&clean_text(artifact, 100)));
         }
     }
-    let id = revision.revision_id.as_deref().map(|id| chat_escape(&clean_text(short_commit(id), 8)));
-    match (id, revision.url.as_deref().and_then(chat_link)) {
-        (Some(id), Some(url)) => parts.push(format!("<{url}|{id}>")),
-        (None, Some(url)) => parts.push(format!("<{url}|commit>")),
-        (Some(id), None) => parts.push(id),
+    let id = revision.revision_id.as_deref().map(|id| clean_text(short_commit(id), 8));
+    let url = revision.url.as_deref();
+    match (id, url) {
+        (Some(id), Some(url)) => parts.push(chat_link(url, &id).unwrap_or_else(|| chat_escape(&id))),
+        (None, Some(url)) => parts.extend(chat_link(url, "commit")),
+        (Some(id), None) => parts.push(chat_escape(&id)),
         (None, None) => {}
     }
     if let Some(summary) = &revision.summary {
@@ -142,13 +146,14 @@ fn chat_revision_line(report: &Report, revision: &SourceRevision) -> String {
     parts.join(" ")
 }
 
-/// The email body.
+/// The email body. Plain text needs no escaping, but every field from the event is kept on its own
+/// line ([`one_line`], [`clean_text`]).
 pub fn text(report: &Report) -> String {
     let mut out = Vec::new();
-    out.push(format!("Pipeline {} {}", report.pipeline, report.what()));
+    out.push(format!("Pipeline {} {}", one_line(&report.pipeline), one_line(&report.what())));
     out.push(String::new());
-    out.push(format!("Execution:  {} (attempt {})", report.execution_id, report.outcome.attempt));
-    out.push(format!("Account:    {} in {}", report.account, report.region));
+    out.push(format!("Execution:  {} (attempt {})", one_line(&report.execution_id), report.outcome.attempt));
+    out.push(format!("Account:    {} in {}", one_line(&report.account), one_line(&report.region)));
     if let Some(started) = report.started_at {
         out.push(format!("Started:    {}", started.format("%Y-%m-%d %H:%M:%S UTC")));
     }
@@ -162,12 +167,16 @@ pub fn text(report: &Report) -> String {
         out.push(format!("Revision:   {}", revision_line(report, revision)));
     }
     if let Some(trigger) = trigger_line(report) {
-        out.push(format!("Trigger:    {trigger}"));
+        out.push(format!("Trigger:    {}", one_line(&trigger)));
     }
     if let Some(f) = &report.failure {
         out.push(String::new());
-        let provider = f.failed.provider.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
-        out.push(format!("Failed:     stage {}, action {}{provider}", f.failed.stage, f.failed.action));
+        let provider = f.failed.provider.as_deref().map(|p| format!(" ({})", one_line(p))).unwrap_or_default();
+        out.push(format!(
+            "Failed:     stage {}, action {}{provider}",
+            one_line(&f.failed.stage),
+            one_line(&f.failed.action)
+        ));
         if let Some(code) = &f.failed.error_code {
             out.push(format!("Error:      {}", clean_text(code, 200)));
         }
@@ -177,33 +186,57 @@ pub fn text(report: &Report) -> String {
         if let Some(link) = &f.link {
             out.push(format!("Details:    {link}"));
         }
-        for l in &f.lifecycle {
-            let script = l.script_name.as_deref().map(|s| format!(" (script {s})")).unwrap_or_default();
-            let code = l.error_code.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
-            out.push(format!("Lifecycle:  {}{script} failed on {}{code}", l.lifecycle_event, l.target_id));
+        // What failed where, within the room SNS leaves: each target with its log tail while that
+        // fits, then without, then "and N more". The verdict above is never cut.
+        let mut used: usize = out.iter().map(|l| l.len() + 1).sum();
+        for (i, l) in f.lifecycle.iter().enumerate() {
+            let script = l.script_name.as_deref().map(|s| format!(" (script {})", one_line(s))).unwrap_or_default();
+            let code = l.error_code.as_deref().map(|c| format!(": {}", one_line(c))).unwrap_or_default();
+            let mut block = vec![format!(
+                "Lifecycle:  {}{script} failed on {}{code}",
+                one_line(&l.lifecycle_event),
+                one_line(&l.target_id)
+            )];
             if let Some(message) = &l.message {
-                out.push(format!("            {}", clean_text(message, 500)));
+                block.push(format!("            {}", clean_text(message, 500)));
             }
+            let brief = block.clone();
             if let Some(tail) = l.log_tail.as_deref().filter(|t| !t.trim().is_empty()) {
-                out.push("            Log tail:".to_string());
+                block.push("            Log tail:".to_string());
                 let lines: Vec<&str> = tail.lines().collect();
                 for line in &lines[lines.len().saturating_sub(20)..] {
-                    out.push(format!("            | {}", clean_text(line, 300)));
+                    block.push(format!("            | {}", clean_text(line, 300)));
                 }
             }
+            let size = |b: &[String]| b.iter().map(|l| l.len() + 1).sum::<usize>();
+            let block = if used + size(&block) <= TEXT_BUDGET_BYTES { block } else { brief };
+            if used + size(&block) > TEXT_BUDGET_BYTES {
+                out.push(format!(
+                    "            ... and {} more failed target(s): see the deployment",
+                    f.lifecycle.len() - i
+                ));
+                break;
+            }
+            used += size(&block);
+            out.extend(block);
         }
     }
-    out.push(String::new());
-    out.push(format!("Execution:  {}", report.execution_link));
+    if let Some(link) = &report.execution_link {
+        out.push(String::new());
+        out.push(format!("Execution:  {link}"));
+    }
     out.push(String::new());
     out.push("-- Pipewarden pipeline-notifier".to_string());
     out.join("\n")
 }
 
-/// Amazon Q Developer in chat applications custom notification.
+/// Amazon Q Developer in chat applications custom notification. Every field of the event in it
+/// passes [`chat_escape`] once: here (or in [`chat_link`]) for the markup fields, in
+/// [`ChatNotification::to_json`] for keywords and summary.
 pub fn chat(report: &Report) -> String {
     let mut description = Vec::new();
-    description.push(format!("*Execution:* <{}|{}>", report.execution_link, chat_escape(&report.execution_id)));
+    let execution = report.execution_link.as_deref().and_then(|url| chat_link(url, &report.execution_id));
+    description.push(format!("*Execution:* {}", execution.unwrap_or_else(|| chat_escape(&report.execution_id))));
     if let Some(seconds) = report.duration_seconds() {
         description.push(format!("*Duration:* {}", duration_words(seconds)));
     }
@@ -224,21 +257,24 @@ pub fn chat(report: &Report) -> String {
         if let Some(summary) = &f.failed.summary {
             description.push(format!("*Summary:* {}", chat_escape(&clean_text(summary, 500))));
         }
-        for l in &f.lifecycle {
+        for l in f.lifecycle.iter().take(CHAT_MAX_TARGETS) {
             description.push(format!(
                 "*Lifecycle:* {} failed on {}",
                 chat_escape(&l.lifecycle_event),
                 chat_escape(&l.target_id)
             ));
         }
-        if let Some(link) = &f.link {
-            next_steps.push(format!(
-                "Open <{link}|the failed {}>",
-                chat_escape(f.failed.provider.as_deref().unwrap_or("action"))
-            ));
+        if f.lifecycle.len() > CHAT_MAX_TARGETS {
+            description.push(format!("... and {} more failed target(s)", f.lifecycle.len() - CHAT_MAX_TARGETS));
+        }
+        let label = format!("the failed {}", f.failed.provider.as_deref().unwrap_or("action"));
+        if let Some(link) = f.link.as_deref().and_then(|url| chat_link(url, &label)) {
+            next_steps.push(format!("Open {link}"));
         }
     }
-    next_steps.push(format!("Open <{}|the execution timeline>", report.execution_link));
+    if let Some(link) = report.execution_link.as_deref().and_then(|url| chat_link(url, "the execution timeline")) {
+        next_steps.push(format!("Open {link}"));
+    }
     ChatNotification {
         id: format!("{}:{}", report.execution_id, report.outcome.key),
         title: format!(
@@ -257,13 +293,9 @@ pub fn chat(report: &Report) -> String {
         thread_id: format!("{}/{}", report.pipeline, report.execution_id),
         summary: subject(report),
         event_type: "CodePipeline Execution State Change",
-        related_resources: vec![format!(
-            "arn:{}:codepipeline:{}:{}:{}",
-            pipewarden_shared::links::partition(&report.region),
-            report.region,
-            report.account,
-            report.pipeline
-        )],
+        related_resources: links::arn("codepipeline", &report.region, &report.account, &report.pipeline)
+            .into_iter()
+            .collect(),
         additional_context: [
             ("severity".to_string(), report.severity().to_string()),
             ("attempt".to_string(), report.outcome.attempt.to_string()),
@@ -296,7 +328,8 @@ pub fn attributes(report: &Report) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::Outcome;
+    use crate::decide::{FailureReport, Outcome};
+    use crate::lookups::FailedActionDetail;
     use crate::timeline::Trigger;
     use pipewarden_shared::events::codepipeline::{ExecutionState, Level};
 
@@ -322,7 +355,7 @@ mod tests {
             trigger,
             revisions,
             failure: None,
-            execution_link: "https://console.example/execution".into(),
+            execution_link: Some("https://console.example/execution".into()),
         }
     }
 
@@ -390,6 +423,70 @@ mod tests {
         assert!(
             body.contains("Trigger:    StartPipelineExecution (arn:aws:sts::123456789012:assumed-role/Admin/jdoe)"),
             "{body}"
+        );
+    }
+
+    #[test]
+    fn a_bogus_region_gives_no_console_link_and_no_arn_but_the_message_goes_out() {
+        let mut r = report(None, vec![]);
+        r.region = "evil.example/x?".into();
+        r.execution_link = None;
+        r.failure = Some(FailureReport {
+            failed: FailedActionDetail {
+                stage: "Build".into(),
+                action: "Build".into(),
+                provider: Some("CodeBuild".into()),
+                external_id: Some("web:1".into()),
+                ..FailedActionDetail::default()
+            },
+            link: crate::decide::failure_link(
+                "evil.example/x?",
+                &FailureReport {
+                    failed: FailedActionDetail {
+                        provider: Some("CodeBuild".into()),
+                        external_id: Some("web:1".into()),
+                        ..FailedActionDetail::default()
+                    },
+                    ..FailureReport::default()
+                },
+            ),
+            lifecycle: vec![],
+        });
+
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        let body = text(&r);
+
+        assert_eq!(r.failure.as_ref().unwrap().link, None);
+        assert_eq!(doc["content"]["nextSteps"], serde_json::json!([]));
+        assert_eq!(doc["metadata"]["relatedResources"], serde_json::json!([]));
+        assert!(doc["content"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("*Execution:* 8f2a1c3e-0000-4a6b-9c1d-aa11bb22cc33\n"));
+        assert!(!body.contains("https://"), "{body}");
+        assert!(body.contains("Account:    123456789012 in evil.example/x?"), "{body}");
+    }
+
+    #[test]
+    fn pipeline_names_are_escaped_in_keywords_and_summary_and_kept_on_one_line_in_text() {
+        let mut r = report(None, vec![]);
+        r.pipeline = "web <!here>\nSummary:    all fine".into();
+        r.region = "us-gov-west-1".into();
+
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        let body = text(&r);
+
+        assert_eq!(doc["content"]["keywords"][0], "web &lt;!here&gt; Summary:    all fine");
+        assert_eq!(doc["metadata"]["summary"], "\\[SUCCEEDED\\] web &lt;!here&gt; Summary: all fine");
+        assert_eq!(doc["metadata"]["relatedResources"], serde_json::json!([]), "no ARN holds a line break");
+        assert!(body.starts_with("Pipeline web <!here> Summary:    all fine SUCCEEDED\n"), "{body}");
+        assert!(!body.lines().any(|l| l.starts_with("Summary:")), "{body}");
+
+        r.pipeline = "web".into();
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        assert_eq!(
+            doc["metadata"]["relatedResources"][0],
+            "arn:aws-us-gov:codepipeline:us-gov-west-1:123456789012:web"
         );
     }
 }

@@ -8,7 +8,7 @@
 //! expires after `CLAIM_TTL_SECONDS`.
 
 use chrono::{DateTime, Duration, Utc};
-use pipewarden_shared::deadline::bounded_optional;
+use pipewarden_shared::deadline::{self, bounded_optional};
 use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::lambda::Retry;
@@ -26,6 +26,9 @@ use crate::timeline::Timeline;
 
 /// At most this long for the deploy actions of an execution (and a quarter of the time left).
 const DEPLOY_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3);
+/// At most this long for each lookup that explains a failure (and a quarter of the time left): a
+/// lookup that hangs costs the detail, never the FAILED notification.
+const FAILURE_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct Notifier<P, S, H, D, R, M> {
     pub config: Config,
@@ -42,13 +45,22 @@ pub enum NotifierError {
     #[error("timeline of pipeline {pipeline} execution {execution_id}: {source}")]
     Ledger { pipeline: String, execution_id: String, source: LedgerError },
     #[error("notification {outcome} of pipeline {pipeline} execution {execution_id} not delivered to: {failed}")]
-    Delivery { pipeline: String, execution_id: String, outcome: String, failed: String },
+    Delivery {
+        pipeline: String,
+        execution_id: String,
+        outcome: String,
+        failed: String,
+        /// Whether trying again may deliver: not when SNS refused every failed message for what it
+        /// is (a 4xx other than throttling), which the same message gets again.
+        retryable: bool,
+    },
 }
 
 impl NotifierError {
     pub fn retry(&self) -> Retry {
         match self {
             NotifierError::Ledger { source: LedgerError::Corrupt { .. }, .. } => Retry::Useless,
+            NotifierError::Delivery { retryable: false, .. } => Retry::Useless,
             _ => Retry::Helps,
         }
     }
@@ -180,8 +192,8 @@ where
             (self.failure(&timeline, &outcome).await, Vec::new())
         };
         let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
-        let mut results = Vec::new();
-        for target in &claimed {
+        // Each topic independently and at once: one that hangs does not hold the others back.
+        let sends = claimed.iter().map(|target| async {
             let message = format::message(&report, target.format);
             let result = self.publisher.publish(&target.topic_arn, &message).await;
             match &result {
@@ -192,12 +204,13 @@ where
                     error!(outcome = %outcome.key, topic = %target.topic_arn, error = %e, "notification not sent")
                 }
             }
-            results.push((target.clone(), result));
-        }
-        // Mark what was sent and release what was not, so a retry sends only that. A failure here is
-        // logged, not returned: the messages went out, and a retry would send them again once the
-        // claims expire.
-        let settled = ledger::read_modify_write(
+            (target.clone(), result)
+        });
+        let results = futures_util::future::join_all(sends).await;
+        // Mark what was sent and release what was not, so a retry sends only that, in the time
+        // reserved for it (a send that hung used all of the work's). A failure here is logged, not
+        // returned: the messages went out, and a retry would send them again once the claims expire.
+        let settled = deadline::settling(ledger::read_modify_write(
             &self.store,
             &key,
             || Timeline::new(event),
@@ -209,7 +222,7 @@ where
                 }
                 Some(())
             },
-        )
+        ))
         .await;
         if let Err(e) = settled {
             error!(error = %e, "could not record the sent notification");
@@ -227,6 +240,7 @@ where
                 execution_id: event.detail.execution_id.clone(),
                 outcome: outcome.key.clone(),
                 failed: failed.join("; "),
+                retryable: results.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.is_retryable())),
             });
         }
         Ok(EventResult::Notified { outcome: outcome.key, topics: claimed.into_iter().map(|t| t.topic_arn).collect() })
@@ -299,7 +313,8 @@ where
         }
         let mut failure = decide::failure_from_timeline(timeline, outcome.attempt);
         if failure.as_ref().map(|f| f.failed.provider.is_none()).unwrap_or(true) {
-            match self.history.failed_actions(&timeline.pipeline, &timeline.execution_id).await {
+            let lookup = self.history.failed_actions(&timeline.pipeline, &timeline.execution_id);
+            match bounded_optional("CodePipeline", "ListActionExecutions", FAILURE_LOOKUP_CAP, lookup).await {
                 Ok(actions) => {
                     if let Some(first) = actions.first() {
                         let mut from_history = decide::failure_from_history(first);
@@ -315,7 +330,8 @@ where
         let mut failure = failure?;
         failure.link = decide::failure_link(&timeline.region, &failure);
         if let Some(deployment_id) = failure.deployment_id().map(str::to_string) {
-            match self.diagnostics.failed_lifecycle_events(&deployment_id).await {
+            let lookup = self.diagnostics.failed_lifecycle_events(&deployment_id);
+            match bounded_optional("CodeDeploy", "BatchGetDeploymentTargets", FAILURE_LOOKUP_CAP, lookup).await {
                 Ok(events) => failure.lifecycle = events,
                 Err(e) => warn!(error = %e, deployment_id = %deployment_id, "no deployment diagnostics"),
             }

@@ -167,7 +167,7 @@ mod tests {
                 .map(|c| SourceRevision { created: Some(t(c)), ..SourceRevision::default() })
                 .collect(),
             failure: None,
-            execution_link: String::new(),
+            execution_link: None,
         }
     }
 

@@ -264,21 +264,13 @@ fn tags<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::
     }
 }
 
-/// `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, in the partition of the region.
+/// `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`, in the partition of the region; `None`
+/// unless the region is written as AWS writes regions and the account is an account id.
 pub fn alarm_arn(region: &str, account: &str, name: &str) -> Option<String> {
-    let (region, account) = (region.trim(), account.trim());
-    let well_formed = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !well_formed(region) || !well_formed(account) || name.is_empty() {
+    if name.is_empty() {
         return None;
     }
-    let partition = if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    };
-    Some(format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}"))
+    crate::links::arn("cloudwatch", region.trim(), account.trim(), &format!("alarm:{name}"))
 }
 
 /// An alarm ARN as sent, with stray spaces around its first five fields removed (AWS's own
@@ -629,6 +621,11 @@ mod tests {
             "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a"
         );
         assert_eq!(alarm_arn("EXAMPLE REGION", "123456789012", "a"), None);
+        assert_eq!(alarm_arn("evil.example/x?", "123456789012", "a"), None);
+        assert_eq!(
+            alarm_arn("eusc-de-east-1", "123456789012", "a").as_deref(),
+            Some("arn:aws-eusc:cloudwatch:eusc-de-east-1:123456789012:alarm:a")
+        );
 
         let enveloped = parse_lambda_action(json!({
             "id": "d3df", "account": "123456789012", "region": "us-east-1",

@@ -88,9 +88,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Run from the appspec's ValidateService hook: that event's own checks if the spec has them.
     let checks = match &args.group {
-        Some((app, group)) => spec.checks_for(app, group),
-        None => &spec.checks,
+        Some((app, group)) => spec.checks_for(app, group, Some("ValidateService")),
+        None => Ok(spec.hooks.get("ValidateService").map(|h| h.checks.as_slice()).unwrap_or(&spec.checks)),
+    };
+    let checks = match checks {
+        Ok(checks) => checks,
+        Err(problem) => {
+            eprintln!("pipewarden-validate: {problem}");
+            return ExitCode::from(2);
+        }
     };
     let sdk = pipewarden_shared::aws::load_config().await;
     let probes = Probes {

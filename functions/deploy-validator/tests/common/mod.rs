@@ -58,10 +58,12 @@ pub fn hook(deployment_id: &str, hook_id: &str) -> serde_json::Value {
     serde_json::json!({"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": hook_id})
 }
 
-/// A health-check spec against one URL, with fast backoff for tests.
+/// A health-check spec against one URL, with fast backoff for tests; `allowedHosts` names the
+/// URL's origin.
 pub fn http_spec(url: &str, extra: &str) -> String {
+    let origin = reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
     format!(
-        "allowedHosts: [127.0.0.1]\nchecks:\n  - name: health\n    type: http\n    url: '{url}'\n    initialBackoffMs: 50\n    maxBackoffMs: 200\n{extra}"
+        "allowedHosts: ['{origin}']\nchecks:\n  - name: health\n    type: http\n    url: '{url}'\n    initialBackoffMs: 50\n    maxBackoffMs: 200\n{extra}"
     )
 }
 
