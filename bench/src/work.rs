@@ -4,7 +4,8 @@
 
 use alarm_fanout::handler::read_transitions;
 use alarm_fanout::rules::RuleSet;
-use pipeline_notifier::config::{parse_notify_on, Format, NotifyOn};
+use alarm_fanout::memory::AlarmMemory;
+use pipeline_notifier::config::{parse_notify_on, Format, NotifyOn, Target};
 use pipeline_notifier::decide;
 use pipeline_notifier::timeline::Timeline;
 use pipewarden_shared::events::codedeploy::parse_hook;
@@ -23,6 +24,17 @@ pub const SAMPLE_TOPICS: [(&str, &str); 3] = [
     ("ALARM_WARNING_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:warning"),
     ("ALARM_INFO_TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:info"),
 ];
+
+/// The request id the decisions claim for.
+const TOKEN: &str = "bench";
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn ttl() -> chrono::Duration {
+    chrono::Duration::seconds(120)
+}
 
 pub struct Workload {
     pub notify_on: Vec<NotifyOn>,
@@ -57,10 +69,16 @@ impl Workload {
         match Shape::of(&payload).function() {
             Some("pipeline-notifier") => {
                 let mut out = Rendered::default();
+                let targets = [
+                    Target { topic_arn: "arn:aws:sns:us-east-1:123456789012:pipeline".into(), format: Format::Text },
+                    Target { topic_arn: "arn:aws:sns:us-east-1:123456789012:chat".into(), format: Format::Chat },
+                ];
                 for event in pipeline_notifier::read_events(payload)? {
                     let mut timeline = Timeline::new(&event);
-                    timeline.record(&event);
-                    let Some(outcome) = decide::outcome_for(&event, &self.notify_on, &timeline) else { continue };
+                    // The handler's own decision: record, decide, claim.
+                    let decision =
+                        decide::on_event(&mut timeline, &event, &self.notify_on, &targets, TOKEN, now(), ttl());
+                    let Some(outcome) = decision.and_then(|d| d.outcome) else { continue };
                     let failure = decide::failure_from_timeline(&timeline, outcome.attempt).map(|mut f| {
                         f.link = decide::failure_link(&timeline.region, &f);
                         f
@@ -77,8 +95,15 @@ impl Workload {
                 let (alarms, rejected) = read_transitions(payload)?;
                 let mut out = Rendered { rejected, ..Rendered::default() };
                 for alarm in &alarms {
-                    for target in self.rules.targets(alarm) {
-                        out.messages.push(alarm_fanout::format::message(alarm, &target, None));
+                    // The handler's own decision over a fresh memory: decide, claim. Every routed
+                    // target is formatted, as if its ALARM had been sent before an OK, so an OK
+                    // costs what it costs the handler when it is sent (the Python peer sends it).
+                    let mut memory = AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() };
+                    let targets = self.rules.targets(alarm);
+                    let window = chrono::Duration::minutes(15);
+                    std::hint::black_box(memory.plan(alarm, &targets, TOKEN, now(), window, ttl()));
+                    for target in &targets {
+                        out.messages.push(alarm_fanout::format::message(alarm, target, None));
                     }
                 }
                 Ok(out)

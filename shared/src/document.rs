@@ -67,20 +67,73 @@ pub fn parse_s3_uri(uri: &str) -> Option<DocumentSource> {
         .then(|| DocumentSource::S3 { bucket: bucket.to_string(), key: key.to_string() })
 }
 
-/// Parses JSON (text starting with `{`, errors give the field's path) or YAML.
+/// Parses JSON (text starting with `{`, errors give the field's path) or YAML. An error never
+/// quotes a string value of the document (serde's "invalid type: string \"...\"" would echo a
+/// header or a URL with its secret into logs, evidence and notices): it says "a string".
 pub fn parse_json_or_yaml<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    if text.trim_start().starts_with('{') {
+    let problem = if text.trim_start().starts_with('{') {
         let de = &mut serde_json::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| format!("at `{}`: {}", e.path(), e.inner()))
     } else {
         serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    };
+    problem.map_err(|p| unquote_strings(&p))
+}
+
+/// Replaces every `string "..."` serde quotes in an error with `a string`.
+fn unquote_strings(problem: &str) -> String {
+    let mut out = String::with_capacity(problem.len());
+    let mut rest = problem;
+    while let Some(at) = rest.find("string \"") {
+        out.push_str(&rest[..at]);
+        out.push_str("a string");
+        let quoted = &rest[at + "string \"".len()..];
+        // The quote ends at the first unescaped `"` (serde writes the value with Debug escapes).
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        match end {
+            Some(i) => rest = &quoted[i + 1..],
+            None => {
+                rest = "";
+            }
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Check {
+        headers: HashMap<String, String>,
+    }
+
+    #[test]
+    fn errors_never_quote_a_string_of_the_document() {
+        for text in [
+            "headers: 'Authorization: Bearer sk-live-123'",
+            r#"{"headers": "Authorization: Bearer sk-live-123 \" still"}"#,
+        ] {
+            let problem = parse_json_or_yaml::<Check>(text).unwrap_err();
+            assert!(!problem.contains("sk-live-123"), "{problem}");
+            assert!(problem.contains("invalid type: a string"), "{problem}");
+        }
+    }
 
     #[test]
     fn exactly_one_source() {

@@ -117,6 +117,37 @@ where
     Err(LedgerError::Contention { key: key.to_string() })
 }
 
+/// The last step of the delivery protocol (claim, send, settle): records what one invocation sent
+/// (`Some(message id)`) and releases what it did not (`None`), per delivery key, in the document
+/// at `key`, so a retry sends only what is missing. Runs in the time reserved for settling
+/// ([`crate::deadline::settling`]): a send that hung to the work deadline still gets its claim
+/// released.
+pub async fn settle_all<T, S>(
+    store: &S,
+    key: &str,
+    fresh: impl Fn() -> T,
+    deliveries: impl Fn(&mut T) -> &mut Deliveries,
+    outcomes: &[(String, Option<String>)],
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<(), LedgerError>
+where
+    T: Serialize + DeserializeOwned,
+    S: ObjectStore,
+{
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let write = read_modify_write(store, key, fresh, |document| {
+        let ledger = deliveries(document);
+        for (delivery, sent) in outcomes {
+            settle(ledger, delivery, token, sent.as_deref(), now);
+        }
+        Some(())
+    });
+    crate::deadline::settling(Box::pin(write)).await.map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

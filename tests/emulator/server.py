@@ -318,8 +318,8 @@ def _deployment_targets(backend, deployment_id: str) -> list:
     if platform == "Lambda":
         target = {
             "deploymentId": deployment_id,
-            "targetId": f"{application}:live",  # AWS: <function>:<alias>; nothing reads it
-            "targetArn": f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:{application}:live",
+            "targetId": application,  # the API reference: a Lambda target id is the function name
+            "targetArn": f"arn:aws:lambda:us-east-1:{DEFAULT_ACCOUNT_ID}:function:{application}",
             "status": "InProgress" if running else "Succeeded",
             "lastUpdatedAt": now,
             "lifecycleEvents": events,

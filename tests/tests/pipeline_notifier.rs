@@ -937,3 +937,81 @@ async fn a_publish_accepted_then_its_answer_lost_reaches_the_subscriber_twice() 
     handle_within(&notifier, 10, event("codepipeline-pipeline-stopped.json"), "req-2").await.0.unwrap();
     assert!(world.received().await.is_empty());
 }
+
+/// An object store whose first two reads of the pipeline's health both finish before either
+/// invocation goes on: two outcomes read the same health, as two invocations at once do.
+struct HealthRace {
+    inner: S3ObjectStore,
+    reads: std::sync::atomic::AtomicUsize,
+    barrier: tokio::sync::Barrier,
+}
+
+impl pipewarden_shared::ports::ObjectStore for HealthRace {
+    async fn get(
+        &self,
+        key: &str,
+    ) -> Result<Option<pipewarden_shared::ports::StoredObject>, pipewarden_shared::ports::PortError> {
+        let got = self.inner.get(key).await;
+        if key.starts_with("pipeline-notifier/pipelines/")
+            && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+        {
+            self.barrier.wait().await;
+        }
+        got
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: pipewarden_shared::ports::WriteCondition,
+    ) -> Result<pipewarden_shared::ports::PutOutcome, pipewarden_shared::ports::PortError> {
+        self.inner.put(key, body, content_type, condition).await
+    }
+}
+
+/// Issue 15: pipeline health was written unconditionally, outside the ledger. Two executions
+/// succeeding together after a failure both read "failing since" and both reported a time to
+/// restore: one recovery counted twice. Written conditionally, the second sees the first.
+#[tokio::test]
+async fn two_successes_at_once_after_a_failure_are_one_recovery() {
+    let world = World::new().await;
+    world
+        .notifier(DEFAULT_NOTIFY_ON, false)
+        .handle(event("codepipeline-pipeline-deploy-failed-v2.json"), "f", now())
+        .await
+        .unwrap();
+    let base = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let notifier = Notifier {
+        config: base.config,
+        publisher: base.publisher,
+        store: HealthRace {
+            inner: S3ObjectStore::new(world.aws.s3(), BUCKET),
+            reads: Default::default(),
+            barrier: tokio::sync::Barrier::new(2),
+        },
+        history: base.history,
+        diagnostics: base.diagnostics,
+        revisions: base.revisions,
+        metrics: CollectedMetrics::default(),
+    };
+    let succeeded = |execution: &str, time: &str| {
+        let mut e = event("codepipeline-pipeline-succeeded-v2.json");
+        e["id"] = json!(format!("id-{execution}"));
+        e["time"] = json!(time);
+        e["detail"]["execution-id"] = json!(execution);
+        e
+    };
+
+    let (a, b) = tokio::join!(
+        notifier.handle(succeeded("aaaaaaaa-0000-4a6b-9c1d-000000000001", "2026-11-21T15:00:00Z"), "a", now()),
+        notifier.handle(succeeded("bbbbbbbb-0000-4a6b-9c1d-000000000002", "2026-11-21T15:10:00Z"), "b", now()),
+    );
+    a.unwrap();
+    b.unwrap();
+
+    let metrics = notifier.metrics.0.lock().unwrap().clone();
+    let restores: Vec<&Value> = metrics.iter().map(|m| &m["TimeToRestoreSeconds"]).filter(|t| !t.is_null()).collect();
+    assert_eq!(restores.len(), 1, "one recovery, one time to restore: {metrics:#?}");
+}

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use pipewarden_shared::deadline;
 use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::eventbridge::Shape;
@@ -22,7 +21,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::alarm::{self, AlarmTransition};
 use crate::config::Config;
 use crate::format;
-use crate::memory::{AlarmMemory, OkOnTopic, Verdict};
+use crate::memory::{AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
 
@@ -194,24 +193,19 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
             }
             let transition = plan.alarm.key();
             // In the time reserved for settling: a publish that hung used all of the work's.
-            let settled = deadline::settling(ledger::read_modify_write(
+            let outcomes: Vec<(String, Option<String>)> = results
+                .iter()
+                .map(|s| (delivery_key(&transition, &s.target.topic_arn), s.result.as_ref().ok().cloned()))
+                .collect();
+            let settled = ledger::settle_all(
                 &self.store,
                 &plan.memory_key,
                 || AlarmMemory { subject: plan.alarm.subject(), ..AlarmMemory::default() },
-                |memory| {
-                    for s in &results {
-                        let key = delivery_key(&transition, &s.target.topic_arn);
-                        ledger::settle(
-                            &mut memory.deliveries,
-                            &key,
-                            token,
-                            s.result.as_ref().ok().map(String::as_str),
-                            now,
-                        );
-                    }
-                    Some(())
-                },
-            ))
+                |memory| &mut memory.deliveries,
+                &outcomes,
+                token,
+                now,
+            )
             .await;
             if let Err(e) = settled {
                 error!(error = %e, "could not record what was sent");
@@ -283,35 +277,11 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
             &self.store,
             &memory_key,
             || AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() },
-            |memory| {
-                let fresh = !memory.decided.iter().any(|(k, _)| *k == transition);
-                let verdict = memory.decide(&alarm, self.config.flap_window, now);
-                let before = memory.deliveries.clone();
-                let mut claimed = Vec::new();
-                let mut waiting = Vec::new();
-                if verdict == Verdict::Send {
-                    for target in &targets {
-                        match memory.ok_on_topic(&transition, &target.topic_arn, now, self.config.claim_ttl) {
-                            OkOnTopic::Withhold => continue,
-                            OkOnTopic::Wait => waiting.push(target.clone()),
-                            OkOnTopic::Send => {
-                                let key = delivery_key(&transition, &target.topic_arn);
-                                if ledger::claim(&mut memory.deliveries, &key, token, now, self.config.claim_ttl) {
-                                    claimed.push(target.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-                // Written when something changed: a new decision, a claim, or an ALARM superseded.
-                // A claim already ours (found after a write whose answer was lost) is still to send.
-                let changed = fresh || !claimed.is_empty() || memory.deliveries != before;
-                Some((claimed, waiting)).filter(|_| changed)
-            },
+            |memory| memory.plan(&alarm, &targets, token, now, self.config.flap_window, self.config.claim_ttl),
         )
         .await
         .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
-        let (claimed, waiting) = claimed.unwrap_or_default();
+        let Claims { claimed, waiting } = claimed.unwrap_or_default();
         for target in &waiting {
             info!(topic = %target.topic_arn, "OK waits: its ALARM is being sent to this topic now");
         }

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 use pipewarden_shared::events::cloudwatch::AlarmStateValue;
-use pipewarden_shared::ledger::{delivery_key, Deliveries, Delivery};
+use pipewarden_shared::ledger::{claim, delivery_key, Deliveries, Delivery};
 use serde::{Deserialize, Serialize};
 
 use crate::alarm::AlarmTransition;
+use crate::rules::Target;
 
 /// How many decided transitions an alarm's memory keeps (older ones are forgotten with their deliveries).
 const REMEMBERED: usize = 20;
@@ -76,6 +77,44 @@ impl AlarmMemory {
         verdict
     }
 
+    /// alarm-fanout's decision, a plain function over plain data: given this transition, this
+    /// memory, the targets the rules chose and the time, decide (or recall) the verdict and claim
+    /// the targets not yet sent for `token`. `None` when nothing changed, so nothing is stored.
+    /// The handler only loads the memory, calls this, delivers and settles.
+    pub fn plan(
+        &mut self,
+        alarm: &AlarmTransition,
+        targets: &[Target],
+        token: &str,
+        now: DateTime<Utc>,
+        flap_window: Duration,
+        ttl: Duration,
+    ) -> Option<Claims> {
+        let transition = alarm.key();
+        let fresh = !self.decided.iter().any(|(k, _)| *k == transition);
+        let verdict = self.decide(alarm, flap_window, now);
+        let before = self.deliveries.clone();
+        let mut claims = Claims::default();
+        if verdict == Verdict::Send {
+            for target in targets {
+                match self.ok_on_topic(&transition, &target.topic_arn, now, ttl) {
+                    OkOnTopic::Withhold => continue,
+                    OkOnTopic::Wait => claims.waiting.push(target.clone()),
+                    OkOnTopic::Send => {
+                        let key = delivery_key(&transition, &target.topic_arn);
+                        if claim(&mut self.deliveries, &key, token, now, ttl) {
+                            claims.claimed.push(target.clone());
+                        }
+                    }
+                }
+            }
+        }
+        // Stored when something changed: a new decision, a claim, or an ALARM superseded. A claim
+        // already ours (found after a write whose answer was lost) is still to send.
+        let changed = fresh || !claims.claimed.is_empty() || self.deliveries != before;
+        changed.then_some(claims)
+    }
+
     /// What the sent OK `ok` may do on `topic`, given what became of the ALARM it resolves there.
     /// An ALARM the topic never got (its publish failed and awaits a retry) is superseded: neither
     /// it nor the OK is sent there, so the last message matches the alarm's state. An ALARM being
@@ -99,6 +138,15 @@ impl AlarmMemory {
             }
         }
     }
+}
+
+/// What [`AlarmMemory::plan`] claimed for an invocation.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    /// Targets this invocation sends to.
+    pub claimed: Vec<Target>,
+    /// Targets an OK may not be sent to yet: its ALARM is being sent there by another invocation.
+    pub waiting: Vec<Target>,
 }
 
 /// See [`AlarmMemory::ok_on_topic`].

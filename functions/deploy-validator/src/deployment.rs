@@ -120,10 +120,13 @@ impl CodeDeployLookup {
             .deployment_targets
             .unwrap_or_default();
         let events = targets.into_iter().flat_map(|target| {
+            // An ECS blue/green deployment made by CloudFormation's AWS::CodeDeploy::BlueGreen
+            // hook has a CloudFormation target, with the same lifecycle events.
             let events = target
                 .lambda_target
                 .and_then(|t| t.lifecycle_events)
                 .or_else(|| target.ecs_target.and_then(|t| t.lifecycle_events))
+                .or_else(|| target.cloud_formation_target.and_then(|t| t.lifecycle_events))
                 .unwrap_or_default();
             events.into_iter().map(|e| TargetEvent {
                 name: e.lifecycle_event_name.unwrap_or_default(),

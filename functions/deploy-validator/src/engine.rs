@@ -235,7 +235,11 @@ fn last_problem(attempts: &[Attempt]) -> Option<String> {
 /// The URL as a result may quote it: without user info, query values or the check's secret path
 /// segments.
 fn redact(http: &HttpCheck, url: &str) -> String {
-    pipewarden_shared::logging::redact_url_with(url, &http.secret_path_segments)
+    // The URL as it is requested (`..` resolved), whose path segments the spec's positions count.
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => pipewarden_shared::logging::redact_url_with(parsed.as_str(), &http.secret_path_segments),
+        Err(_) => pipewarden_shared::logging::redact_url_with(url, &http.secret_path_segments),
+    }
 }
 
 fn judge_http(http: &HttpCheck, response: &HttpResponse) -> Attempt {
@@ -362,4 +366,20 @@ pub fn report_text(results: &[CheckResult]) -> String {
         results.len()
     ));
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{Check, Spec};
+
+    /// The spec counts secret segments on the URL as requested (`..` resolved); so does the redaction.
+    #[test]
+    fn a_secret_segment_is_hidden_in_the_url_as_requested() {
+        let text = "allowedHosts: [a]\nchecks: [{name: h, type: http, url: 'http://a/x/../keys/SECRET/h?t=1', secretPathSegments: [2]}]";
+        let spec = Spec::parse(text, "t").unwrap();
+        let Check::Http(http) = &spec.checks[0] else { panic!("an http check") };
+        let shown = super::redact(http, &http.url);
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.starts_with("http://a/keys/"), "{shown}");
+    }
 }

@@ -404,11 +404,25 @@ where
         }
     }
 
+    /// Marks what became of the decision (reported, notice sent) in the stored evidence: a
+    /// conditional read-modify-write that only ever sets those marks, so a slower invocation
+    /// cannot undo another's "notice sent" (which would send the notice twice).
     async fn save(&self, key: &str, evidence: &Evidence, end: Instant) {
         let Some(store) = &self.store else { return };
-        let body = serde_json::to_vec_pretty(evidence).expect("evidence serializes");
         let remaining = end.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
-        match tokio::time::timeout(remaining, store.put(key, body, "application/json", WriteCondition::Always)).await {
+        let mark = pipewarden_shared::ledger::read_modify_write(
+            store,
+            key,
+            || evidence.clone(),
+            |stored: &mut Evidence| {
+                let before = (stored.reported, stored.notice_sent);
+                stored.reported |= evidence.reported;
+                stored.notice_sent |= evidence.notice_sent;
+                // Or the record is not there at all (its first write failed): write it whole.
+                (before != (stored.reported, stored.notice_sent) || stored == evidence).then_some(())
+            },
+        );
+        match tokio::time::timeout(remaining, Box::pin(mark)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => warn!(error = %e, "evidence not updated"),
             Err(_) => warn!("evidence update timed out"),

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::links;
 
-use crate::config::NotifyOn;
+use crate::config::{NotifyOn, Target};
+use pipewarden_shared::ledger::{self, delivery_key};
 use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
 use crate::timeline::{Timeline, Trigger};
 use pipewarden_shared::events::parse_time;
@@ -20,6 +21,47 @@ pub struct Outcome {
     pub action: Option<String>,
     pub approval: bool,
     pub attempt: u64,
+}
+
+/// What one event decides, given the execution's stored timeline and the time: the outcome to
+/// notify (if any), the topics this invocation claimed for it, and whether the event is the
+/// execution's first final state (which emits the metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventDecision {
+    pub outcome: Option<Outcome>,
+    pub claimed: Vec<Target>,
+    pub first_final: bool,
+}
+
+/// The notifier's decision, a plain function over plain data: records `event` in `timeline`,
+/// decides the outcome and claims its topics for `token`. `None` when nothing changed (a duplicate
+/// with nothing left to send): nothing to store, nothing to do. The handler only loads the
+/// timeline, calls this, delivers and settles.
+pub fn on_event(
+    timeline: &mut Timeline,
+    event: &PipelineEvent,
+    rules: &[NotifyOn],
+    targets: &[Target],
+    token: &str,
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> Option<EventDecision> {
+    let was_final = timeline.final_state(event.attempt()).is_some();
+    let recorded = timeline.record(event);
+    let outcome = outcome_for(event, rules, timeline);
+    let claimed: Vec<Target> = match &outcome {
+        Some(o) => targets
+            .iter()
+            .filter(|t| ledger::claim(&mut timeline.deliveries, &delivery_key(&o.key, &t.topic_arn), token, now, ttl))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
+    if !recorded && claimed.is_empty() {
+        return None;
+    }
+    let first_final = recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
+    Some(EventDecision { outcome, claimed, first_final })
 }
 
 /// The outcome this event announces, if the rules say it notifies. A non-final event that arrives

@@ -8,17 +8,17 @@
 //! expires after `CLAIM_TTL_SECONDS`.
 
 use chrono::{DateTime, Duration, Utc};
-use pipewarden_shared::deadline::{self, bounded_optional};
+use pipewarden_shared::deadline::bounded_optional;
 use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
-use pipewarden_shared::ports::{ObjectStore, Publisher, WriteCondition};
+use pipewarden_shared::ports::{ObjectStore, Publisher};
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::config::{Config, Target};
-use crate::decide::{self, FailureReport, Outcome};
+use crate::config::Config;
+use crate::decide::{self, EventDecision, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
 use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
@@ -137,37 +137,11 @@ where
             &self.store,
             &key,
             || Timeline::new(event),
-            |timeline| {
-                let was_final = timeline.final_state(event.attempt()).is_some();
-                let recorded = timeline.record(event);
-                let outcome = decide::outcome_for(event, &self.config.notify_on, timeline);
-                let claimed: Vec<Target> = match &outcome {
-                    Some(o) => targets
-                        .iter()
-                        .filter(|t| {
-                            ledger::claim(
-                                &mut timeline.deliveries,
-                                &delivery_key(&o.key, &t.topic_arn),
-                                token,
-                                now,
-                                ttl,
-                            )
-                        })
-                        .cloned()
-                        .collect(),
-                    None => Vec::new(),
-                };
-                if !recorded && claimed.is_empty() {
-                    return None;
-                }
-                let first_final =
-                    recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
-                Some((outcome, claimed, first_final))
-            },
+            |timeline| decide::on_event(timeline, event, &self.config.notify_on, &targets, token, now, ttl),
         )
         .await
         .map_err(ledger_error)?;
-        let Some((outcome, claimed, first_final)) = claimed else {
+        let Some(EventDecision { outcome, claimed, first_final }) = claimed else {
             info!("duplicate event, nothing to do");
             return Ok(EventResult::Duplicate);
         };
@@ -210,19 +184,19 @@ where
         // Mark what was sent and release what was not, so a retry sends only that, in the time
         // reserved for it (a send that hung used all of the work's). A failure here is logged, not
         // returned: the messages went out, and a retry would send them again once the claims expire.
-        let settled = deadline::settling(ledger::read_modify_write(
+        let outcomes: Vec<(String, Option<String>)> = results
+            .iter()
+            .map(|(target, result)| (delivery_key(&outcome.key, &target.topic_arn), result.as_ref().ok().cloned()))
+            .collect();
+        let settled = ledger::settle_all(
             &self.store,
             &key,
             || Timeline::new(event),
-            |timeline| {
-                for (target, result) in &results {
-                    let sent = result.as_ref().ok().map(String::as_str);
-                    let delivery = delivery_key(&outcome.key, &target.topic_arn);
-                    ledger::settle(&mut timeline.deliveries, &delivery, token, sent, now);
-                }
-                Some(())
-            },
-        ))
+            |timeline| &mut timeline.deliveries,
+            &outcomes,
+            token,
+            now,
+        )
         .await;
         if let Err(e) = settled {
             error!(error = %e, "could not record the sent notification");
@@ -377,23 +351,26 @@ where
                 &owned
             }
         };
+        // Conditional, like every other write of state: two outcomes of the pipeline ending
+        // together each see the other's (one recovery is one time to restore, not two).
         let key = PipelineHealth::key(&timeline.pipeline);
-        let health = match self.store.get(&key).await {
-            Ok(Some(object)) => serde_json::from_slice(&object.body).unwrap_or_default(),
-            Ok(None) => PipelineHealth::default(),
+        let at = report.at.unwrap_or(now);
+        let state = report.outcome.state.clone();
+        let updated = ledger::read_modify_write(&self.store, &key, PipelineHealth::default, |health| {
+            let (next, restored) = health.after(&state, at);
+            (next != *health).then(|| {
+                *health = next;
+                restored
+            })
+        })
+        .await;
+        let restored = match updated {
+            Ok((_, restored)) => restored.flatten(),
             Err(e) => {
-                warn!(error = %e, "pipeline health unreadable; time to restore left out");
-                PipelineHealth::default()
+                warn!(error = %e, "pipeline health not updated; time to restore left out");
+                None
             }
         };
-        let at = report.at.unwrap_or(now);
-        let (next, restored) = health.after(&report.outcome.state, at);
-        if next != health {
-            let body = serde_json::to_vec(&next).expect("health serializes");
-            if let Err(e) = self.store.put(&key, body, "application/json", WriteCondition::Always).await {
-                warn!(error = %e, "pipeline health not saved");
-            }
-        }
         self.metrics.emit(&outcome_document(report, restored, now));
     }
 }

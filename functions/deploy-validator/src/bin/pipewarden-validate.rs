@@ -88,10 +88,19 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Run from the appspec's ValidateService hook: that event's own checks if the spec has them.
+    // The CodeDeploy agent names the hook's event in LIFECYCLE_EVENT (ValidateService in the
+    // reference appspec); that event's own checks if the spec has them.
+    let event = std::env::var("LIFECYCLE_EVENT").ok().filter(|e| !e.is_empty());
+    let event = event.as_deref().unwrap_or("ValidateService");
     let checks = match &args.group {
-        Some((app, group)) => spec.checks_for(app, group, Some("ValidateService")),
-        None => Ok(spec.hooks.get("ValidateService").map(|h| h.checks.as_slice()).unwrap_or(&spec.checks)),
+        Some((app, group)) => spec.checks_for(app, group, Some(event)),
+        None => match spec.hooks.get(event) {
+            Some(own) => Ok(own.checks.as_slice()),
+            None if spec.checks.is_empty() => Err(format!(
+                "the validation spec has no top-level checks for {event}: nothing would be validated (name the deployment group, or add checks)"
+            )),
+            None => Ok(spec.checks.as_slice()),
+        },
     };
     let checks = match checks {
         Ok(checks) => checks,

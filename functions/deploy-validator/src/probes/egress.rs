@@ -217,8 +217,15 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
                 return IpAddr::V4(v4);
             }
             let s = v6.segments();
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return IpAddr::V4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+            let carried = || IpAddr::V4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8));
+            // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d, but not ::
+            // or ::1) carry an IPv4 address in the last 32 bits.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1)) {
+                return carried();
+            }
+            // 6to4 (2002::/16) carries it in bits 16-47.
+            if s[0] == 0x2002 {
+                return IpAddr::V4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
             }
             ip
         }
@@ -580,6 +587,10 @@ mod tests {
     fn ipv4_inside_ipv6_is_judged_as_ipv4() {
         assert_eq!(canonical("::ffff:169.254.169.254".parse().unwrap()), "169.254.169.254".parse::<IpAddr>().unwrap());
         assert_eq!(canonical("64:ff9b::a9fe:a9fe".parse().unwrap()), "169.254.169.254".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical("::a9fe:a9fe".parse().unwrap()), "169.254.169.254".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical("2002:a9fe:a9fe::1".parse().unwrap()), "169.254.169.254".parse::<IpAddr>().unwrap());
+        assert_eq!(canonical("::1".parse().unwrap()), "::1".parse::<IpAddr>().unwrap(), "loopback stays itself");
+        assert_eq!(canonical("::".parse().unwrap()), "::".parse::<IpAddr>().unwrap());
         for (ip, guarded) in [
             ("127.0.0.1", Some(Guarded::Loopback)),
             ("127.8.9.10", Some(Guarded::Loopback)),
