@@ -30,6 +30,8 @@ fi
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 cp -R examples/flask-app/. "$stage/"
+# What builds and tests the app stays out of what the instances run.
+rm -rf "$stage/tests" "$stage/buildspec.yml" "$stage/Jenkinsfile" "$stage/pipeline.yaml" "$stage/requirements-dev.txt"
 install -D -m 0755 "$binary" "$stage/bin/pipewarden-validate"
 mkdir -p "$(dirname "$out")"
 

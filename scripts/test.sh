@@ -35,6 +35,10 @@ step "cfn-lint with the cfn-lint-serverless rules"
 step "checkov (skipped checks are listed in template.yaml with their reasons)"
 .venv-checks/bin/checkov --framework cloudformation --skip-download -f template.yaml --compact --quiet
 
+step "cfn-lint and checkov examples/flask-app/pipeline.yaml (skipped checks are listed in it with their reasons)"
+cfn-lint --append-rules tools/cfn-rules -- examples/flask-app/pipeline.yaml
+.venv-checks/bin/checkov --framework cloudformation --skip-download -f examples/flask-app/pipeline.yaml --compact --quiet
+
 step "sam validate --lint"
 AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-us-east-1} sam validate --lint --template template.yaml
 

@@ -17,6 +17,8 @@ pub mod deadline;
 pub mod deploy_context;
 pub mod document;
 pub mod events;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod format;
 pub mod lambda;
 pub mod ledger;

@@ -14,7 +14,7 @@ use pipewarden_shared::deadline;
 use pipewarden_shared::deploy_context::{self, Change};
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::lambda::Retry;
-use pipewarden_tests::{event, Emulator, Notification, Subscribed};
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";
@@ -226,11 +226,20 @@ async fn ok_is_sent_only_after_its_alarm_was_sent() {
     assert!(out["alarms"][0]["verdict"].as_str().unwrap().contains("OK for an alarm whose ALARM was not sent"));
     assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
 
-    handle(&world, event("cloudwatch-alarm-metric.json"), "b").await;
+    // Its ALARM (17:04), overtaken by that OK (17:20), arrives late: recorded, not sent, so no
+    // subscriber is left with an open ALARM for an alarm that is OK.
+    let late = handle(&world, event("cloudwatch-alarm-metric.json"), "b").await;
+    assert!(late["alarms"][0]["verdict"].as_str().unwrap().contains("older than"), "{late}");
+    assert_eq!(counts(&world.got().await), [0, 0, 0, 0]);
+
+    let mut alarm_again = event("cloudwatch-alarm-metric.json");
+    alarm_again["id"] = json!("a-new-alarm");
+    alarm_again["detail"]["state"]["timestamp"] = json!("2026-11-20T17:25:00.000+0000");
+    handle(&world, alarm_again, "c").await;
     let mut ok_later = event("cloudwatch-alarm-metric-ok.json");
     ok_later["id"] = json!("another-delivery");
     ok_later["detail"]["state"]["timestamp"] = json!("2026-11-20T17:30:00.000+0000");
-    handle(&world, ok_later, "c").await;
+    handle(&world, ok_later, "d").await;
     let got = world.got().await;
     assert_eq!(counts(&got), [2, 0, 0, 2]);
     assert_eq!(got[0][1].subject.as_deref(), Some("[OK] ServerCpuTooHigh in us-east-1"));
@@ -423,6 +432,24 @@ async fn a_partial_timeout_is_settled_and_the_retry_sends_only_what_is_missing()
     let total: Vec<usize> = counts(&world.got().await).to_vec();
     // `got` drains what was received since the last look: the missing one, and nothing else.
     assert_eq!(total.iter().sum::<usize>(), 1, "{total:?}");
+}
+
+/// Issue 15: a message SNS refuses for what it is (a 4xx other than throttling) is not retried as
+/// it is; a server error still is.
+#[tokio::test]
+async fn a_message_sns_refuses_is_not_retried_as_is() {
+    let world = World::new().await;
+    world.aws.inject_fault("Publish", 400, "InvalidParameter", 10).await;
+    let (result, _) = handle_within(&world, 10, event("cloudwatch-alarm-metric.json"), "req-1").await;
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("InvalidParameter"), "{err}");
+    assert_eq!(err.retry(), Retry::Useless, "{err}");
+
+    world.aws.clear_faults().await;
+    world.aws.inject_fault("Publish", 500, "InternalError", 100).await;
+    let (result, _) = handle_within(&world, 20, event("cloudwatch-alarm-metric.json"), "req-2").await;
+    let err = result.unwrap_err();
+    assert_eq!(err.retry(), Retry::Helps, "{err}");
 }
 
 /// Issue 15: ALARM's publish fails (SNS errors until the SDK gives up), OK arrives and is handled,
@@ -664,7 +691,7 @@ fn the_tagged_sample_event_names_the_alarm_the_lookup_would() {
 // ---------------------------------------------------------------------------------------------
 // Every alarm shape users meet: the sample events of the `aws_lambda_events` crate.
 
-use pipewarden_tests::lambda_events_fixtures;
+use pipewarden_devkit::lambda_events_fixtures;
 
 /// The crate's CloudWatch alarm shapes, and the verdict (start) on each alarm they carry: each
 /// must be delivered, or suppressed with a reason.

@@ -18,7 +18,7 @@ use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::format::{chat_escape, one_line};
 use pipewarden_shared::links;
-use pipewarden_tests::{event, Emulator, Notification, Subscribed};
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

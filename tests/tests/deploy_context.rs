@@ -24,7 +24,7 @@ use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistor
 use pipeline_notifier::metrics::MetricSink;
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::document::DocumentSource;
-use pipewarden_tests::{event, Emulator, Subscribed};
+use pipewarden_devkit::{event, Emulator, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";

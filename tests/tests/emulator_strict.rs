@@ -7,7 +7,7 @@
 use std::process::Command;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
-use pipewarden_tests::{python, repo_root, Emulator};
+use pipewarden_devkit::{python, repo_root, Emulator};
 
 #[tokio::test]
 async fn every_added_operation_and_the_answers_we_rely_on_match_the_service_models() {

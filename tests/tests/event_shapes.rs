@@ -6,7 +6,7 @@ use pipewarden_shared::events::codedeploy::parse_hook;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
-use pipewarden_tests::{all_events, event};
+use pipewarden_devkit::{all_events, event};
 use serde_json::json;
 
 #[test]

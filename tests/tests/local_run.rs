@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use pipewarden_tests::{lambda_events_fixtures, repo_root};
+use pipewarden_devkit::{lambda_events_fixtures, repo_root};
 
 struct Run {
     code: Option<i32>,

@@ -7,7 +7,7 @@ use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPubl
 use pipewarden_shared::ports::{
     FailureKind, HookReporter, HookStatus, ObjectStore, OutboundMessage, Publisher, PutOutcome, WriteCondition,
 };
-use pipewarden_tests::Emulator;
+use pipewarden_devkit::Emulator;
 
 fn message(subject: &str, body: &str, severity: &str) -> OutboundMessage {
     OutboundMessage {

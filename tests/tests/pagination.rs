@@ -6,7 +6,7 @@ use deploy_validator::probes::{AlarmGate, CloudWatchAlarmGate};
 use pipeline_notifier::lookups::{
     ActionHistory, CodeDeployDiagnostics, CodePipelineActionHistory, DeploymentDiagnostics,
 };
-use pipewarden_tests::Emulator;
+use pipewarden_devkit::Emulator;
 use serde_json::json;
 
 const EXECUTION: &str = "c0ffee00-3333-4e5f-8a9b-0c1d2e3f4a5b";

@@ -3,7 +3,7 @@
 //! stages; both pipelines' install and build commands work on a clean agent (they are run here, not
 //! only read); the template wires what the functions read.
 
-use pipewarden_tests::repo_root;
+use pipewarden_devkit::repo_root;
 use serde_yaml_ng::Value;
 
 fn yaml(path: &str) -> Value {

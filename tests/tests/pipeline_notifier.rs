@@ -17,7 +17,7 @@ use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::Delivery;
 use pipewarden_shared::ports::FailureKind;
-use pipewarden_tests::{event, Emulator, Notification, Subscribed};
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipewarden_tests::repo_root;
+use pipewarden_devkit::repo_root;
 use serde_json::{json, Value};
 
 fn venv(tool: &str) -> PathBuf {

@@ -20,12 +20,12 @@ use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
 use pipewarden_bench::measure::{proc_status_kib, thread_cpu_time, Summary};
-use pipewarden_bench::work::Workload;
+use pipewarden_devkit::work::Workload;
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::document::DocumentSource;
-use pipewarden_tests::http::{LocalHttp, Reply};
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::{local, repo_root, Emulator};
+use pipewarden_devkit::http::{LocalHttp, Reply};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::{local, repo_root, Emulator};
 use serde_json::{json, Value};
 
 type Failure = Box<dyn std::error::Error>;
@@ -220,7 +220,7 @@ async fn cold_start_once(c: &Candidate, run: usize) -> Result<Reading, Failure> 
 }
 
 fn sample(name: &str) -> Value {
-    pipewarden_tests::event(name)
+    pipewarden_devkit::event(name)
 }
 
 async fn cold_start(o: &Options) -> Result<String, Failure> {
@@ -292,7 +292,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
                 ("SLACK_CHANNEL", "alerts".to_string()),
                 ("SLACK_USERNAME", "notify-slack".to_string()),
                 ("SLACK_EMOJI", ":aws:".to_string()),
-                ("AWS_DEFAULT_REGION", pipewarden_tests::REGION.to_string()),
+                ("AWS_DEFAULT_REGION", pipewarden_devkit::REGION.to_string()),
             ]
             .map(|(k, v)| (k.to_string(), v)),
         );
@@ -399,7 +399,7 @@ fn cpu(o: &Options) -> Result<String, Failure> {
     let read = |names: &[String]| -> Result<Vec<Vec<u8>>, Failure> {
         names.iter().map(|n| Ok(std::fs::read(repo_root().join("events").join(n))?)).collect()
     };
-    let all: Vec<String> = pipewarden_tests::all_events().into_iter().map(|(n, _)| n).collect();
+    let all: Vec<String> = pipewarden_devkit::all_events().into_iter().map(|(n, _)| n).collect();
     let peer_names: Vec<String> = PEER_EVENTS.iter().map(|n| n.to_string()).collect();
     let (all_raw, peer_raw) = (read(&all)?, read(&peer_names)?);
 

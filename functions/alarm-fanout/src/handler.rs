@@ -42,13 +42,19 @@ pub enum FanoutError {
     #[error("memory of alarm {alarm}: {source}")]
     Ledger { alarm: String, source: LedgerError },
     #[error("not delivered: {failed}")]
-    Delivery { failed: String },
+    Delivery {
+        failed: String,
+        /// Whether trying again may deliver: not when SNS refused every failed message for what it
+        /// is (a 4xx other than throttling), which the same message gets again.
+        retryable: bool,
+    },
 }
 
 impl FanoutError {
     pub fn retry(&self) -> Retry {
         match self {
             FanoutError::Ledger { source: LedgerError::Corrupt { .. }, .. } => Retry::Useless,
+            FanoutError::Delivery { retryable: false, .. } => Retry::Useless,
             _ => Retry::Helps,
         }
     }
@@ -167,6 +173,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
 
         let sent = self.publish(&plans).await;
         let mut failed = Vec::new();
+        let mut retryable = false;
         for (i, plan) in plans.iter().enumerate() {
             let span = info_span!("alarm", event_id = %plan.alarm.source_id, alarm = %plan.alarm.alarm_name);
             let _entered = span.enter();
@@ -179,10 +186,12 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                     Err(e) => {
                         error!(topic = %s.target.topic_arn, error = %e, "alarm not sent");
                         failed.push(format!("{} -> {} ({e})", plan.alarm.alarm_name, s.target.topic_arn));
+                        retryable |= e.is_retryable();
                     }
                 }
             }
             for target in &plan.waiting {
+                retryable = true;
                 failed.push(format!(
                     "{} -> {} (OK waits for its ALARM, still being sent there)",
                     plan.alarm.alarm_name, target.topic_arn
@@ -227,7 +236,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
             })
             .collect();
         if !failed.is_empty() {
-            return Err(FanoutError::Delivery { failed: failed.join("; ") });
+            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
         }
         Ok(json!({ "alarms": summary, "rejected": rejected.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
     }

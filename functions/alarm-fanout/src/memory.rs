@@ -21,10 +21,11 @@ pub struct AlarmMemory {
     pub open_alarm: Option<String>,
     #[serde(default)]
     pub last_insufficient_sent: Option<DateTime<Utc>>,
-    /// When the newest transition decided to be sent happened (CloudWatch's state time): an
-    /// older one arriving later is recorded, never sent after it.
+    /// When the newest transition this memory decided on happened (CloudWatch's state time), sent
+    /// or suppressed: an older one is recorded, never sent after it, neither when it arrives late
+    /// nor when a retry claims it again.
     #[serde(default)]
-    pub last_sent_at: Option<DateTime<Utc>>,
+    pub latest_at: Option<DateTime<Utc>>,
     /// The last OK decided to be sent, and the ALARM it resolves: per topic, it goes only where
     /// that ALARM went.
     #[serde(default)]
@@ -55,10 +56,10 @@ impl AlarmMemory {
             return verdict.clone();
         }
         let verdict = verdict(self, alarm, flap_window, now);
+        if let Some(at) = alarm.state_time {
+            self.latest_at = Some(self.latest_at.map_or(at, |latest| latest.max(at)));
+        }
         if verdict == Verdict::Send {
-            if let Some(at) = alarm.state_time {
-                self.last_sent_at = Some(self.last_sent_at.map_or(at, |last| last.max(at)));
-            }
             match alarm.state {
                 AlarmStateValue::Alarm => self.open_alarm = Some(key.clone()),
                 AlarmStateValue::Ok => self.resolved = self.open_alarm.take().map(|open| (key.clone(), open)),
@@ -95,7 +96,21 @@ impl AlarmMemory {
         let verdict = self.decide(alarm, flap_window, now);
         let before = self.deliveries.clone();
         let mut claims = Claims::default();
-        if verdict == Verdict::Send {
+        let overtaken = matches!((alarm.state_time, self.latest_at), (Some(at), Some(latest)) if at < latest);
+        if verdict == Verdict::Send && overtaken {
+            // A newer transition was decided since this one (a retry comes late): whatever it did
+            // not send yet it never sends, so no topic ends on a stale state.
+            for target in targets {
+                let key = delivery_key(&transition, &target.topic_arn);
+                match self.deliveries.get(&key) {
+                    Some(Delivery::Sent { .. } | Delivery::Superseded { .. }) => {}
+                    Some(Delivery::Claimed { token: other, at }) if other != token && now - *at <= ttl => {}
+                    _ => {
+                        self.deliveries.insert(key, Delivery::Superseded { by: "a newer transition".into(), at: now });
+                    }
+                }
+            }
+        } else if verdict == Verdict::Send {
             for target in targets {
                 match self.ok_on_topic(&transition, &target.topic_arn, now, ttl) {
                     OkOnTopic::Withhold => continue,
@@ -163,11 +178,11 @@ fn verdict(memory: &AlarmMemory, alarm: &AlarmTransition, flap_window: Duration,
     if let Some(by) = &alarm.suppressed {
         return Verdict::Suppress(format!("actions suppressed by CloudWatch ({by})"));
     }
-    if let (Some(at), Some(last)) = (alarm.state_time, memory.last_sent_at) {
-        if at < last {
+    if let (Some(at), Some(latest)) = (alarm.state_time, memory.latest_at) {
+        if at < latest {
             return Verdict::Suppress(format!(
-                "older than the transition of {} already sent (delivered late)",
-                last.to_rfc3339()
+                "older than the transition of {} already received (delivered late)",
+                latest.to_rfc3339()
             ));
         }
     }
@@ -242,7 +257,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transition_older_than_the_last_sent_is_recorded_not_sent() {
+    fn a_transition_older_than_the_latest_received_is_recorded_not_sent() {
         let mut m = AlarmMemory::default();
         let w = Duration::minutes(15);
         let now = Utc::now();
@@ -273,6 +288,37 @@ mod tests {
             "the ALARM's retry finds it superseded"
         );
         assert_eq!(m.ok_on_topic(&ok.key(), "sending", now + ttl + Duration::seconds(1), ttl), OkOnTopic::Withhold);
+    }
+
+    #[test]
+    fn an_ok_that_arrived_first_keeps_its_late_alarm_from_being_sent() {
+        let mut m = AlarmMemory::default();
+        let (w, now) = (Duration::minutes(15), Utc::now());
+        assert!(matches!(m.decide(&t(AlarmStateValue::Ok, 2), w, now), Verdict::Suppress(_)));
+        let late = m.decide(&t(AlarmStateValue::Alarm, 1), w, now);
+        assert!(matches!(&late, Verdict::Suppress(r) if r.contains("older than")), "{late:?}");
+    }
+
+    #[test]
+    fn a_retry_overtaken_by_a_newer_transition_claims_nothing() {
+        let mut m = AlarmMemory::default();
+        let (w, ttl, now) = (Duration::minutes(15), Duration::seconds(120), Utc::now());
+        let target = |topic: &str| Target {
+            topic_arn: topic.to_string(),
+            chat: false,
+            severity: crate::rules::Severity::Critical,
+            rule: "r".to_string(),
+        };
+        let targets = [target("a")];
+        let ok = t(AlarmStateValue::Ok, 1);
+        m.decide(&t(AlarmStateValue::Alarm, 0), w, now);
+        assert!(m.plan(&ok, &targets, "first", now, w, ttl).is_some());
+        // OK's publish failed and its claim was released; a newer ALARM is decided meanwhile.
+        m.deliveries.remove(&delivery_key(&ok.key(), "a"));
+        m.plan(&t(AlarmStateValue::Alarm, 2), &targets, "newer", now, w, ttl);
+        let retry = m.plan(&ok, &targets, "first", now, w, ttl).unwrap_or_default();
+        assert!(retry.claimed.is_empty(), "{retry:?}");
+        assert!(matches!(m.deliveries.get(&delivery_key(&ok.key(), "a")), Some(Delivery::Superseded { .. })));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_clean_log, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
-use pipewarden_tests::{event, local, repo_root, Emulator};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::logs::{assert_clean_log, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
+use pipewarden_devkit::{event, local, repo_root, Emulator};
 use serde_json::json;
 
 #[tokio::test]

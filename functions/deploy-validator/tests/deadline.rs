@@ -7,9 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::deployment;
-use pipewarden_tests::http::{LocalHttp, Reply};
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::{local, Emulator};
+use pipewarden_devkit::http::{LocalHttp, Reply};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::{local, Emulator};
 use serde_json::json;
 
 #[tokio::test]

@@ -14,9 +14,9 @@ use common::{deployment, validator};
 use deploy_validator::hook::Evidence;
 use deploy_validator::probes::egress::AllowedHosts;
 use deploy_validator::probes::{HttpProbe, HttpRequest, ReqwestProbe, StaticLookup};
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_no_secret, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
-use pipewarden_tests::{local, Emulator};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::logs::{assert_no_secret, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
+use pipewarden_devkit::{local, Emulator};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -395,9 +395,9 @@ async fn an_invalid_url_with_a_password_and_a_token_is_reported_without_them() {
     deployment(&aws, "d-EGRESS-BADURL").await;
     let mut env = local::prepare(&aws).await;
     let deploy_topic = env.iter().find(|(k, _)| k == "DEPLOY_TOPIC_ARN").map(|(_, v)| v.clone()).unwrap();
-    let subscriber = pipewarden_tests::Subscribed {
+    let subscriber = pipewarden_devkit::Subscribed {
         topic_arn: deploy_topic,
-        queue_url: format!("{}/{}/pipewarden-deploy-subscriber", aws.endpoint, pipewarden_tests::ACCOUNT),
+        queue_url: format!("{}/{}/pipewarden-deploy-subscriber", aws.endpoint, pipewarden_devkit::ACCOUNT),
     };
     // Port 99999 does not exist: the URL is not a URL, and today's message quoted it whole.
     let spec = json!({

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{deployment, validator};
-use pipewarden_tests::webapp::{AppMode, FlaskBehindNginx};
-use pipewarden_tests::{repo_root, Emulator};
+use pipewarden_devkit::webapp::{AppMode, FlaskBehindNginx};
+use pipewarden_devkit::{repo_root, Emulator};
 
 /// The example spec, pointed at this nginx; fewer attempts where we expect failure (at least the 3 passes in a row it asks for).
 fn spec_for(app: &FlaskBehindNginx, max_attempts: u32) -> String {

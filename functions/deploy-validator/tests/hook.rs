@@ -14,8 +14,8 @@ use deploy_validator::spec_source::read_on_demand;
 use pipewarden_shared::deadline;
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::lambda::Retry;
-use pipewarden_tests::http::{closed_port, LocalHttp, Reply};
-use pipewarden_tests::Emulator;
+use pipewarden_devkit::http::{closed_port, LocalHttp, Reply};
+use pipewarden_devkit::Emulator;
 
 fn deadline_in(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)

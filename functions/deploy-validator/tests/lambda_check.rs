@@ -13,9 +13,9 @@ use aws_sdk_codedeploy::types::{
 };
 use deploy_validator::hook::Evidence;
 use pipewarden_shared::ports::HookStatus;
-use pipewarden_tests::lambda_invoke::{smoke_target, Invoked, LocalLambda};
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::{local, Emulator, Notification, Subscribed, ACCOUNT};
+use pipewarden_devkit::lambda_invoke::{smoke_target, Invoked, LocalLambda};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::{local, Emulator, Notification, Subscribed, ACCOUNT};
 use serde_json::{json, Value};
 
 /// The function under deployment, and the template's `LambdaCheckFunctions` that allows it.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{deployment, validator, BUCKET};
 use deploy_validator::hook::Evidence;
-use pipewarden_tests::Emulator;
+use pipewarden_devkit::Emulator;
 
 fn deadline_in(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)

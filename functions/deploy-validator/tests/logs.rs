@@ -7,10 +7,10 @@ mod common;
 use std::time::Duration;
 
 use common::deployment;
-use pipewarden_tests::http::{LocalHttp, Reply};
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_clean_log, assert_no_secret, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
-use pipewarden_tests::{local, Emulator};
+use pipewarden_devkit::http::{LocalHttp, Reply};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::logs::{assert_clean_log, assert_no_secret, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
+use pipewarden_devkit::{local, Emulator};
 use serde_json::json;
 
 const PASSWORD: &str = "hunter2-url-password";
@@ -23,9 +23,9 @@ async fn no_secret_reaches_the_log_the_evidence_or_the_notice() {
     deployment(&aws, "d-SECRETS1").await;
     let mut env = local::prepare(&aws).await;
     let deploy_topic = env.iter().find(|(k, _)| k == "DEPLOY_TOPIC_ARN").map(|(_, v)| v.clone()).unwrap();
-    let subscriber = pipewarden_tests::Subscribed {
+    let subscriber = pipewarden_devkit::Subscribed {
         topic_arn: deploy_topic,
-        queue_url: format!("{}/{}/pipewarden-deploy-subscriber", aws.endpoint, pipewarden_tests::ACCOUNT),
+        queue_url: format!("{}/{}/pipewarden-deploy-subscriber", aws.endpoint, pipewarden_devkit::ACCOUNT),
     };
     // The release answers 500, so the hook fails, publishes a notice and keeps evidence.
     let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("down") }).await;

@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use pipewarden_tests::http::closed_port;
-use pipewarden_tests::repo_root;
+use pipewarden_devkit::http::closed_port;
+use pipewarden_devkit::repo_root;
 use serde_yaml_ng::Value;
 
 /// The hooks CodeDeploy runs for an in-place EC2 deployment that has scripts, in its order; the

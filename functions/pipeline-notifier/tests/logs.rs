@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use pipewarden_tests::lambda_process::LambdaProcess;
-use pipewarden_tests::logs::{assert_clean_log, carries, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
-use pipewarden_tests::{event, local, Emulator};
+use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::logs::{assert_clean_log, carries, json_lines, troubleshooting_env, SECRET_KEY, SESSION_TOKEN};
+use pipewarden_devkit::{event, local, Emulator};
 use serde_json::json;
 
 #[tokio::test]

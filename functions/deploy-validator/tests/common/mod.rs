@@ -11,7 +11,7 @@ use deploy_validator::probes::{CloudWatchAlarmGate, HttpProbe, LambdaInvoker, Re
 use deploy_validator::spec::Spec;
 use deploy_validator::spec_source::SpecSlot;
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
-use pipewarden_tests::Emulator;
+use pipewarden_devkit::Emulator;
 
 pub const BUCKET: &str = "evidence";
 

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use pipewarden_shared::events::eventbridge::Shape;
-use pipewarden_tests::local::{self, BUCKET, TOPICS};
-use pipewarden_tests::{Emulator, Subscribed};
+use pipewarden_devkit::local::{self, BUCKET, TOPICS};
+use pipewarden_devkit::{Emulator, Subscribed};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -159,8 +159,8 @@ async fn report(aws: &Emulator) {
     println!("\n== What each subscriber received");
     for (_, name) in TOPICS {
         let subscribed = Subscribed {
-            topic_arn: format!("arn:aws:sns:{}:{}:{name}", pipewarden_tests::REGION, pipewarden_tests::ACCOUNT),
-            queue_url: format!("{}/{}/{name}-subscriber", aws.endpoint, pipewarden_tests::ACCOUNT),
+            topic_arn: format!("arn:aws:sns:{}:{}:{name}", pipewarden_devkit::REGION, pipewarden_devkit::ACCOUNT),
+            queue_url: format!("{}/{}/{name}-subscriber", aws.endpoint, pipewarden_devkit::ACCOUNT),
         };
         let received = aws.received(&subscribed).await;
         println!("{name}: {} message(s)", received.len());

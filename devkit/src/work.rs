@@ -52,7 +52,7 @@ pub struct Rendered {
 impl Workload {
     /// The sample configuration: every pipeline outcome, and the example routing rules.
     pub fn sample() -> Workload {
-        let path = pipewarden_tests::repo_root().join("examples/routing-rules.yaml");
+        let path = crate::repo_root().join("examples/routing-rules.yaml");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let vars: std::collections::HashMap<String, String> =
             SAMPLE_TOPICS.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
