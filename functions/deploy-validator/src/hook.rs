@@ -199,7 +199,18 @@ where
         end: Instant,
     ) -> Result<Value, ValidatorError> {
         if !evidence.reported {
-            self.report(hook, evidence.status, end).await?;
+            if let Some(kept) = self.report(hook, evidence.status, end).await? {
+                // CodeDeploy kept another status from an earlier report whose decision this
+                // invocation could not read: the record and the notice follow what CodeDeploy
+                // acts on, never the contradicting decision made afresh.
+                evidence.reason = format!(
+                    "CodeDeploy already has {} for this hook from an earlier report (this invocation's own checks said {}: {})",
+                    kept.as_str(),
+                    evidence.status.as_str(),
+                    evidence.reason
+                );
+                evidence.status = kept;
+            }
             evidence.reported = true;
             // Best effort from here on, each in what is left before `end`.
             self.save(key, &evidence, end).await;
@@ -415,11 +426,16 @@ where
             key,
             || evidence.clone(),
             |stored: &mut Evidence| {
-                let before = (stored.reported, stored.notice_sent);
+                let before = (stored.status, stored.reported, stored.notice_sent);
+                // The status CodeDeploy kept, once reported, is the record's (see `settle`).
+                if evidence.reported && stored.status != evidence.status {
+                    stored.status = evidence.status;
+                    stored.reason = evidence.reason.clone();
+                }
                 stored.reported |= evidence.reported;
                 stored.notice_sent |= evidence.notice_sent;
                 // Or the record is not there at all (its first write failed): write it whole.
-                (before != (stored.reported, stored.notice_sent) || stored == evidence).then_some(())
+                (before != (stored.status, stored.reported, stored.notice_sent) || stored == evidence).then_some(())
             },
         );
         match tokio::time::timeout(remaining, Box::pin(mark)).await {
@@ -429,8 +445,14 @@ where
         }
     }
 
-    /// Reports, retrying what may pass, until `give_up`.
-    async fn report(&self, hook: &HookInvocation, status: HookStatus, give_up: Instant) -> Result<(), ValidatorError> {
+    /// Reports, retrying what may pass, until `give_up`. `Some(status)` when CodeDeploy already
+    /// had the other status for the hook, which it keeps.
+    async fn report(
+        &self,
+        hook: &HookInvocation,
+        status: HookStatus,
+        give_up: Instant,
+    ) -> Result<Option<HookStatus>, ValidatorError> {
         let mut pause = Duration::from_millis(100);
         loop {
             let remaining = give_up.saturating_duration_since(Instant::now());
@@ -442,7 +464,7 @@ where
             let error = match attempt {
                 Ok(Ok(())) => {
                     info!(status = status.as_str(), "hook status reported");
-                    return Ok(());
+                    return Ok(None);
                 }
                 // Either an earlier attempt of ours took effect and its answer was lost (the SDK
                 // retried it, or this loop did), or someone else completed the hook. CodeDeploy
@@ -456,16 +478,16 @@ where
                         warn!(
                             status = status.as_str(),
                             codedeploy_said = %e.message,
-                            "hook was already completed with another status, not by this decision; CodeDeploy keeps that one"
+                            "hook was already completed with another status, not by this decision; CodeDeploy keeps that one and so does the evidence"
                         );
-                    } else {
-                        info!(
-                            status = status.as_str(),
-                            codedeploy_said = %e.message,
-                            "hook was already reported (an earlier attempt whose answer was lost, or another report); nothing more to say"
-                        );
+                        return Ok(Some(other));
                     }
-                    return Ok(());
+                    info!(
+                        status = status.as_str(),
+                        codedeploy_said = %e.message,
+                        "hook was already reported (an earlier attempt whose answer was lost, or another report); nothing more to say"
+                    );
+                    return Ok(None);
                 }
                 // Only EC2/on-premises deployments refuse it so (when GetDeployment did not say).
                 Ok(Err(e)) if e.message.contains("UnsupportedActionForDeploymentType") => {

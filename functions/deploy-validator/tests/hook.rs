@@ -462,9 +462,14 @@ async fn a_hook_completed_by_someone_else_with_another_status_is_only_already_co
     // WHEN the validator decides Succeeded and reports it
     let out = v.handle(hook, deadline_in(20)).await.unwrap();
 
-    // THEN CodeDeploy keeps the first status; the invocation is done (a retry cannot change it)
-    assert_eq!(out["status"], "Succeeded", "{out}");
+    // THEN CodeDeploy keeps the first status; the invocation is done (a retry cannot change it),
+    // and what it answers and records is the status CodeDeploy acts on, with its own checks' view
+    assert_eq!(out["status"], "Failed", "{out}");
+    assert!(out["reason"].as_str().unwrap().contains("CodeDeploy already has Failed"), "{out}");
     assert_eq!(statuses(&aws).await, vec![("hook-other".to_string(), "Failed".to_string())]);
+    let evidence: Evidence =
+        serde_json::from_slice(&aws.object(BUCKET, &Evidence::key("d-OTHER", "hook-other")).await.unwrap()).unwrap();
+    assert_eq!(evidence.status, pipewarden_shared::ports::HookStatus::Failed, "the evidence agrees with CodeDeploy");
 }
 
 #[tokio::test]
