@@ -3,8 +3,8 @@
 //! parser fuzz tests drive.
 
 use alarm_fanout::handler::read_transitions;
-use alarm_fanout::rules::RuleSet;
 use alarm_fanout::memory::AlarmMemory;
+use alarm_fanout::rules::RuleSet;
 use pipeline_notifier::config::{parse_notify_on, Format, NotifyOn, Target};
 use pipeline_notifier::decide;
 use pipeline_notifier::timeline::Timeline;

@@ -9,12 +9,12 @@ use alarm_fanout::handler::{Fanout, FanoutError};
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use chrono::{Duration, Utc};
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::deadline;
 use pipewarden_shared::deploy_context::{self, Change};
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::lambda::Retry;
-use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";

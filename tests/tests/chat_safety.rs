@@ -14,11 +14,11 @@ use pipeline_notifier::config::{parse_notify_on, Config as NotifierConfig, DEFAU
 use pipeline_notifier::handler::Notifier;
 use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions};
 use pipeline_notifier::metrics::MetricSink;
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::format::{chat_escape, one_line};
 use pipewarden_shared::links;
-use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -22,9 +22,9 @@ use pipeline_notifier::config::{parse_notify_on, Config as NotifierConfig, DEFAU
 use pipeline_notifier::handler::Notifier;
 use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions};
 use pipeline_notifier::metrics::MetricSink;
+use pipewarden_devkit::{event, Emulator, Subscribed};
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::document::DocumentSource;
-use pipewarden_devkit::{event, Emulator, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";

@@ -1,12 +1,12 @@
 //! Every sample event under `events/` is read by our lenient model, with the fields a user would
 //! look for; broken events fail with an error naming the event and the field.
 
+use pipewarden_devkit::{all_events, event};
 use pipewarden_shared::events::cloudwatch::{self, AlarmStateValue};
 use pipewarden_shared::events::codedeploy::parse_hook;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
 use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
-use pipewarden_devkit::{all_events, event};
 use serde_json::json;
 
 #[test]

@@ -17,12 +17,12 @@ use alarm_fanout::rules::RuleSet;
 use deploy_validator::spec::Spec;
 use pipeline_notifier::read_events;
 use pipewarden_devkit::work::{Workload, SAMPLE_TOPICS};
+use pipewarden_devkit::{all_events, repo_root};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::codedeploy::parse_hook;
 use pipewarden_shared::events::codepipeline::PipelineEvent;
 use pipewarden_shared::events::sns::parse_sns;
 use pipewarden_shared::events::EventError;
-use pipewarden_devkit::{all_events, repo_root};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

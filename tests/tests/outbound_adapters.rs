@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use pipewarden_devkit::Emulator;
 use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_shared::ports::{
     FailureKind, HookReporter, HookStatus, ObjectStore, OutboundMessage, Publisher, PutOutcome, WriteCondition,
 };
-use pipewarden_devkit::Emulator;
 
 fn message(subject: &str, body: &str, severity: &str) -> OutboundMessage {
     OutboundMessage {

@@ -12,12 +12,12 @@ use pipeline_notifier::lookups::{
 };
 use pipeline_notifier::metrics::MetricSink;
 use pipeline_notifier::timeline::Timeline;
+use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::deadline;
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::Delivery;
 use pipewarden_shared::ports::FailureKind;
-use pipewarden_devkit::{event, Emulator, Notification, Subscribed};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "audit";

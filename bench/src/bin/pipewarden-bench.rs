@@ -20,12 +20,12 @@ use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
 use pipewarden_bench::measure::{proc_status_kib, thread_cpu_time, Summary};
-use pipewarden_devkit::work::Workload;
-use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
-use pipewarden_shared::document::DocumentSource;
 use pipewarden_devkit::http::{LocalHttp, Reply};
 use pipewarden_devkit::lambda_process::LambdaProcess;
+use pipewarden_devkit::work::Workload;
 use pipewarden_devkit::{local, repo_root, Emulator};
+use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::document::DocumentSource;
 use serde_json::{json, Value};
 
 type Failure = Box<dyn std::error::Error>;

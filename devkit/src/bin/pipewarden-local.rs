@@ -11,9 +11,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_devkit::local::{self, BUCKET, TOPICS};
 use pipewarden_devkit::{Emulator, Subscribed};
+use pipewarden_shared::events::eventbridge::Shape;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -575,7 +575,10 @@ deploymentGroups:
         assert_eq!(names("shop", "prod", Some("AfterAllowTraffic")).unwrap(), ["any"], "the group's checks");
         assert!(names("shop", "prod", Some("BeforeAllowTraffic")).unwrap().is_empty(), "explicitly none");
         let unknown_here = names("shop", "prod", None).unwrap_err();
-        assert!(unknown_here.contains("could not be told"), "event unknown where events have their own: {unknown_here}");
+        assert!(
+            unknown_here.contains("could not be told"),
+            "event unknown where events have their own: {unknown_here}"
+        );
         assert_eq!(names("other", "g", Some("BeforeAllowTraffic")).unwrap(), ["no-alarms"]);
         let missing = names("other", "g", Some("AfterAllowTraffic")).unwrap_err();
         assert!(missing.contains("no checks for AfterAllowTraffic at the top level"), "{missing}");

@@ -11,11 +11,11 @@ use deploy_validator::hook::{Evidence, ValidatorError};
 use deploy_validator::probes::{HttpProbe, HttpRequest, HttpResponse};
 use deploy_validator::spec::Spec;
 use deploy_validator::spec_source::read_on_demand;
+use pipewarden_devkit::http::{closed_port, LocalHttp, Reply};
+use pipewarden_devkit::Emulator;
 use pipewarden_shared::deadline;
 use pipewarden_shared::document::DocumentSource;
 use pipewarden_shared::lambda::Retry;
-use pipewarden_devkit::http::{closed_port, LocalHttp, Reply};
-use pipewarden_devkit::Emulator;
 
 fn deadline_in(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)

@@ -12,10 +12,10 @@ use aws_sdk_codedeploy::types::{
     RevisionLocationType,
 };
 use deploy_validator::hook::Evidence;
-use pipewarden_shared::ports::HookStatus;
 use pipewarden_devkit::lambda_invoke::{smoke_target, Invoked, LocalLambda};
 use pipewarden_devkit::lambda_process::LambdaProcess;
 use pipewarden_devkit::{local, Emulator, Notification, Subscribed, ACCOUNT};
+use pipewarden_shared::ports::HookStatus;
 use serde_json::{json, Value};
 
 /// The function under deployment, and the template's `LambdaCheckFunctions` that allows it.

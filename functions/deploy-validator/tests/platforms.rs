@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::{hook, http_spec, validator, BUCKET};
 use deploy_validator::hook::{answer, Evidence, ValidatorError};
-use pipewarden_shared::lambda::Retry;
 use pipewarden_devkit::http::{LocalHttp, Reply};
 use pipewarden_devkit::Emulator;
+use pipewarden_shared::lambda::Retry;
 
 fn deadline_in(seconds: u64) -> Instant {
     Instant::now() + Duration::from_secs(seconds)

@@ -5,10 +5,10 @@ use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEve
 use pipewarden_shared::links;
 
 use crate::config::{NotifyOn, Target};
-use pipewarden_shared::ledger::{self, delivery_key};
 use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
 use crate::timeline::{Timeline, Trigger};
 use pipewarden_shared::events::parse_time;
+use pipewarden_shared::ledger::{self, delivery_key};
 
 /// Something worth telling: one per (execution, attempt, what happened).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use deploy_validator::hook::Validator;
 use deploy_validator::probes::{CloudWatchAlarmGate, HttpProbe, LambdaInvoker, ReqwestProbe};
 use deploy_validator::spec::Spec;
 use deploy_validator::spec_source::SpecSlot;
-use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 use pipewarden_devkit::Emulator;
+use pipewarden_shared::adapters::{CodeDeployHookReporter, S3ObjectStore, SnsPublisher};
 
 pub const BUCKET: &str = "evidence";
 
