@@ -70,7 +70,14 @@ impl Instance {
         std::fs::create_dir_all(dir.join("root")).unwrap();
         let root_user = run_text(Command::new("id").arg("-u")) == "0";
         // As root, the hooks create the real user; otherwise they run Flask as whoever runs the test.
-        let app_user = if root_user { "flask-app".to_string() } else { run_text(Command::new("id").arg("-un")) };
+        // The app's user runs the project's venv: only when every directory down to it lets others
+        // through (a checkout under a private directory, such as `mktemp -d`'s, does not).
+        let venv_reachable = repo_root().join(".venv").ancestors().all(|dir| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o001 != 0).unwrap_or(false)
+        });
+        let app_user =
+            if root_user && venv_reachable { "flask-app".to_string() } else { run_text(Command::new("id").arg("-un")) };
         Instance { dir, nginx_port: closed_port(), flask_port: closed_port(), app_user }
     }
 
