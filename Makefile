@@ -1,9 +1,14 @@
 # Pipewarden's commands. See README.md.
-.PHONY: run test replay sam-build bench flask-bundle
+.PHONY: run demo test replay sam-build bench flask-bundle
 
 # Runs the whole flow locally against the local AWS emulator: no AWS account needed.
 run:
 	scripts/run-local.sh
+
+# A story told through the real functions, the emulator, nginx and Flask: a release of the reference
+# app breaks, the FAILED notification and the alarm say what and where, the fix ships and restores.
+demo:
+	scripts/demo.sh
 
 # Every check: fmt, clippy, all tests, template linters. What CI runs.
 test:

@@ -3,8 +3,9 @@
 # appspec.yml at its root, the hook scripts (executable), the app, its nginx site, its validation
 # spec and bin/pipewarden-validate.
 #
-#   scripts/flask-bundle.sh [--binary PATH] [--out PATH]
+#   scripts/flask-bundle.sh [--app DIR] [--binary PATH] [--out PATH]
 #
+# --app     the app's source, default examples/flask-app (`make demo` bundles changed copies of it)
 # --binary  a pipewarden-validate already built for the instances (their architecture and a glibc no
 #           newer than theirs); default: `cargo build --release --locked --bin pipewarden-validate`
 #           for this machine.
@@ -12,13 +13,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+app=examples/flask-app
 binary=""
 out=target/flask-app-revision.zip
 while [ $# -gt 0 ]; do
   case $1 in
+    --app) app=${2:?--app needs a directory}; shift 2 ;;
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
     --out) out=${2:?--out needs a path}; shift 2 ;;
-    *) echo "usage: scripts/flask-bundle.sh [--binary PATH] [--out PATH]" >&2; exit 2 ;;
+    *) echo "usage: scripts/flask-bundle.sh [--app DIR] [--binary PATH] [--out PATH]" >&2; exit 2 ;;
   esac
 done
 if [ -z "$binary" ]; then
@@ -29,7 +32,8 @@ fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp -R examples/flask-app/. "$stage/"
+[ -f "$app/appspec.yml" ] || { echo "flask-bundle: $app has no appspec.yml" >&2; exit 2; }
+cp -R "$app"/. "$stage/"
 # What builds and tests the app stays out of what the instances run.
 rm -rf "$stage/tests" "$stage/buildspec.yml" "$stage/Jenkinsfile" "$stage/pipeline.yaml" "$stage/requirements-dev.txt"
 install -D -m 0755 "$binary" "$stage/bin/pipewarden-validate"

@@ -4,7 +4,9 @@
 //!
 //! Tests that use it take [`Emulator::fresh`], which also serialises them: moto's state is global.
 
+pub mod demo;
 pub mod http;
+pub mod instance;
 pub mod lambda_invoke;
 pub mod lambda_process;
 pub mod local;

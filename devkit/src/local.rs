@@ -2,7 +2,7 @@
 //! audit bucket, and the environment the three functions get. Used by `make run`, `make replay`
 //! and the benchmarks.
 
-use crate::Emulator;
+use crate::{Emulator, Subscribed};
 
 /// Topics of the local run, by the variable that names them, each subscribed by a queue.
 pub const TOPICS: &[(&str, &str)] = &[
@@ -16,6 +16,11 @@ pub const BUCKET: &str = "pipewarden-audit-local";
 
 /// Creates the topics and the bucket in the emulator; returns the functions' environment.
 pub async fn prepare(aws: &Emulator) -> Vec<(String, String)> {
+    prepare_subscribed(aws).await.0
+}
+
+/// [`prepare`], with each topic's subscriber by the variable that names the topic.
+pub async fn prepare_subscribed(aws: &Emulator) -> (Vec<(String, String)>, Vec<(String, Subscribed)>) {
     let mut env: Vec<(String, String)> = [
         ("AWS_ENDPOINT_URL", aws.endpoint.as_str()),
         ("AWS_REGION", crate::REGION),
@@ -27,10 +32,12 @@ pub async fn prepare(aws: &Emulator) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    let mut subscribers = Vec::new();
     for (variable, name) in TOPICS {
         let subscribed = aws.topic_with_subscriber(name).await;
-        env.push((variable.to_string(), subscribed.topic_arn));
+        env.push((variable.to_string(), subscribed.topic_arn.clone()));
+        subscribers.push((variable.to_string(), subscribed));
     }
     aws.bucket(BUCKET).await;
-    env
+    (env, subscribers)
 }

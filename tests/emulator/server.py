@@ -6,7 +6,9 @@ moto answers HTTP 500 with an HTML body for these operations; this module adds t
   CodePipeline ListActionExecutions, GetPipelineState
 and replaces moto's CodePipeline GetPipelineExecution (which knows only executions moto started
 itself, with ids of its own and no artifact revisions) with one that answers from the executions
-a test seeded, then from moto's.
+a test seeded, then from moto's; and moto's CodeDeploy ListDeployments (which answers an empty list
+for an unknown application or group and for a status that does not exist, and never pages) with one
+that answers as AWS does.
 
 The operations it adds answer as AWS documents, with its error codes (JSON protocol `__type`,
 HTTP 400), and every answer they build is checked against the model's output shape (an answer AWS
@@ -27,6 +29,15 @@ would never give is an HTTP 500 EmulatorOutputInvalid, the emulator's fault):
       Both answer with the targets a test seeded or, for a Lambda or ECS deployment CodeDeploy
       issued hooks for, its one target, whose lifecycle events say which hook is in progress (the
       latest issued and not yet reported) as CodeDeploy's do.
+  ListDeployments  includeOnlyStatuses outside DeploymentStatus: InvalidDeploymentStatusException;
+      otherwise validated against the model (ValidationException); applicationName without
+      deploymentGroupName: DeploymentGroupNameRequiredException, the other way round:
+      ApplicationNameRequiredException; an unknown application: ApplicationDoesNotExistException;
+      an unknown group of it: DeploymentGroupDoesNotExistException; createTimeRange start after
+      end: InvalidTimeRangeException. Filters by group, statuses, createTimeRange (epoch seconds,
+      either end open) and externalId; pages of 100 ids (AWS documents no size; see
+      /_pipewarden/page-sizes) with nextToken, InvalidNextTokenException; in creation order (AWS
+      documents none).
   ListActionExecutions  validated against the model (ValidationException); an unknown pipeline
       (neither moto's nor seeded): PipelineNotFoundException; maxResults (default 100) and
       nextToken, InvalidNextTokenException.
@@ -42,6 +53,9 @@ InvalidNextToken.
 The control API under /_pipewarden/, for tests and the local run:
   GET  /_pipewarden/hook-statuses        every accepted PutLifecycleEventHookExecutionStatus, in order
   POST /_pipewarden/deployments          {"deploymentId", "applicationName", "computePlatform",
+                                         "deploymentGroupName" (default <application>-group),
+                                         "status" (a DeploymentStatus; default Created),
+                                         "createTime" (ISO 8601 or epoch seconds; default now),
                                          "hooks": [{"lifecycleEventHookExecutionId",
                                          "lifecycleEvent"}]}: a deployment under that id (moto makes
                                          up its own), and the hook executions CodeDeploy issued for it
@@ -62,8 +76,8 @@ The control API under /_pipewarden/, for tests and the local run:
                                          timestamps may be ISO 8601 and are sent as AWS sends them
                                          (epoch seconds)
   POST /_pipewarden/page-sizes           {"operation", "size"}: the page size of ListDeploymentTargets,
-                                         ListActionExecutions or DescribeAlarms when the request
-                                         sets none
+                                         ListDeployments, ListActionExecutions or DescribeAlarms
+                                         when the request sets none
   POST /_pipewarden/faults               {"operation", "status", "code", "count", "delayMs", "drop",
                                          "dropAfter"}: the next `count` calls of that operation fail
                                          that way. "drop": the connection closes before the service
@@ -161,7 +175,7 @@ TARGET_EVENTS = {
     ),
 }
 # AWS's page sizes where the request cannot set one (ListDeploymentTargets) or sets none.
-DEFAULT_PAGE_SIZES = {"ListDeploymentTargets": 100, "ListActionExecutions": 100, "DescribeAlarms": 50}
+DEFAULT_PAGE_SIZES = {"ListDeploymentTargets": 100, "ListDeployments": 100, "ListActionExecutions": 100, "DescribeAlarms": 50}
 
 
 def _body(response) -> dict:
@@ -282,6 +296,59 @@ def batch_get_deployment_targets(self):
     return _checked_output("codedeploy", "BatchGetDeploymentTargets", {"deploymentTargets": found})
 
 
+def list_deployments(self):
+    params = json.loads(self.body or "{}")
+    statuses = params.get("includeOnlyStatuses")
+    known = _service_model("codedeploy").shape_for("DeploymentStatus").enum
+    if isinstance(statuses, list):
+        for status in statuses:
+            if status not in known:
+                raise JsonRESTError("InvalidDeploymentStatusException", f"The deployment status {status!r} is not valid.")
+    validate_request("codedeploy", "ListDeployments", params)
+    application, group = params.get("applicationName"), params.get("deploymentGroupName")
+    if application and not group:
+        raise JsonRESTError(
+            "DeploymentGroupNameRequiredException",
+            "If applicationName is specified, then deploymentGroupName must be specified.",
+        )
+    if group and not application:
+        raise JsonRESTError(
+            "ApplicationNameRequiredException", "If deploymentGroupName is specified, applicationName must be specified."
+        )
+    backend = self.codedeploy_backend
+    if application and application not in backend.applications:
+        raise JsonRESTError("ApplicationDoesNotExistException", f"No application found for name: {application}")
+    if group and group not in backend.deployment_groups.get(application, {}):
+        raise JsonRESTError(
+            "DeploymentGroupDoesNotExistException", f"No deployment group found for name: {group} of {application}"
+        )
+    time_range = params.get("createTimeRange") or {}
+    start, end = time_range.get("start"), time_range.get("end")
+    if start is not None and end is not None and start > end:
+        raise JsonRESTError("InvalidTimeRangeException", "The start time must be earlier than the end time.")
+    external_id = params.get("externalId")
+
+    def listed(deployment) -> bool:
+        created = deployment.create_time.replace(tzinfo=datetime.timezone.utc).timestamp()
+        return (
+            (not application or deployment.application_name == application)
+            and (not group or deployment.deployment_group_name == group)
+            and (not statuses or deployment.status in statuses)
+            and (start is None or created >= start)
+            and (end is None or created <= end)
+            and (not external_id or deployment.external_id == external_id)
+        )
+
+    with LOCK:
+        ids = [d.deployment_id for d in sorted(backend.deployments.values(), key=lambda d: d.create_time) if listed(d)]
+    key = json.dumps({k: v for k, v in params.items() if k != "nextToken"}, sort_keys=True, default=str)
+    page, token = _page("ListDeployments", key, ids, params.get("nextToken"), None, _invalid_next_token)
+    out = {"deployments": page}
+    if token:
+        out["nextToken"] = token
+    return _checked_output("codedeploy", "ListDeployments", out)
+
+
 def _deployment_targets(backend, deployment_id: str) -> list:
     """The targets a test seeded; else, for a Lambda or ECS deployment CodeDeploy issued hooks for,
     its one target, whose lifecycle events say which hook is running as CodeDeploy's do: the
@@ -357,7 +424,7 @@ def register_deployment(payload: dict) -> dict:
     if wanted in backend.deployments:
         return {"deploymentId": wanted, "hooks": _register_hooks(backend, wanted, payload.get("hooks") or [])}
     application = payload.get("applicationName", "pipewarden-local")
-    group = f"{application}-group"
+    group = payload.get("deploymentGroupName") or f"{application}-group"
     if application not in backend.applications:
         backend.create_application(application, payload.get("computePlatform", "Lambda"), None)
     if group not in backend.deployment_groups.get(application, {}):
@@ -397,8 +464,32 @@ def register_deployment(payload: dict) -> dict:
     )
     deployment = backend.deployments.pop(made)
     deployment.deployment_id = wanted
+    _set_deployment_state(deployment, payload)
     backend.deployments[wanted] = deployment
     return {"deploymentId": wanted, "hooks": _register_hooks(backend, wanted, payload.get("hooks") or [])}
+
+
+def _set_deployment_state(deployment, payload: dict) -> None:
+    """The status and creation time a registered deployment has (moto's are Created and now)."""
+    status = payload.get("status")
+    if status is not None:
+        statuses = _service_model("codedeploy").shape_for("DeploymentStatus").enum
+        if status not in statuses:
+            raise ControlError("400 Bad Request", f"status {status!r} is not one of {', '.join(statuses)}")
+        deployment.status = status
+    created = payload.get("createTime")
+    if created is not None:
+        try:
+            if isinstance(created, str):
+                created = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            else:
+                created = datetime.datetime.fromtimestamp(created, datetime.timezone.utc)
+        except (TypeError, ValueError, OverflowError):
+            raise ControlError("400 Bad Request", f"createTime {created!r} is neither ISO 8601 nor epoch seconds") from None
+        if created.tzinfo is not None:
+            created = created.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        # moto keeps naive UTC times.
+        deployment.create_time = created
 
 
 class ControlError(Exception):
@@ -764,6 +855,7 @@ CloudWatchResponse.describe_alarms = cloudwatch_describe_alarms
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
 CodeDeployResponse.list_deployment_targets = list_deployment_targets
 CodeDeployResponse.batch_get_deployment_targets = batch_get_deployment_targets
+CodeDeployResponse.list_deployments = list_deployments
 CodePipelineResponse.list_action_executions = list_action_executions
 CodePipelineResponse.get_pipeline_state = get_pipeline_state
 CodePipelineResponse.get_pipeline_execution = get_pipeline_execution

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use alarm_fanout::config::Config;
+use alarm_fanout::deployments::CodeDeployDeployments;
 use alarm_fanout::handler::{Fanout, FanoutError};
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
@@ -62,7 +63,7 @@ impl World {
         }
     }
 
-    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags> {
+    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
         self.fanout_with(RULES, std::time::Duration::from_secs(300))
     }
 
@@ -72,7 +73,7 @@ impl World {
         &self,
         rules: &str,
         tags_cache: std::time::Duration,
-    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags> {
+    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
         let vars: HashMap<String, String> = HashMap::from([
             ("CRITICAL".into(), self.critical.topic_arn.clone()),
             ("WARNING".into(), self.warning.topic_arn.clone()),
@@ -93,6 +94,7 @@ impl World {
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(self.cloudwatch()), tags_cache),
+            deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }
 

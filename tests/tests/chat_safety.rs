@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use alarm_fanout::config::Config as FanoutConfig;
+use alarm_fanout::deployments::CodeDeployDeployments;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
@@ -131,7 +132,7 @@ impl Alarms {
         Alarms { text: aws.topic_with_subscriber("text").await, chat: aws.topic_with_subscriber("chat").await, aws }
     }
 
-    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags> {
+    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
         let vars: HashMap<String, String> =
             HashMap::from([("TEXT".into(), self.text.topic_arn.clone()), ("CHAT".into(), self.chat.topic_arn.clone())]);
         let cache = std::time::Duration::from_secs(300);
@@ -148,6 +149,7 @@ impl Alarms {
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&self.aws.sdk)), cache),
+            deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }
 

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use alarm_fanout::config::Config as FanoutConfig;
+use alarm_fanout::deployments::{CodeDeployDeployments, DeploymentLister, DeploymentQuery};
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
@@ -117,43 +118,21 @@ fn validator(
     }
 }
 
-#[tokio::test]
-async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_commit_until_it_ends() {
-    let aws = Emulator::fresh().await;
-    aws.bucket(BUCKET).await;
-    let pipeline_topic = aws.topic_with_subscriber("pipeline").await;
-    let critical: Subscribed = aws.topic_with_subscriber("critical").await;
-    let now = Utc::now();
-
-    // What CodePipeline's action history holds for the execution: its CodeDeploy action, in
-    // progress, deploying the application flask-api.
-    aws.control_post(
-        "action-executions",
-        json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [{
-            "pipelineExecutionId": EXECUTION,
-            "actionExecutionId": "a0000000-0000-0000-0000-000000000001",
-            "pipelineVersion": 4,
-            "stageName": "Deploy",
-            "actionName": "Deploy",
-            "startTime": (now - chrono::Duration::minutes(15)).timestamp(),
-            "lastUpdateTime": (now - chrono::Duration::minutes(15)).timestamp(),
-            "status": "InProgress",
-            "input": {
-                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
-                "configuration": {"ApplicationName": "flask-api", "DeploymentGroupName": "#{variables.group}"},
-                "resolvedConfiguration": {"ApplicationName": "flask-api", "DeploymentGroupName": "flask-api-group"},
-                "region": "us-east-1",
-                "inputArtifacts": [{"name": "BuildArtifact"}]
-            }
-        }]}),
-    )
-    .await;
-    // The deployment the action created, as CodeDeploy knows it.
-    aws.deployment_with_id("d-CONTEXT1", "flask-api", "Lambda").await;
-
-    let notifier = Notifier {
+/// pipeline-notifier as main.rs wires it, against the emulator, notifying `topic`.
+fn notifier(
+    aws: &Emulator,
+    topic: &Subscribed,
+) -> Notifier<
+    SnsPublisher,
+    S3ObjectStore,
+    CodePipelineActionHistory,
+    CodeDeployDiagnostics,
+    CodePipelineExecutions,
+    NoMetrics,
+> {
+    Notifier {
         config: NotifierConfig {
-            topic_arn: pipeline_topic.topic_arn.clone(),
+            topic_arn: topic.topic_arn.clone(),
             chat_topic_arn: None,
             bucket: BUCKET.to_string(),
             notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
@@ -165,11 +144,16 @@ async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_com
         diagnostics: CodeDeployDiagnostics::new(aws.codedeploy()),
         revisions: CodePipelineExecutions::new(aws_sdk_codepipeline::Client::new(&aws.sdk)),
         metrics: NoMetrics,
-    };
-    let spec = "checks:\n  - name: no-alarms\n    type: alarms\n    alarmNames: [flask-api-errors]\n";
-    let validator = validator(&aws, spec);
+    }
+}
+
+/// alarm-fanout as main.rs wires it, against the emulator, with [`RULES`] sending to `critical`.
+fn fanout(
+    aws: &Emulator,
+    critical: &Subscribed,
+) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
     let vars = HashMap::from([("CRITICAL".to_string(), critical.topic_arn.clone())]);
-    let fanout = Fanout {
+    Fanout {
         config: FanoutConfig {
             rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: RULES.into() },
             bucket: BUCKET.into(),
@@ -185,7 +169,68 @@ async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_com
             CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
             Duration::from_secs(300),
         ),
-    };
+        deployments: CodeDeployDeployments::new(aws.codedeploy()),
+    }
+}
+
+/// What CodePipeline's action history holds for the execution: its CodeDeploy action, in
+/// progress since `started`, deploying the application flask-api to `group`.
+async fn deploy_action_history(aws: &Emulator, started: DateTime<Utc>, group: &str) {
+    aws.control_post(
+        "action-executions",
+        json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [{
+            "pipelineExecutionId": EXECUTION,
+            "actionExecutionId": "a0000000-0000-0000-0000-000000000001",
+            "pipelineVersion": 4,
+            "stageName": "Deploy",
+            "actionName": "Deploy",
+            "startTime": started.timestamp(),
+            "lastUpdateTime": started.timestamp(),
+            "status": "InProgress",
+            "input": {
+                "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeploy", "version": "1"},
+                "configuration": {"ApplicationName": "flask-api", "DeploymentGroupName": "#{variables.group}"},
+                "resolvedConfiguration": {"ApplicationName": "flask-api", "DeploymentGroupName": group},
+                "region": "us-east-1",
+                "inputArtifacts": [{"name": "BuildArtifact"}]
+            }
+        }]}),
+    )
+    .await;
+}
+
+/// A deployment of flask-api to `group` on EC2/on-premises instances, as CodeDeploy knows it.
+async fn server_deployment(aws: &Emulator, id: &str, group: &str, status: &str, created: DateTime<Utc>) {
+    aws.control_post(
+        "deployments",
+        json!({
+            "deploymentId": id,
+            "applicationName": "flask-api",
+            "deploymentGroupName": group,
+            "computePlatform": "Server",
+            "status": status,
+            "createTime": iso(created),
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_alarm_during_a_pipelines_deployment_names_the_deployment_and_the_commit_until_it_ends() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let pipeline_topic = aws.topic_with_subscriber("pipeline").await;
+    let critical: Subscribed = aws.topic_with_subscriber("critical").await;
+    let now = Utc::now();
+
+    deploy_action_history(&aws, now - chrono::Duration::minutes(15), "flask-api-group").await;
+    // The deployment the action created, as CodeDeploy knows it.
+    aws.deployment_with_id("d-CONTEXT1", "flask-api", "Lambda").await;
+
+    let notifier = notifier(&aws, &pipeline_topic);
+    let spec = "checks:\n  - name: no-alarms\n    type: alarms\n    alarmNames: [flask-api-errors]\n";
+    let validator = validator(&aws, spec);
+    let fanout = fanout(&aws, &critical);
 
     // GIVEN the pipeline started, its deploy action started, and CodeDeploy ran the hook
     let minutes = |m: i64| now + chrono::Duration::minutes(m);
@@ -235,4 +280,70 @@ async fn a_failed_hook_ends_its_deployment_as_context() {
         pipewarden_shared::deploy_context::read(&store, "flask-api").await.unwrap().expect("recorded by the hook");
     assert_eq!(context.deployment_id.as_deref(), Some("d-CONTEXT2"));
     assert!(context.finished_at.is_some(), "CodeDeploy rolls back a Failed hook: {context:?}");
+}
+
+/// An EC2/on-premises release runs no lifecycle hook, so nothing records its deployment id: the
+/// context has the pipeline's execution and commit and the deployment group the action history
+/// names. An alarm during it names the deployment CodeDeploy lists in flight for that group.
+#[tokio::test]
+async fn an_alarm_during_a_pipelines_ec2_deployment_names_the_deployment_codedeploy_has_in_flight() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let pipeline_topic = aws.topic_with_subscriber("pipeline").await;
+    let critical = aws.topic_with_subscriber("critical").await;
+    let now = Utc::now();
+    let minutes = |m: i64| now + chrono::Duration::minutes(m);
+    deploy_action_history(&aws, minutes(-15), "flask-api-servers").await;
+    // The group's previous release, long over, and the one the deploy action created.
+    server_deployment(&aws, "d-EC2PREV01", "flask-api-servers", "Succeeded", minutes(-180)).await;
+    server_deployment(&aws, "d-EC2CTX001", "flask-api-servers", "InProgress", minutes(-15)).await;
+    let notifier = notifier(&aws, &pipeline_topic);
+    let fanout = fanout(&aws, &critical);
+
+    // GIVEN the pipeline started and its deploy action to the EC2 instances started
+    notifier.handle(pipeline_event("codepipeline-pipeline-started-v2.json", minutes(-20)), "n1", now).await.unwrap();
+    notifier.handle(deploy_action_started(minutes(-15)), "n2", now).await.unwrap();
+
+    // WHEN an alarm of the application fires
+    fanout.handle(alarm("ApiCpuHigh", minutes(1)), "f1", now).await.unwrap();
+
+    // THEN its message names the CodeDeploy deployment, the pipeline execution and the commit
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    let expected = format!(
+        "CodeDeploy deployment d-EC2CTX001 of flask-api, pipeline flask-web-app execution {EXECUTION} (commit 7c4a9e3f by Mary Major)"
+    );
+    assert!(got[0].message.contains(&expected), "{}", got[0].message);
+    assert_eq!(aws.calls().await.get("ListDeployments"), Some(&1));
+}
+
+/// The adapter asks CodeDeploy for the group's deployments that have not ended, created since the
+/// release began, every page; an unknown group is CodeDeploy's refusal, not an empty answer.
+#[tokio::test]
+async fn codedeploy_lists_the_group_s_deployments_in_flight_since_the_release_began() {
+    let aws = Emulator::fresh().await;
+    let now = Utc::now();
+    let minutes = |m: i64| now + chrono::Duration::minutes(m);
+    server_deployment(&aws, "d-OLDRUN001", "flask-api-servers", "InProgress", minutes(-120)).await;
+    server_deployment(&aws, "d-ENDED0001", "flask-api-servers", "Stopped", minutes(-10)).await;
+    server_deployment(&aws, "d-STAGING01", "flask-api-staging", "InProgress", minutes(-10)).await;
+    server_deployment(&aws, "d-QUEUED001", "flask-api-servers", "Queued", minutes(-9)).await;
+    server_deployment(&aws, "d-RUNNING01", "flask-api-servers", "InProgress", minutes(-8)).await;
+    aws.page_size("ListDeployments", 1).await;
+    let lister = CodeDeployDeployments::new(aws.codedeploy());
+    let query = DeploymentQuery {
+        application: "flask-api".into(),
+        deployment_group: "flask-api-servers".into(),
+        created_after: minutes(-11),
+    };
+
+    let mut listed = lister.in_flight(&query).await.unwrap();
+
+    listed.sort();
+    assert_eq!(listed, vec!["d-QUEUED001".to_string(), "d-RUNNING01".to_string()]);
+    assert_eq!(aws.calls().await.get("ListDeployments"), Some(&2), "two pages of one");
+    let unknown = DeploymentQuery { deployment_group: "flask-api-nope".into(), ..query };
+    let refused = lister.in_flight(&unknown).await.unwrap_err();
+    assert_eq!(refused.kind, pipewarden_shared::ports::FailureKind::Rejected, "{refused}");
+    assert!(refused.to_string().contains("DeploymentGroupDoesNotExistException"), "{refused}");
 }

@@ -938,8 +938,10 @@ async fn a_publish_accepted_then_its_answer_lost_reaches_the_subscriber_twice() 
     assert!(world.received().await.is_empty());
 }
 
-/// An object store whose first two reads of the pipeline's health both finish before either
-/// invocation goes on: two outcomes read the same health, as two invocations at once do.
+/// An object store whose reads of the pipeline's health go in pairs, the first four of them: each
+/// finishes only when another invocation's has, so two outcomes read the same health, as two
+/// invocations at once do. (Each success reads the health twice: for its message, whether it ends a
+/// failing streak; then to record itself.)
 struct HealthRace {
     inner: S3ObjectStore,
     reads: std::sync::atomic::AtomicUsize,
@@ -953,7 +955,7 @@ impl pipewarden_shared::ports::ObjectStore for HealthRace {
     ) -> Result<Option<pipewarden_shared::ports::StoredObject>, pipewarden_shared::ports::PortError> {
         let got = self.inner.get(key).await;
         if key.starts_with("pipeline-notifier/pipelines/")
-            && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2
+            && self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 4
         {
             self.barrier.wait().await;
         }
@@ -1014,4 +1016,34 @@ async fn two_successes_at_once_after_a_failure_are_one_recovery() {
     let metrics = notifier.metrics.0.lock().unwrap().clone();
     let restores: Vec<&Value> = metrics.iter().map(|m| &m["TimeToRestoreSeconds"]).filter(|t| !t.is_null()).collect();
     assert_eq!(restores.len(), 1, "one recovery, one time to restore: {metrics:#?}");
+}
+
+/// The success that ends a failing streak says so, and since when: a FAILED execution, then a
+/// later SUCCEEDED one of the same pipeline.
+#[tokio::test]
+async fn a_success_after_a_failure_says_the_pipeline_was_restored_and_since_when() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+    let mut succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    succeeded["time"] = json!("2026-11-21T14:55:20Z");
+    succeeded["region"] = json!("us-west-2");
+    succeeded["detail"]["start-time"] = json!("2026-11-21T14:40:00.000Z");
+
+    notifier.handle(event("codepipeline-pipeline-deploy-failed-v2.json"), "req-1", now()).await.unwrap();
+    notifier.handle(succeeded, "req-2", now()).await.unwrap();
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(!got[0].message.contains("Restored"), "{}", got[0].message);
+    assert!(
+        got[1].message.starts_with(
+            "Pipeline flask-web-app SUCCEEDED\n\nRestored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes)\n"
+        ),
+        "{}",
+        got[1].message
+    );
+    let chat = world.aws.received(&world.chat).await;
+    let doc: Value = serde_json::from_str(&chat[1].message).unwrap();
+    let description = doc["content"]["description"].as_str().unwrap();
+    assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes)\n"), "{description}");
 }

@@ -347,6 +347,24 @@ fn release_builds_unwind_panics_so_the_hook_can_report_them() {
     assert_eq!(panic, vec!["panic = \"unwind\""], "[profile.release] must say panic = \"unwind\"");
 }
 
+/// alarm-fanout asks CodeDeploy which deployment of an EC2 release's group is in flight:
+/// `ListDeployments` on deployment groups of the stack's account and region, nothing more.
+#[test]
+fn alarm_fanout_may_list_the_deployments_of_deployment_groups_only() {
+    let t = template_json();
+    let statements: Vec<Value> = statements_of(&t["Resources"]["AlarmFanoutFunction"])
+        .into_iter()
+        .filter(|s| s.to_string().contains("codedeploy:"))
+        .collect();
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(statements[0]["Action"], "codedeploy:ListDeployments");
+    assert_eq!(
+        statements[0]["Resource"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:*"})
+    );
+}
+
 /// Each AWS call a function makes is allowed by its role (the calls the code makes, by name).
 #[test]
 fn every_lookup_the_functions_make_is_allowed() {
@@ -360,6 +378,7 @@ fn every_lookup_the_functions_make_is_allowed() {
     };
     for (function, action) in [
         ("AlarmFanoutFunction", "cloudwatch:ListTagsForResource"),
+        ("AlarmFanoutFunction", "codedeploy:ListDeployments"),
         ("AlarmFanoutFunction", "sns:Publish"),
         ("PipelineNotifierFunction", "codepipeline:ListActionExecutions"),
         ("PipelineNotifierFunction", "codepipeline:GetPipelineExecution"),

@@ -16,6 +16,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use alarm_fanout::config::Config as FanoutConfig;
+use alarm_fanout::deployments::MemoryDeployments;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
@@ -453,6 +454,8 @@ fn cpu(o: &Options) -> Result<String, Failure> {
 // ---------------------------------------------------------------------------------------------
 // Fan-out: one alarm to 10 topics versus one, every AWS call slowed by a fixed latency.
 
+type BenchFanout = Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags, MemoryDeployments>;
+
 async fn fanout(o: &Options) -> Result<String, Failure> {
     let aws = Emulator::fresh().await;
     let bucket = "bench-fanout";
@@ -462,7 +465,7 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
         let topic = aws.sns().create_topic().name(format!("fan-{i}")).send().await?;
         vars.insert(format!("T{i}"), topic.topic_arn.unwrap_or_default());
     }
-    let make = |topics: usize| -> Result<Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags>, Failure> {
+    let make = |topics: usize| -> Result<BenchFanout, Failure> {
         let list: Vec<String> = (0..topics).map(|i| format!("$T{i}")).collect();
         let text =
             format!("mode: all-matches\nrules: []\ndefault:\n  severity: critical\n  topics: [{}]\n", list.join(", "));
@@ -480,6 +483,8 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
             store: S3ObjectStore::new(aws.s3(), bucket),
             // The fan-out is measured, not a tag lookup: the events carry their alarms' tags.
             tags: CachedAlarmTags::new(MemoryAlarmTags::default(), std::time::Duration::from_secs(300)),
+            // No deployment context is recorded here: nothing to ask CodeDeploy.
+            deployments: MemoryDeployments::default(),
         })
     };
     let (one, ten) = (make(1)?, make(10)?);

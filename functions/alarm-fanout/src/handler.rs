@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
+use pipewarden_shared::deadline::bounded_optional;
 use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::eventbridge::Shape;
@@ -20,6 +21,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::alarm::{self, AlarmTransition};
 use crate::config::Config;
+use crate::deployments::{self, Asked, DeploymentLister};
 use crate::format;
 use crate::memory::{AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
@@ -28,13 +30,15 @@ use crate::tags::{AlarmTagSource, CachedAlarmTags};
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
 
-pub struct Fanout<P, S, T> {
+pub struct Fanout<P, S, T, D> {
     pub config: Config,
     pub rules: RuleSet,
     pub publisher: P,
     pub store: S,
     /// Where an alarm's tags come from when the event does not carry them all.
     pub tags: CachedAlarmTags<T>,
+    /// Which CodeDeploy deployment a release is, when its deployment context does not say.
+    pub deployments: D,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +137,7 @@ struct Sent {
     result: Result<String, PortError>,
 }
 
-impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
+impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanout<P, S, T, D> {
     pub async fn handle(&self, payload: Value, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
         let (mut alarms, rejected) = match read_transitions(payload) {
             Ok(read) => read,
@@ -148,6 +152,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
         self.add_tags(&mut alarms).await;
 
         let mut plans: Vec<Plan> = Vec::new();
+        let mut asked = Asked::new();
         for alarm in alarms {
             let span =
                 info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
@@ -168,7 +173,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                 });
                 continue;
             }
-            plans.push(self.plan(alarm, token, now).instrument(span).await?);
+            plans.push(self.plan(alarm, token, now, &mut asked).instrument(span).await?);
         }
 
         let sent = self.publish(&plans).await;
@@ -278,7 +283,13 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
     }
 
     /// Decides (or recalls) the verdict and claims the targets not yet sent.
-    async fn plan(&self, alarm: AlarmTransition, token: &str, now: DateTime<Utc>) -> Result<Plan, FanoutError> {
+    async fn plan(
+        &self,
+        alarm: AlarmTransition,
+        token: &str,
+        now: DateTime<Utc>,
+        asked: &mut Asked,
+    ) -> Result<Plan, FanoutError> {
         let targets = self.rules.targets(&alarm);
         let memory_key = memory_key_of(&alarm);
         let transition = alarm.key();
@@ -301,12 +312,13 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
             Verdict::Send if claimed.is_empty() => info!("already sent to every target"),
             Verdict::Send => {}
         }
-        let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now).await };
+        let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now, asked).await };
         Ok(Plan { alarm, memory_key, verdict, claimed, waiting, deployment })
     }
 
-    /// The deployment in flight for the alarm's application, if one is recorded.
-    async fn deployment(&self, alarm: &AlarmTransition, now: DateTime<Utc>) -> Option<InFlight> {
+    /// The deployment in flight for the alarm's application, if one is recorded; named by CodeDeploy
+    /// when the record has its deployment group but no deployment (an EC2/on-premises release).
+    async fn deployment(&self, alarm: &AlarmTransition, now: DateTime<Utc>, asked: &mut Asked) -> Option<InFlight> {
         let application = self.rules.application(alarm)?;
         let at = alarm.state_time.unwrap_or(now);
         match deploy_context::read(&self.store, &application).await {
@@ -314,7 +326,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                 if d.covers(at, chrono::Duration::minutes(15))
                     && at - d.started_at < self.config.deploy_context_max_age =>
             {
-                Some(d)
+                Some(self.name_deployment(d, asked).await)
             }
             Ok(_) => None,
             Err(e) => {
@@ -322,6 +334,41 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource> Fanout<P, S, T> {
                 None
             }
         }
+    }
+
+    /// The context with its CodeDeploy deployment, if it needs one and CodeDeploy lists exactly one
+    /// in flight for its group (asked once per invocation). A lookup that fails or runs out of its
+    /// time leaves the context as it was.
+    async fn name_deployment(&self, mut context: InFlight, asked: &mut Asked) -> InFlight {
+        let Some(query) = deployments::query_for(&context) else {
+            return context;
+        };
+        let listed = match asked.get(&query) {
+            Some(listed) => listed.clone(),
+            None => {
+                let lookup = self.deployments.in_flight(&query);
+                let listed = match bounded_optional("CodeDeploy", "ListDeployments", deployments::LOOKUP_CAP, lookup)
+                    .await
+                {
+                    Ok(ids) => Some(ids),
+                    Err(e) => {
+                        warn!(error = %e, application = %query.application, deployment_group = %query.deployment_group, "deployment in flight unknown; the message names the release without it");
+                        None
+                    }
+                };
+                asked.insert(query.clone(), listed.clone());
+                listed
+            }
+        };
+        let listed = listed.unwrap_or_default();
+        match deployments::the_deployment(&listed) {
+            Some(id) => context.deployment_id = Some(id.to_string()),
+            None if listed.len() > 1 => {
+                warn!(deployments = ?listed, deployment_group = %query.deployment_group, "several deployments in flight for one group; none named")
+            }
+            None => {}
+        }
+        context
     }
 
     /// Publishes every claimed message, every topic concurrently; several messages for one topic go

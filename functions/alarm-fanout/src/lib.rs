@@ -4,6 +4,7 @@
 
 pub mod alarm;
 pub mod config;
+pub mod deployments;
 pub mod format;
 pub mod handler;
 pub mod memory;

@@ -1,4 +1,5 @@
 use alarm_fanout::config::Config;
+use alarm_fanout::deployments::CodeDeployDeployments;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use lambda_runtime::{run, service_fn, LambdaEvent};
@@ -26,6 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&sdk)),
             config.alarm_tags_cache,
         ),
+        deployments: CodeDeployDeployments::new(aws::codedeploy_client(&sdk)),
         config,
     };
     let fanout = &fanout;

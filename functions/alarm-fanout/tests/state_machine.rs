@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use alarm_fanout::config::Config;
+use alarm_fanout::deployments::MemoryDeployments;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::rules::RuleSet;
 use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
@@ -204,7 +205,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 
 // ---- the world ---------------------------------------------------------------------------------
 
-type TestFanout = Fanout<Sns, Store, MemoryAlarmTags>;
+type TestFanout = Fanout<Sns, Store, MemoryAlarmTags, MemoryDeployments>;
 
 /// SNS as the fake keeps it, and the message ids its callers were told: an id SNS accepted that
 /// no caller got back is a lost answer (an injected one, or a call SNS took that its invocation's
@@ -371,6 +372,7 @@ impl World {
             publisher: Sns::default(),
             store: Store::default(),
             tags: CachedAlarmTags::new(MemoryAlarmTags::with(ALARM_ARN, &[]), StdDuration::from_secs(300)),
+            deployments: MemoryDeployments::default(),
         };
         for (operation, steps) in &scenario.faults {
             let plan = if *operation == PUBLISH { &fanout.publisher.faults } else { &fanout.store.faults };

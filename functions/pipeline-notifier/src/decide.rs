@@ -132,11 +132,21 @@ pub struct Report {
     pub failure: Option<FailureReport>,
     /// The execution in the console; `None` when the event's region is not an AWS region.
     pub execution_link: Option<String>,
+    /// For a pipeline's SUCCEEDED that ends a failing streak: the first failure of the streak
+    /// (`PipelineHealth::restored_from`). `None` otherwise, or when the health could not be read.
+    pub restored_from: Option<DateTime<Utc>>,
 }
 
 impl Report {
     pub fn duration_seconds(&self) -> Option<i64> {
         Some((self.at? - self.started_at?).num_seconds()).filter(|s| *s >= 0)
+    }
+
+    /// Since when the pipeline had been failing and for how long (seconds), when this outcome
+    /// ended a failing streak.
+    pub fn restored(&self) -> Option<(DateTime<Utc>, i64)> {
+        let since = self.restored_from?;
+        Some((since, (self.at? - since).num_seconds())).filter(|(_, s)| *s >= 0)
     }
 
     /// `critical` for failures, `warning` for stops and waiting approvals, `info` otherwise.
@@ -238,5 +248,6 @@ pub fn report(
         revisions,
         failure,
         execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
+        restored_from: None,
     }
 }

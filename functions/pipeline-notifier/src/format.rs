@@ -91,6 +91,21 @@ fn trigger_line(report: &Report) -> Option<String> {
     }
 }
 
+/// How long a failing streak lasted, as a reader says it: `34 minutes`, `2 hours 5 minutes`,
+/// `3 days 4 hours` (the unit below the largest only).
+fn streak_words(seconds: i64) -> String {
+    let unit = |n: i64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => unit(seconds.max(0), "second"),
+        (0, 0, m) => unit(m, "minute"),
+        (0, h, 0) => unit(h, "hour"),
+        (0, h, m) => format!("{} {}", unit(h, "hour"), unit(m, "minute")),
+        (d, 0, _) => unit(d, "day"),
+        (d, h, _) => format!("{} {}", unit(d, "day"), unit(h, "hour")),
+    }
+}
+
 fn first_line(text: &str, max: usize) -> String {
     clean_text(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""), max)
 }
@@ -149,28 +164,18 @@ fn chat_revision_line(report: &Report, revision: &SourceRevision) -> String {
 /// The email body. Plain text needs no escaping, but every field from the event is kept on its own
 /// line ([`one_line`], [`clean_text`]).
 pub fn text(report: &Report) -> String {
+    // The verdict, then why (what failed where), then what ran, then the links.
     let mut out = Vec::new();
     out.push(format!("Pipeline {} {}", one_line(&report.pipeline), one_line(&report.what())));
     out.push(String::new());
-    out.push(format!("Execution:  {} (attempt {})", one_line(&report.execution_id), report.outcome.attempt));
-    out.push(format!("Account:    {} in {}", one_line(&report.account), one_line(&report.region)));
-    if let Some(started) = report.started_at {
-        out.push(format!("Started:    {}", started.format("%Y-%m-%d %H:%M:%S UTC")));
-    }
-    if let Some(at) = report.at {
-        out.push(format!("At:         {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
-    }
-    if let Some(seconds) = report.duration_seconds() {
-        out.push(format!("Duration:   {}", duration_words(seconds)));
-    }
-    for revision in listed_revisions(report) {
-        out.push(format!("Revision:   {}", revision_line(report, revision)));
-    }
-    if let Some(trigger) = trigger_line(report) {
-        out.push(format!("Trigger:    {}", one_line(&trigger)));
+    if let Some((since, seconds)) = report.restored() {
+        out.push(format!(
+            "Restored:   the pipeline had been failing since {} ({})",
+            since.format("%Y-%m-%d %H:%M:%S UTC"),
+            streak_words(seconds)
+        ));
     }
     if let Some(f) = &report.failure {
-        out.push(String::new());
         let provider = f.failed.provider.as_deref().map(|p| format!(" ({})", one_line(p))).unwrap_or_default();
         out.push(format!(
             "Failed:     stage {}, action {}{provider}",
@@ -183,11 +188,9 @@ pub fn text(report: &Report) -> String {
         if let Some(summary) = &f.failed.summary {
             out.push(format!("Summary:    {}", clean_text(summary, 1000)));
         }
-        if let Some(link) = &f.link {
-            out.push(format!("Details:    {link}"));
-        }
         // What failed where, within the room SNS leaves: each target with its log tail while that
-        // fits, then without, then "and N more". The verdict above is never cut.
+        // fits, then without, then "and N more". The verdict above is never cut, and the budget
+        // keeps room for the few short lines below.
         let mut used: usize = out.iter().map(|l| l.len() + 1).sum();
         for (i, l) in f.lifecycle.iter().enumerate() {
             let script = l.script_name.as_deref().map(|s| format!(" (script {})", one_line(s))).unwrap_or_default();
@@ -220,10 +223,34 @@ pub fn text(report: &Report) -> String {
             used += size(&block);
             out.extend(block);
         }
+        out.push(String::new());
+    }
+    out.push(format!("Execution:  {} (attempt {})", one_line(&report.execution_id), report.outcome.attempt));
+    out.push(format!("Account:    {} in {}", one_line(&report.account), one_line(&report.region)));
+    if let Some(started) = report.started_at {
+        out.push(format!("Started:    {}", started.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+    if let Some(at) = report.at {
+        out.push(format!("At:         {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
+    if let Some(seconds) = report.duration_seconds() {
+        out.push(format!("Duration:   {}", duration_words(seconds)));
+    }
+    for revision in listed_revisions(report) {
+        out.push(format!("Revision:   {}", revision_line(report, revision)));
+    }
+    if let Some(trigger) = trigger_line(report) {
+        out.push(format!("Trigger:    {}", one_line(&trigger)));
+    }
+    let details = report.failure.as_ref().and_then(|f| f.link.as_ref());
+    if details.is_some() || report.execution_link.is_some() {
+        out.push(String::new());
+    }
+    if let Some(link) = details {
+        out.push(format!("Details:    {link}"));
     }
     if let Some(link) = &report.execution_link {
-        out.push(String::new());
-        out.push(format!("Execution:  {link}"));
+        out.push(format!("Console:    {link}"));
     }
     out.push(String::new());
     out.push("-- Pipewarden pipeline-notifier".to_string());
@@ -235,6 +262,13 @@ pub fn text(report: &Report) -> String {
 /// [`ChatNotification::to_json`] for keywords and summary.
 pub fn chat(report: &Report) -> String {
     let mut description = Vec::new();
+    if let Some((since, seconds)) = report.restored() {
+        description.push(format!(
+            "*Restored:* failing since {} ({})",
+            since.format("%Y-%m-%d %H:%M UTC"),
+            streak_words(seconds)
+        ));
+    }
     let execution = report.execution_link.as_deref().and_then(|url| chat_link(url, &report.execution_id));
     description.push(format!("*Execution:* {}", execution.unwrap_or_else(|| chat_escape(&report.execution_id))));
     if let Some(seconds) = report.duration_seconds() {
@@ -356,6 +390,7 @@ mod tests {
             revisions,
             failure: None,
             execution_link: Some("https://console.example/execution".into()),
+            restored_from: None,
         }
     }
 
@@ -426,6 +461,33 @@ mod tests {
         );
     }
 
+    /// Issue 21: the verdict, then why, then what ran, then the links.
+    #[test]
+    fn a_failure_reads_verdict_then_why_then_what_ran_then_links() {
+        let mut r = report(None, vec![]);
+        r.outcome.state = ExecutionState::Failed;
+        r.failure = Some(FailureReport {
+            failed: FailedActionDetail {
+                stage: "Deploy".into(),
+                action: "Deploy".into(),
+                provider: Some("CodeDeploy".into()),
+                ..FailedActionDetail::default()
+            },
+            link: Some("https://console.example/deployments/d-1".into()),
+            lifecycle: vec![],
+        });
+
+        let body = text(&r);
+        let position = |prefix: &str| {
+            body.lines().position(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}: {body}"))
+        };
+        assert_eq!(position("Pipeline flask-web-app FAILED"), 0, "{body}");
+        assert_eq!(position("Failed:     stage Deploy, action Deploy (CodeDeploy)"), 2, "{body}");
+        assert!(position("Failed:") < position("Execution:  8f2a"), "{body}");
+        assert!(position("Execution:  8f2a") < position("Details:    https://"), "{body}");
+        assert!(position("Details:    https://") < position("Console:    https://"), "{body}");
+    }
+
     #[test]
     fn a_bogus_region_gives_no_console_link_and_no_arn_but_the_message_goes_out() {
         let mut r = report(None, vec![]);
@@ -488,5 +550,48 @@ mod tests {
             doc["metadata"]["relatedResources"][0],
             "arn:aws-us-gov:codepipeline:us-gov-west-1:123456789012:web"
         );
+    }
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn a_success_that_ends_a_failing_streak_says_so_right_after_the_verdict() {
+        let mut r = report(None, vec![]);
+        r.started_at = Some(at("2026-11-26T10:30:00Z"));
+        r.at = Some(at("2026-11-26T10:36:11Z"));
+        r.restored_from = Some(at("2026-11-26T10:02:11Z"));
+
+        let body = text(&r);
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines[0], "Pipeline flask-web-app SUCCEEDED", "{body}");
+        assert_eq!(
+            lines[2], "Restored:   the pipeline had been failing since 2026-11-26 10:02:11 UTC (34 minutes)",
+            "{body}"
+        );
+        assert!(lines[3].starts_with("Execution:  "), "{body}");
+
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        let description = doc["content"]["description"].as_str().unwrap();
+        assert!(
+            description.starts_with("*Restored:* failing since 2026-11-26 10:02 UTC (34 minutes)\n*Execution:*"),
+            "{description}"
+        );
+
+        r.restored_from = None;
+        assert!(!text(&r).contains("Restored"), "an ordinary success says nothing of it");
+        assert!(!chat(&r).contains("Restored"));
+    }
+
+    #[test]
+    fn streaks_are_said_in_the_largest_units() {
+        assert_eq!(streak_words(45), "45 seconds");
+        assert_eq!(streak_words(60), "1 minute");
+        assert_eq!(streak_words(34 * 60 + 59), "34 minutes");
+        assert_eq!(streak_words(3600), "1 hour");
+        assert_eq!(streak_words(2 * 3600 + 5 * 60), "2 hours 5 minutes");
+        assert_eq!(streak_words(86_400 + 30), "1 day");
+        assert_eq!(streak_words(3 * 86_400 + 4 * 3600 + 59), "3 days 4 hours");
     }
 }

@@ -29,6 +29,9 @@ const DEPLOY_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3)
 /// At most this long for each lookup that explains a failure (and a quarter of the time left): a
 /// lookup that hangs costs the detail, never the FAILED notification.
 const FAILURE_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3);
+/// At most this long for the pipeline's health (one S3 read, for the line saying a success ended a
+/// failing streak; and a quarter of the time left).
+const HEALTH_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Notifier<P, S, H, D, R, M> {
     pub config: Config,
@@ -160,12 +163,17 @@ where
             return Ok(EventResult::Recorded);
         };
 
-        let (failure, revisions) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
-            tokio::join!(self.failure(&timeline, &outcome), self.source_revisions(&timeline))
+        let (failure, revisions, restored_from) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
+            tokio::join!(
+                self.failure(&timeline, &outcome),
+                self.source_revisions(&timeline),
+                self.restored_from(&timeline, &outcome, event)
+            )
         } else {
-            (self.failure(&timeline, &outcome).await, Vec::new())
+            (self.failure(&timeline, &outcome).await, Vec::new(), None)
         };
-        let report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
+        let mut report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
+        report.restored_from = restored_from;
         // Each topic independently and at once: one that hangs does not hold the others back.
         let sends = claimed.iter().map(|target| async {
             let message = format::message(&report, target.format);
@@ -311,6 +319,36 @@ where
             }
         }
         Some(failure)
+    }
+
+    /// For a pipeline's SUCCEEDED: since when the pipeline had been failing, if this success ends
+    /// the streak (one read of the pipeline's health, before the success updates it; a retry finds
+    /// the restore it recorded). A read that fails or hangs leaves the line out rather than the
+    /// notification.
+    async fn restored_from(
+        &self,
+        timeline: &Timeline,
+        outcome: &Outcome,
+        event: &PipelineEvent,
+    ) -> Option<DateTime<Utc>> {
+        if outcome.level != Level::Pipeline || outcome.state != ExecutionState::Succeeded {
+            return None;
+        }
+        let at = pipewarden_shared::events::parse_time(event.time.as_deref())?;
+        let key = PipelineHealth::key(&timeline.pipeline);
+        let read = self.store.get(&key);
+        let health = match bounded_optional("S3", "GetObject", HEALTH_LOOKUP_CAP, Box::pin(read)).await {
+            Ok(Some(object)) => serde_json::from_slice::<PipelineHealth>(&object.body).map_err(|e| e.to_string()),
+            Ok(None) => return None,
+            Err(e) => Err(e.to_string()),
+        };
+        match health {
+            Ok(health) => health.restored_from(at),
+            Err(e) => {
+                warn!(error = %e, "pipeline health unknown; the notification leaves out whether it ended a failing streak");
+                None
+            }
+        }
     }
 
     /// The source revisions the execution ran, looked up once per outcome. A lookup that fails

@@ -32,12 +32,27 @@ impl MetricSink for StdoutMetrics {
     }
 }
 
-/// What must be remembered across executions of a pipeline for time-to-restore.
+/// What must be remembered across executions of a pipeline for time-to-restore, and for the
+/// success that ends a failing streak to say so.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PipelineHealth {
     /// The first failure since the last success, if the pipeline is currently failing.
     pub failing_since: Option<DateTime<Utc>>,
     pub last_success: Option<DateTime<Utc>>,
+    /// The last success that ended a failing streak. The invocation that sends its notification
+    /// updates the health even when the send fails, so the retry finds the streak already ended:
+    /// this keeps what it ended. (Absent from objects written before it existed.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restore: Option<Restore>,
+}
+
+/// A success that ended a failing streak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Restore {
+    /// The success.
+    pub at: DateTime<Utc>,
+    /// The first failure of the streak it ended.
+    pub failing_since: DateTime<Utc>,
 }
 
 impl PipelineHealth {
@@ -54,15 +69,29 @@ impl PipelineHealth {
                     _ if self.last_success.map(|s| s > at).unwrap_or(false) => self.failing_since,
                     _ => Some(at),
                 };
-                (PipelineHealth { failing_since, last_success: self.last_success }, None)
+                (PipelineHealth { failing_since, ..self.clone() }, None)
             }
             ExecutionState::Succeeded => {
-                let restored = self.failing_since.filter(|since| *since <= at).map(|since| (at - since).num_seconds());
+                let ended = self.failing_since.filter(|since| *since <= at);
                 let failing_since = self.failing_since.filter(|since| *since > at);
                 let last_success = Some(self.last_success.map_or(at, |s| s.max(at)));
-                (PipelineHealth { failing_since, last_success }, restored)
+                let last_restore = ended.map(|since| Restore { at, failing_since: since }).or(self.last_restore);
+                (
+                    PipelineHealth { failing_since, last_success, last_restore },
+                    ended.map(|since| (at - since).num_seconds()),
+                )
             }
             _ => (self.clone(), None),
+        }
+    }
+
+    /// Since when the pipeline had been failing, if a success at `at` ends (or, as recorded, ended)
+    /// a failing streak: what its notification says. Read before the success updates the health,
+    /// or after (a retry), it gives the same answer.
+    pub fn restored_from(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self.last_restore {
+            Some(restore) if restore.at == at => Some(restore.failing_since),
+            _ => self.failing_since.filter(|since| *since <= at),
         }
     }
 }
@@ -168,6 +197,7 @@ mod tests {
                 .collect(),
             failure: None,
             execution_link: None,
+            restored_from: None,
         }
     }
 
@@ -206,5 +236,42 @@ mod tests {
         assert_eq!(restored.failing_since, None);
         let (_, again) = restored.after(&ExecutionState::Succeeded, t("2026-11-20T12:00:00Z"));
         assert_eq!(again, None);
+    }
+
+    #[test]
+    fn the_success_that_ends_a_streak_says_since_when_before_and_after_it_is_recorded() {
+        let (failing, _) = PipelineHealth::default().after(&ExecutionState::Failed, t("2026-11-26T10:02:11Z"));
+        let (failing, _) = failing.after(&ExecutionState::Failed, t("2026-11-26T10:20:00Z"));
+        let success = t("2026-11-26T10:36:11Z");
+        assert_eq!(failing.restored_from(success), Some(t("2026-11-26T10:02:11Z")));
+
+        let (restored, seconds) = failing.after(&ExecutionState::Succeeded, success);
+        assert_eq!(seconds, Some(34 * 60));
+        assert_eq!(restored.failing_since, None);
+        assert_eq!(
+            restored.restored_from(success),
+            Some(t("2026-11-26T10:02:11Z")),
+            "a retry of the notification, after the first invocation recorded the success"
+        );
+        assert_eq!(restored.after(&ExecutionState::Succeeded, success).1, None, "one restore, one time to restore");
+        assert_eq!(restored.restored_from(t("2026-11-26T11:00:00Z")), None, "the next success restores nothing");
+
+        let (failing_again, _) = restored.after(&ExecutionState::Failed, t("2026-11-26T12:00:00Z"));
+        assert_eq!(failing_again.restored_from(success), Some(t("2026-11-26T10:02:11Z")), "still remembered");
+        assert_eq!(failing_again.restored_from(t("2026-11-26T13:00:00Z")), Some(t("2026-11-26T12:00:00Z")));
+        assert_eq!(failing_again.restored_from(t("2026-11-26T11:00:00Z")), None, "a success before the failure");
+    }
+
+    #[test]
+    fn health_written_before_restores_were_remembered_still_loads() {
+        let old: PipelineHealth = serde_json::from_value(json!({
+            "failing_since": "2026-11-26T10:02:11Z",
+            "last_success": "2026-11-25T09:00:00Z"
+        }))
+        .unwrap();
+        assert_eq!(old.last_restore, None);
+        assert_eq!(old.restored_from(t("2026-11-26T10:36:11Z")), Some(t("2026-11-26T10:02:11Z")));
+        let healthy = serde_json::to_value(PipelineHealth::default()).unwrap();
+        assert_eq!(healthy, json!({"failing_since": null, "last_success": null}), "nothing new to write");
     }
 }
