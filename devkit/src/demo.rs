@@ -16,14 +16,16 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 
-use crate::instance::{bundle, HookRun, Instance, APPLICATION, LIFECYCLE};
+use crate::instance::{bundle, HookRun, Instance, APPLICATION, DEPLOYMENT_GROUP as GROUP, LIFECYCLE};
 use crate::lambda_process::LambdaProcess;
 use crate::{local, repo_root, Emulator, Notification, Subscribed, ACCOUNT, REGION};
 
 /// The names examples/flask-app/pipeline.yaml gives the pipeline, the deployment group and the alarm.
 const PIPELINE: &str = "flask-web-app-pipeline";
-const GROUP: &str = "production";
 const ALARM: &str = "flask-web-app-5xx";
+const ALARM_DESCRIPTION: &str = "The app's instances answer HTTP 5xx through the load balancer (5 or more a minute, in 2 of 3 minutes). A deployment of flask-web-app in progress stops and rolls back.";
+const LOAD_BALANCER: &str = "app/flask-web-app/50dc6c495c0c9188";
+const TARGET_GROUP: &str = "targetgroup/flask-web-app/73e2d6bc24d8a067";
 const INSTANCE_ID: &str = "i-0a1b2c3d4e5f67890";
 const AUTHOR: &str = "Mary Major";
 const REPOSITORY: &str = "example-org/flask-web-app";
@@ -265,18 +267,19 @@ fn deploy_action_event(release: &Release, state: &str, at: DateTime<Utc>) -> Val
 }
 
 /// The ALB 5xx alarm of pipeline.yaml changing state, as EventBridge sends it.
-fn alarm_event(state: &str, previous: &str, at: DateTime<Utc>, count: f64) -> Value {
+fn alarm_event(state: &str, previous: &str, at: DateTime<Utc>) -> Value {
     let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
-    let reason = |value: &str, count: f64| {
-        let (verb, arrow) = if value == "ALARM" {
-            ("was greater than", "OK -> ALARM")
+    let minute = |m: i64| (at - chrono::Duration::minutes(m)).format("%d/%m/%y %H:%M:%S").to_string();
+    let reason = |value: &str| {
+        if value == "ALARM" {
+            format!(
+                "Threshold Crossed: 2 out of the last 3 datapoints [42.0 ({}), 17.0 ({})] were greater than or equal to the threshold (5.0) (minimum 2 datapoints for OK -> ALARM transition).",
+                minute(1),
+                minute(2)
+            )
         } else {
-            ("was not greater than", "ALARM -> OK")
-        };
-        format!(
-            "Threshold Crossed: 1 out of the last 1 datapoints [{count:.1} ({})] {verb} the threshold (10.0) (minimum 1 datapoint for {arrow} transition).",
-            (at - chrono::Duration::minutes(1)).format("%d/%m/%y %H:%M:%S")
-        )
+            "Threshold Crossed: no datapoints were received for 3 periods and 3 missing datapoints were treated as [NonBreaching].".to_string()
+        }
     };
     json!({
         "version": "0",
@@ -290,12 +293,12 @@ fn alarm_event(state: &str, previous: &str, at: DateTime<Utc>, count: f64) -> Va
         "detail": {
             "alarmName": ALARM,
             "configuration": {
-                "description": "flask-web-app answers 5xx through its load balancer",
+                "description": ALARM_DESCRIPTION,
                 "metrics": [{
                     "id": "m1",
                     "metricStat": {
                         "metric": {
-                            "dimensions": {"LoadBalancer": "app/flask-web-app/50dc6c495c0c9188"},
+                            "dimensions": {"LoadBalancer": LOAD_BALANCER, "TargetGroup": TARGET_GROUP},
                             "name": "HTTPCode_Target_5XX_Count",
                             "namespace": "AWS/ApplicationELB"
                         },
@@ -305,8 +308,8 @@ fn alarm_event(state: &str, previous: &str, at: DateTime<Utc>, count: f64) -> Va
                     "returnData": true
                 }]
             },
-            "previousState": {"reason": reason(previous, 0.0), "timestamp": stamp(at - chrono::Duration::minutes(10)), "value": previous},
-            "state": {"reason": reason(state, count), "timestamp": stamp(at), "value": state}
+            "previousState": {"reason": reason(previous), "timestamp": stamp(at - chrono::Duration::minutes(10)), "value": previous},
+            "state": {"reason": reason(state), "timestamp": stamp(at), "value": state}
         }
     })
 }
@@ -371,25 +374,39 @@ fn agent_log(run: &HookRun) -> String {
     }
 }
 
+/// The lifecycle events of an in-place deployment behind a load balancer, in CodeDeploy's order.
+const IN_PLACE_EVENTS: [&str; 13] = [
+    "BeforeBlockTraffic",
+    "BlockTraffic",
+    "AfterBlockTraffic",
+    "ApplicationStop",
+    "DownloadBundle",
+    "BeforeInstall",
+    "Install",
+    "AfterInstall",
+    "ApplicationStart",
+    "ValidateService",
+    "BeforeAllowTraffic",
+    "AllowTraffic",
+    "AfterAllowTraffic",
+];
+
 /// What BatchGetDeploymentTargets answers for the instance after the deployment, from the hooks
 /// the agent ran (the events the agent runs without scripts succeed; those after a failure are skipped).
 fn instance_target(release: &Release, runs: &[(&'static str, HookRun)], at: DateTime<Utc>) -> Value {
     let mut events = Vec::new();
     let mut failed = false;
-    for name in [
-        "ApplicationStop",
-        "DownloadBundle",
-        "BeforeInstall",
-        "Install",
-        "AfterInstall",
-        "ApplicationStart",
-        "ValidateService",
-    ] {
+    for name in IN_PLACE_EVENTS {
         let run = runs.iter().find(|(event, _)| *event == name).map(|(_, run)| run);
-        let mut event = json!({"lifecycleEventName": name, "startTime": iso(at), "endTime": iso(at)});
+        let mut event = json!({"lifecycleEventName": name});
         if failed {
             event["status"] = json!("Skipped");
-        } else if let Some(run) = run.filter(|run| run.code != 0) {
+            events.push(event);
+            continue;
+        }
+        event["startTime"] = json!(iso(at));
+        event["endTime"] = json!(iso(at));
+        if let Some(run) = run.filter(|run| run.code != 0) {
             failed = true;
             let script = format!("scripts/{}", script_name(name));
             event["status"] = json!("Failed");
@@ -509,23 +526,22 @@ async fn tell(story: &mut Story, bin: &Path, scratch: &Path) -> Result<(), Strin
 async fn put_alarm(aws: &Emulator) -> Result<(), String> {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk);
     let tag = |k: &str, v: &str| aws_sdk_cloudwatch::types::Tag::builder().key(k).value(v).build();
+    let dimension = |k: &str, v: &str| aws_sdk_cloudwatch::types::Dimension::builder().name(k).value(v).build();
     cloudwatch
         .put_metric_alarm()
         .alarm_name(ALARM)
-        .alarm_description("flask-web-app answers 5xx through its load balancer")
+        .alarm_description(ALARM_DESCRIPTION)
         .namespace("AWS/ApplicationELB")
         .metric_name("HTTPCode_Target_5XX_Count")
-        .dimensions(
-            aws_sdk_cloudwatch::types::Dimension::builder()
-                .name("LoadBalancer")
-                .value("app/flask-web-app/50dc6c495c0c9188")
-                .build(),
-        )
+        .dimensions(dimension("LoadBalancer", LOAD_BALANCER))
+        .dimensions(dimension("TargetGroup", TARGET_GROUP))
         .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
         .period(60)
-        .evaluation_periods(1)
-        .threshold(10.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .evaluation_periods(3)
+        .datapoints_to_alarm(2)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .treat_missing_data("notBreaching")
         .tags(tag("application", APPLICATION))
         .tags(tag("team", "web"))
         .tags(tag("severity", "critical"))
@@ -639,27 +655,41 @@ async fn release(
     story.say(&format!("through nginx, GET / answers: {}", page.lines().next().unwrap_or("")));
 
     let ended = story.at(release.minute + if broken { 7 } else { 6 });
-    if broken {
-        story.chapter("3. Meanwhile users get errors: the load balancer's 5xx alarm fires");
-        let alarm_at = story.at(release.minute + 5);
-        let answer = world.invoke("alarm-fanout", &alarm_event("ALARM", "OK", alarm_at, 42.0)).await?;
-        story.say(&format!("{ALARM} goes into ALARM: alarm-fanout {}", result_of(&answer)));
-        let got = world.received(&world.critical_topic).await;
-        let message = got.first().ok_or("no alarm message on the critical topic")?;
-        story.show("pipewarden-alarms-critical", "alarm", message)?;
+    // While the deployment is in flight (CodeDeploy still lists it as InProgress).
+    let alarm_at = story.at(release.minute + 5);
+    let (state, previous, name) = if broken { ("ALARM", "OK", "alarm") } else { ("OK", "ALARM", "alarm-ok") };
+    story.chapter(if broken {
+        "3. Meanwhile the load balancer's 5xx alarm fires"
+    } else {
+        "7. The load balancer's 5xx alarm returns to OK"
+    });
+    let answer = world.invoke("alarm-fanout", &alarm_event(state, previous, alarm_at)).await?;
+    story.say(&format!("{ALARM} goes to {state}: alarm-fanout {}", result_of(&answer)));
+    let got = world.received(&world.critical_topic).await;
+    let message = got.first().ok_or_else(|| format!("no {state} message on the critical topic"))?;
+    story.show("pipewarden-alarms-critical", name, message)?;
+    if !broken {
         story.expect(
-            &format!("the alarm message names the deployment in flight ({})", release.deployment_id),
-            message.message.contains(release.deployment_id),
-            &message.message,
-        )?;
-        story.expect(
-            &format!("the alarm message names the commit ({}) and its author", short(release.commit)),
-            message.message.contains(short(release.commit)) && message.message.contains(AUTHOR),
+            "the OK reaches the topic its ALARM went to",
+            message.subject.as_deref().is_some_and(|s| s.starts_with("[OK]")),
             &message.message,
         )?;
     }
+    story.expect(
+        &format!("the alarm message names the deployment in flight ({})", release.deployment_id),
+        message.message.contains(release.deployment_id),
+        &message.message,
+    )?;
+    story.expect(
+        &format!("... and the commit ({}) and its author", short(release.commit)),
+        message.message.contains(short(release.commit)) && message.message.contains(AUTHOR),
+        &message.message,
+    )?;
 
     // What CodeDeploy and CodePipeline hold once the deployment ended.
+    let (status, action_state, pipeline_state) =
+        if broken { ("Failed", "FAILED", "FAILED") } else { ("Succeeded", "SUCCEEDED", "SUCCEEDED") };
+    world.aws.control_post("deployments", json!({"deploymentId": release.deployment_id, "status": status})).await;
     world
         .aws
         .control_post(
@@ -667,32 +697,19 @@ async fn release(
             json!({"deploymentId": release.deployment_id, "targets": [instance_target(release, &runs, ended)]}),
         )
         .await;
-    let (action_state, pipeline_state) = if broken { ("FAILED", "FAILED") } else { ("SUCCEEDED", "SUCCEEDED") };
-    world.action(release, if broken { "Failed" } else { "Succeeded" }, ended).await;
+    world.action(release, status, ended).await;
     world
         .aws
-        .control_post("pipeline-executions", json!({"pipelineExecution": pipeline_execution(release, if broken { "Failed" } else { "Succeeded" }, pushed)}))
+        .control_post("pipeline-executions", json!({"pipelineExecution": pipeline_execution(release, status, pushed)}))
         .await;
     story.chapter(&format!(
         "{} CodeDeploy {} deployment {}; CodePipeline's execution {}",
-        if broken { "4." } else { "7." },
+        if broken { "4." } else { "8." },
         if broken { "fails" } else { "completes" },
         release.deployment_id,
         pipeline_state
     ));
     world.invoke("pipeline-notifier", &deploy_action_event(release, action_state, ended)).await?;
-    if !broken {
-        let answer = world.invoke("alarm-fanout", &alarm_event("OK", "ALARM", ended, 0.0)).await?;
-        story.say(&format!("{ALARM} returns to OK: alarm-fanout {}", result_of(&answer)));
-        let got = world.received(&world.critical_topic).await;
-        let message = got.first().ok_or("no OK message on the critical topic")?;
-        story.show("pipewarden-alarms-critical", "alarm-ok", message)?;
-        story.expect(
-            "the alarm's OK reaches the topic its ALARM went to",
-            message.message.contains("OK"),
-            &message.message,
-        )?;
-    }
     let answer = world.invoke("pipeline-notifier", &pipeline_event(release, pipeline_state, ended, pushed)).await?;
     story.say(&format!("pipeline-notifier {}", result_of(&answer)));
     let got = world.received(&world.pipeline_topic).await;

@@ -22,7 +22,7 @@ pub const LIFECYCLE: [&str; 4] = ["BeforeInstall", "AfterInstall", "ApplicationS
 
 /// The reference app's CodeDeploy names, as examples/flask-app/pipeline.yaml creates them.
 pub const APPLICATION: &str = "flask-web-app";
-pub const DEPLOYMENT_GROUP: &str = "flask-web-app-fleet";
+pub const DEPLOYMENT_GROUP: &str = "production";
 
 /// Builds a revision zip with `scripts/flask-bundle.sh` from the app in `app` (examples/flask-app or
 /// a changed copy of it) and `binary` as its pipewarden-validate, stripped of its debug info when

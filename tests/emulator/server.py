@@ -56,6 +56,8 @@ The control API under /_pipewarden/, for tests and the local run:
                                          "deploymentGroupName" (default <application>-group),
                                          "status" (a DeploymentStatus; default Created),
                                          "createTime" (ISO 8601 or epoch seconds; default now),
+                                         "creator" (a DeploymentCreator; default user); posted
+                                         again for a known id, changes its status (and creator),
                                          "hooks": [{"lifecycleEventHookExecutionId",
                                          "lifecycleEvent"}]}: a deployment under that id (moto makes
                                          up its own), and the hook executions CodeDeploy issued for it
@@ -422,6 +424,9 @@ def register_deployment(payload: dict) -> dict:
     backend = _codedeploy_backend(payload)
     wanted = payload["deploymentId"]
     if wanted in backend.deployments:
+        # Registering a known id again changes what CodeDeploy says of it (its status, as the
+        # deployment ends); the rest stays as created.
+        _set_deployment_state(backend.deployments[wanted], payload)
         return {"deploymentId": wanted, "hooks": _register_hooks(backend, wanted, payload.get("hooks") or [])}
     application = payload.get("applicationName", "pipewarden-local")
     group = payload.get("deploymentGroupName") or f"{application}-group"
@@ -470,7 +475,14 @@ def register_deployment(payload: dict) -> dict:
 
 
 def _set_deployment_state(deployment, payload: dict) -> None:
-    """The status and creation time a registered deployment has (moto's are Created and now)."""
+    """The status, creation time and creator a registered deployment has (moto's are Created, now
+    and user)."""
+    creator = payload.get("creator")
+    if creator is not None:
+        creators = _service_model("codedeploy").shape_for("DeploymentCreator").enum
+        if creator not in creators:
+            raise ControlError("400 Bad Request", f"creator {creator!r} is not one of {', '.join(creators)}")
+        deployment.creator = creator
     status = payload.get("status")
     if status is not None:
         statuses = _service_model("codedeploy").shape_for("DeploymentStatus").enum

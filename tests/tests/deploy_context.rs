@@ -315,6 +315,23 @@ async fn an_alarm_during_a_pipelines_ec2_deployment_names_the_deployment_codedep
     );
     assert!(got[0].message.contains(&expected), "{}", got[0].message);
     assert_eq!(aws.calls().await.get("ListDeployments"), Some(&1));
+
+    // WHEN the deployment fails and CodeDeploy rolls back (a new deployment of the group, created
+    // by codeDeployRollback) before the pipeline's FAILED is recorded, and the alarm fires again
+    server_deployment(&aws, "d-EC2CTX001", "flask-api-servers", "Failed", minutes(-15)).await;
+    aws.control_post(
+        "deployments",
+        json!({"deploymentId": "d-EC2BACK01", "applicationName": "flask-api", "deploymentGroupName": "flask-api-servers",
+               "computePlatform": "Server", "status": "InProgress", "createTime": iso(minutes(2)), "creator": "codeDeployRollback"}),
+    )
+    .await;
+    fanout.handle(alarm("ApiCpuHigher", minutes(3)), "f2", now).await.unwrap();
+
+    // THEN the rollback, which redeploys the previous revision, is not named as the release's
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(!got[0].message.contains("d-EC2BACK01"), "{}", got[0].message);
+    assert!(got[0].message.contains(&format!("pipeline flask-web-app execution {EXECUTION}")), "{}", got[0].message);
 }
 
 /// The adapter asks CodeDeploy for the group's deployments that have not ended, created since the

@@ -348,7 +348,8 @@ fn release_builds_unwind_panics_so_the_hook_can_report_them() {
 }
 
 /// alarm-fanout asks CodeDeploy which deployment of an EC2 release's group is in flight:
-/// `ListDeployments` on deployment groups of the stack's account and region, nothing more.
+/// `ListDeployments`, and `BatchGetDeployments` for who created each, on deployment groups of the
+/// stack's account and region, nothing more.
 #[test]
 fn alarm_fanout_may_list_the_deployments_of_deployment_groups_only() {
     let t = template_json();
@@ -358,7 +359,7 @@ fn alarm_fanout_may_list_the_deployments_of_deployment_groups_only() {
         .collect();
     assert_eq!(statements.len(), 1, "{statements:#?}");
     assert_eq!(statements[0]["Effect"], "Allow");
-    assert_eq!(statements[0]["Action"], "codedeploy:ListDeployments");
+    assert_eq!(statements[0]["Action"], json!(["codedeploy:ListDeployments", "codedeploy:BatchGetDeployments"]));
     assert_eq!(
         statements[0]["Resource"],
         json!({"Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:deploymentgroup:*"})
@@ -379,6 +380,7 @@ fn every_lookup_the_functions_make_is_allowed() {
     for (function, action) in [
         ("AlarmFanoutFunction", "cloudwatch:ListTagsForResource"),
         ("AlarmFanoutFunction", "codedeploy:ListDeployments"),
+        ("AlarmFanoutFunction", "codedeploy:BatchGetDeployments"),
         ("AlarmFanoutFunction", "sns:Publish"),
         ("PipelineNotifierFunction", "codepipeline:ListActionExecutions"),
         ("PipelineNotifierFunction", "codepipeline:GetPipelineExecution"),

@@ -4,8 +4,8 @@
 //! Lambda and ECS deployments run. A pipeline deploying to EC2/on-premises instances leaves a
 //! context with its application and deployment group (from the action history) and no deployment.
 //! For an alarm during such a release, CodeDeploy is asked ([`DeploymentLister`], one
-//! `ListDeployments` call) which deployments of that group, created since the deploy action
-//! started, have not ended. A deployment group runs one deployment at a time (CodeDeploy's quota
+//! `ListDeployments` call, then `BatchGetDeployments` for who created them) which deployments of
+//! that group, created by a user (the pipeline) since the deploy action started, have not ended. A deployment group runs one deployment at a time (CodeDeploy's quota
 //! "Concurrent deployments per deployment group" is 1, not adjustable), so one such deployment is
 //! the release's. The lookup is bounded by the handler: a slow CodeDeploy costs the deployment's
 //! name, never the alarm's message.
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_codedeploy::primitives::DateTime as SdkDateTime;
-use aws_sdk_codedeploy::types::{DeploymentStatus, TimeRange};
+use aws_sdk_codedeploy::types::{DeploymentCreator, DeploymentStatus, TimeRange};
 use chrono::{DateTime, Utc};
 use pipewarden_shared::adapters::classify_sdk_error;
 use pipewarden_shared::deploy_context::InFlight;
@@ -65,8 +65,9 @@ pub fn the_deployment(listed: &[String]) -> Option<&str> {
 
 /// Lists a deployment group's deployments that have not ended (CodeDeploy `ListDeployments`).
 pub trait DeploymentLister: Send + Sync {
-    /// The ids of the deployments of `query`'s group created since `query.created_after` whose
-    /// status is one of [`IN_FLIGHT`], every page.
+    /// The ids of the deployments of `query`'s group created since `query.created_after` by a
+    /// user (the pipeline's role; not a rollback, Auto Scaling or an auto-update) whose status is
+    /// one of [`IN_FLIGHT`], every page.
     fn in_flight(&self, query: &DeploymentQuery) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
 }
 
@@ -86,7 +87,8 @@ impl DeploymentLister for CodeDeployDeployments {
     async fn in_flight(&self, query: &DeploymentQuery) -> Result<Vec<String>, PortError> {
         let since = TimeRange::builder().start(SdkDateTime::from_secs(query.created_after.timestamp())).build();
         let statuses = IN_FLIGHT.iter().map(|s| DeploymentStatus::from(*s)).collect();
-        self.client
+        let listed: Vec<String> = self
+            .client
             .list_deployments()
             .application_name(&query.application)
             .deployment_group_name(&query.deployment_group)
@@ -97,9 +99,29 @@ impl DeploymentLister for CodeDeployDeployments {
             .send()
             .try_collect()
             .await
-            .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeployments", &e))
+            .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeployments", &e))?;
+        // Only what a user (the pipeline's role) created: a rollback, an Auto Scaling launch or an
+        // auto-update of outdated instances is another deployment of the group, not the release's.
+        let mut released = Vec::new();
+        for ids in listed.chunks(BATCH_GET_MAX) {
+            let got = self
+                .client
+                .batch_get_deployments()
+                .set_deployment_ids(Some(ids.to_vec()))
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("CodeDeploy", "BatchGetDeployments", &e))?;
+            released.extend(got.deployments_info.unwrap_or_default().into_iter().filter_map(|d| {
+                let by_user = d.creator.as_ref().is_none_or(|c| *c == DeploymentCreator::User);
+                by_user.then_some(d.deployment_id).flatten()
+            }));
+        }
+        Ok(released)
     }
 }
+
+/// The most deployment ids one `BatchGetDeployments` call takes.
+const BATCH_GET_MAX: usize = 25;
 
 /// One deployment as the in-memory CodeDeploy knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +131,8 @@ pub struct KnownDeployment {
     pub deployment_group: String,
     pub status: String,
     pub created: DateTime<Utc>,
+    /// CodeDeploy's `creator`: `user`, `codeDeployRollback`, `autoscaling`, ...
+    pub creator: String,
 }
 
 /// In memory, for tests: known deployments, filtered as CodeDeploy filters them; an optional
@@ -162,6 +186,7 @@ impl DeploymentLister for MemoryDeployments {
             .iter()
             .filter(|d| d.application == query.application && d.deployment_group == query.deployment_group)
             .filter(|d| IN_FLIGHT.contains(&d.status.as_str()) && d.created >= query.created_after)
+            .filter(|d| d.creator == "user")
             .map(|d| d.id.clone())
             .collect())
     }
@@ -227,12 +252,17 @@ mod tests {
             deployment_group: group.into(),
             status: status.into(),
             created: at(minutes),
+            creator: "user".into(),
         };
         let fake = MemoryDeployments::with(vec![
             known("d-OLD", "flask-api-servers", "InProgress", 0),
             known("d-DONE", "flask-api-servers", "Succeeded", 11),
             known("d-OTHER", "flask-api-staging", "InProgress", 11),
             known("d-NOW", "flask-api-servers", "Created", 11),
+            KnownDeployment {
+                creator: "codeDeployRollback".into(),
+                ..known("d-BACK", "flask-api-servers", "InProgress", 12)
+            },
         ]);
         let query = query_for(&context()).unwrap();
         assert_eq!(fake.in_flight(&query).await.unwrap(), vec!["d-NOW".to_string()]);

@@ -77,6 +77,7 @@ fn deployment(id: &str, status: &str, created: &str) -> KnownDeployment {
         deployment_group: GROUP.into(),
         status: status.into(),
         created: t(created),
+        creator: "user".into(),
     }
 }
 
@@ -116,6 +117,28 @@ async fn an_alarm_during_an_ec2_release_names_the_deployment_codedeploy_has_in_f
         "{}",
         got[0]
     );
+}
+
+/// The review of issue 21: the release's deployment failed and CodeDeploy rolled back (a new
+/// deployment, created by `codeDeployRollback`) before the pipeline's FAILED was recorded; the
+/// rollback redeploys the previous revision and is not the release's deployment.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_in_flight_is_not_named_as_the_release_s_deployment() {
+    let fanout = fanout(MemoryDeployments::with(vec![
+        deployment("d-EC2RELEASE", "Failed", "2026-11-20T16:50:40Z"),
+        KnownDeployment {
+            creator: "codeDeployRollback".into(),
+            ..deployment("d-ROLLBACK01", "InProgress", "2026-11-20T17:02:00Z")
+        },
+    ]));
+    release(&fanout, "2026-11-20T16:50:00Z");
+
+    handle(&fanout, alarm()).await;
+
+    let got = messages(&fanout);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(!got[0].contains("d-ROLLBACK01"), "{}", got[0]);
+    assert!(got[0].contains("pipeline flask-web-app execution 8f2a1c3e"), "the release is still named: {}", got[0]);
 }
 
 #[tokio::test(start_paused = true)]
