@@ -57,11 +57,69 @@ pub fn on_event(
             .collect(),
         None => Vec::new(),
     };
-    if !recorded && claimed.is_empty() {
+    let superseded = supersede_overtaken(timeline, event.attempt(), rules, targets, now, ttl);
+    if !recorded && claimed.is_empty() && !superseded {
         return None;
     }
     let first_final = recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
     Some(EventDecision { outcome, claimed, first_final })
+}
+
+/// Once an attempt has ended, its final outcome is the last word: a stage or action outcome of the
+/// attempt that has not reached a topic by then never will (sent after the final one, it would
+/// leave the topic on a stale message). Each such delivery is recorded as superseded by the final
+/// outcome, where nothing holds it or where the invocation that claimed it died (its claim is past
+/// the TTL), so no claim is left held and the record says why the topic did not get it. A claim
+/// still alive is left to its invocation, which records what it sent. Returns whether anything
+/// changed.
+pub fn supersede_overtaken(
+    timeline: &mut Timeline,
+    attempt: u64,
+    rules: &[NotifyOn],
+    targets: &[Target],
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> bool {
+    let Some(final_state) = timeline.final_state(attempt).map(|e| e.state()) else {
+        return false;
+    };
+    let final_key = format!("pipeline:{}:attempt-{attempt}", final_state.as_str());
+    // The attempt's stage and action outcomes: those the rules notify, from the recorded events
+    // (a send that failed everywhere leaves no delivery behind), and those with a delivery.
+    let suffix = format!(":attempt-{attempt}");
+    let notified =
+        timeline.entries.iter().filter(|e| e.attempt == attempt && e.level != Level::Pipeline).filter_map(|e| {
+            let approval = e.level == Level::Action
+                && e.state() == ExecutionState::Started
+                && e.category.as_deref() == Some("Approval")
+                && rules.contains(&NotifyOn::Approval);
+            let by_state = rules.contains(&NotifyOn::State(e.level, e.state()));
+            let what = if approval { "APPROVAL_WAITING" } else { e.state.as_str() };
+            (approval || by_state).then(|| outcome_key(e.level, e.stage.as_deref(), e.action.as_deref(), what, attempt))
+        });
+    let delivered = timeline
+        .deliveries
+        .keys()
+        .filter_map(|key| key.split_once('|').map(|(outcome, _)| outcome))
+        .filter(|outcome| outcome.ends_with(&suffix) && !outcome.starts_with("pipeline:"))
+        .map(str::to_string);
+    let overtaken: std::collections::BTreeSet<String> = notified.chain(delivered).collect();
+    let mut changed = false;
+    for outcome in overtaken {
+        for target in targets {
+            let key = delivery_key(&outcome, &target.topic_arn);
+            let free = match timeline.deliveries.get(&key) {
+                None => true,
+                Some(ledger::Delivery::Claimed { at, .. }) => now - *at > ttl,
+                Some(_) => false,
+            };
+            if free {
+                timeline.deliveries.insert(key, ledger::Delivery::Superseded { by: final_key.clone(), at: now });
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// The outcome this event announces, if the rules say it notifies. A non-final event that arrives
@@ -78,14 +136,9 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
     if !is_final && timeline.final_state(attempt).is_some() {
         return None;
     }
-    let place = match event.level {
-        Level::Pipeline => "pipeline".to_string(),
-        Level::Stage => format!("stage:{}", d.stage.as_deref().unwrap_or("?")),
-        Level::Action => format!("action:{}/{}", d.stage.as_deref().unwrap_or("?"), d.action.as_deref().unwrap_or("?")),
-    };
     let what = if approval { "APPROVAL_WAITING" } else { d.state.as_str() };
     Some(Outcome {
-        key: format!("{place}:{what}:attempt-{attempt}"),
+        key: outcome_key(event.level, d.stage.as_deref(), d.action.as_deref(), what, attempt),
         level: event.level,
         state: d.state.clone(),
         stage: d.stage.clone(),
@@ -93,6 +146,16 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
         approval,
         attempt,
     })
+}
+
+/// The dedup key of an outcome: `action:Build/Build:FAILED:attempt-1`.
+fn outcome_key(level: Level, stage: Option<&str>, action: Option<&str>, what: &str, attempt: u64) -> String {
+    let place = match level {
+        Level::Pipeline => "pipeline".to_string(),
+        Level::Stage => format!("stage:{}", stage.unwrap_or("?")),
+        Level::Action => format!("action:{}/{}", stage.unwrap_or("?"), action.unwrap_or("?")),
+    };
+    format!("{place}:{what}:attempt-{attempt}")
 }
 
 /// Why an execution failed, from whatever source knew, with what we add to it.
