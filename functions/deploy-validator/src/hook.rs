@@ -22,6 +22,7 @@ use lambda_runtime::Diagnostic;
 use pipewarden_shared::events::codedeploy::{parse_hook, HookInvocation};
 use pipewarden_shared::events::EventError;
 use pipewarden_shared::lambda::{diagnostic, Retry};
+use pipewarden_shared::ledger::{self, Deliveries, Delivery, LedgerError};
 use pipewarden_shared::ports::{
     FailureKind, HookReporter, HookStatus, ObjectStore, OutboundMessage, PortError, Publisher, PutOutcome,
     WriteCondition,
@@ -56,6 +57,10 @@ pub struct Evidence {
     pub decided_at: DateTime<Utc>,
     pub reported: bool,
     pub notice_sent: bool,
+    /// The failure notice's delivery under the shared protocol (`notice|<topic>`: claimed by one
+    /// invocation, then sent or released), so two invocations of the hook never both send it.
+    #[serde(default, skip_serializing_if = "Deliveries::is_empty")]
+    pub deliveries: Deliveries,
 }
 
 impl Evidence {
@@ -135,6 +140,20 @@ where
 {
     /// Handles one hook invocation that must be answered by `deadline`.
     pub async fn handle(&self, payload: Value, deadline: Instant) -> Result<Value, ValidatorError> {
+        self.handle_as(payload, deadline, &invocation_token(), Utc::now()).await
+    }
+
+    /// [`Self::handle`] for the invocation `token` names in claims: the Lambda request id, which
+    /// Lambda's retries of an invocation keep, so a retry may take up what its first try claimed.
+    /// `now` is the wall-clock time the invocation starts (claims expire by it and the time since).
+    pub async fn handle_as(
+        &self,
+        payload: Value,
+        deadline: Instant,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Value, ValidatorError> {
+        let clock = Clock { started: Instant::now(), at: now };
         let hook =
             parse_hook(payload).inspect_err(|e| error!(error = %e, "bad hook event: nothing can be reported"))?;
         let span = info_span!(
@@ -142,10 +161,15 @@ where
             deployment_id = %hook.deployment_id,
             hook_execution_id = %hook.lifecycle_event_hook_execution_id
         );
-        self.handle_hook(&hook, deadline).instrument(span).await
+        self.handle_hook(&hook, deadline, Claimant { token, clock }).instrument(span).await
     }
 
-    async fn handle_hook(&self, hook: &HookInvocation, deadline: Instant) -> Result<Value, ValidatorError> {
+    async fn handle_hook(
+        &self,
+        hook: &HookInvocation,
+        deadline: Instant,
+        claimant: Claimant<'_>,
+    ) -> Result<Value, ValidatorError> {
         let key = Evidence::key(&hook.deployment_id, &hook.lifecycle_event_hook_execution_id);
         let work_deadline = deadline.checked_sub(self.safety_margin).unwrap_or_else(Instant::now);
         // Every call stops here (the shared work deadline, when `main` set it with the same margin),
@@ -161,7 +185,7 @@ where
         // Boxed: each half holds SDK futures that are deep in a debug build.
         let decided = Box::pin(self.decide_once(hook, &key, spec, work_deadline, end)).await?;
         // From here on, the time reserved for settling: the checks may have used all of theirs.
-        Box::pin(deadline::settling(self.settle(hook, &key, decided, end))).await
+        Box::pin(deadline::settling(self.settle(hook, &key, decided, end, claimant))).await
     }
 
     /// The decision for this hook: the one recorded by an earlier invocation, or a new one.
@@ -197,6 +221,7 @@ where
         key: &str,
         mut evidence: Evidence,
         end: Instant,
+        claimant: Claimant<'_>,
     ) -> Result<Value, ValidatorError> {
         if !evidence.reported {
             if let Some(kept) = self.report(hook, evidence.status, end).await? {
@@ -227,19 +252,13 @@ where
             if let Some(topic) = &self.topic_arn {
                 // Not sent is an error: Lambda retries the invocation, which finds the decision
                 // reported and sends only the notice. Bounded, so this invocation still ends in time.
-                let sent = tokio::time::timeout_at(end.into(), self.publisher.publish(topic, &notice(&evidence)))
-                    .await
-                    .unwrap_or_else(|_| Err(out_of_time("SNS", "Publish")));
-                if let Err(source) = sent {
-                    error!(error = %source, "failure notice not sent; the retried invocation sends it");
-                    return Err(ValidatorError::Notice {
+                self.announce(key, &mut evidence, topic, end, claimant).await.map_err(|source| {
+                    ValidatorError::Notice {
                         deployment_id: hook.deployment_id.clone(),
                         hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
                         source,
-                    });
-                }
-                evidence.notice_sent = true;
-                self.save(key, &evidence, end).await;
+                    }
+                })?;
             }
         }
         Ok(json!({
@@ -284,6 +303,7 @@ where
             decided_at: started_at,
             reported: false,
             notice_sent: false,
+            deliveries: Deliveries::new(),
         };
         let result = self.validate(hook, spec, facts, work_deadline, &mut evidence).await;
         evidence.decided_at = Utc::now();
@@ -415,6 +435,96 @@ where
         }
     }
 
+    /// Sends the failure notice once, under the shared delivery protocol: claimed in the stored
+    /// evidence (a conditional write) before it is sent, then marked sent or released. A notice the
+    /// record says was sent, or that another live invocation is sending, is not sent again; when the
+    /// record cannot be read or written, nothing is sent and the error makes Lambda retry (a second
+    /// notice is worse than a later one). Without a store, it is sent as is.
+    async fn announce(
+        &self,
+        key: &str,
+        evidence: &mut Evidence,
+        topic: &str,
+        end: Instant,
+        claimant: Claimant<'_>,
+    ) -> Result<(), PortError> {
+        let token = claimant.token;
+        let delivery = ledger::delivery_key("notice", topic);
+        if let Some(store) = &self.store {
+            let claim = ledger::read_modify_write(
+                store,
+                key,
+                || evidence.clone(),
+                |stored: &mut Evidence| {
+                    if stored.notice_sent {
+                        return None;
+                    }
+                    ledger::claim(&mut stored.deliveries, &delivery, token, claimant.clock.now(), NOTICE_CLAIM_TTL)
+                        .then_some(())
+                },
+            );
+            match tokio::time::timeout_at(end.into(), Box::pin(claim)).await {
+                Ok(Ok((_, Some(())))) => {}
+                Ok(Ok((stored, None))) => {
+                    if stored.notice_sent || matches!(stored.deliveries.get(&delivery), Some(Delivery::Sent { .. })) {
+                        info!("failure notice already sent");
+                        evidence.notice_sent = true;
+                    } else {
+                        info!("another invocation is sending the failure notice");
+                    }
+                    return Ok(());
+                }
+                Ok(Err(e)) => {
+                    error!(error = %e, "failure notice not claimed; not sent, the retried invocation sends it");
+                    return Err(ledger_port_error(e));
+                }
+                Err(_) => return Err(out_of_time("S3", "PutObject")),
+            }
+        }
+        // Bounded well within the claim's life, so a live claim is never taken over, and leaving a
+        // third of what is left (at most 2 s) to record what became of it.
+        let left = end.saturating_duration_since(Instant::now());
+        let until = (end - (left / 3).min(Duration::from_secs(2))).min(Instant::now() + NOTICE_SEND_CAP);
+        let sent = tokio::time::timeout_at(until.into(), self.publisher.publish(topic, &notice(evidence)))
+            .await
+            .unwrap_or_else(|_| Err(out_of_time("SNS", "Publish")));
+        if let Some(store) = &self.store {
+            let message_id = sent.as_ref().ok().cloned();
+            let settle = ledger::read_modify_write(
+                store,
+                key,
+                || evidence.clone(),
+                |stored: &mut Evidence| {
+                    ledger::settle(
+                        &mut stored.deliveries,
+                        &delivery,
+                        token,
+                        message_id.as_deref(),
+                        claimant.clock.now(),
+                    );
+                    stored.notice_sent |= message_id.is_some();
+                    Some(())
+                },
+            );
+            let remaining = end.saturating_duration_since(Instant::now()).min(Duration::from_secs(2));
+            match tokio::time::timeout(remaining, deadline::settling(Box::pin(settle))).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "failure notice's delivery not recorded"),
+                Err(_) => warn!("failure notice's delivery not recorded in time"),
+            }
+        }
+        match sent {
+            Ok(_) => {
+                evidence.notice_sent = true;
+                Ok(())
+            }
+            Err(source) => {
+                error!(error = %source, "failure notice not sent; the retried invocation sends it");
+                Err(source)
+            }
+        }
+    }
+
     /// Marks what became of the decision (reported, notice sent) in the stored evidence: a
     /// conditional read-modify-write that only ever sets those marks, so a slower invocation
     /// cannot undo another's "notice sent" (which would send the notice twice).
@@ -516,6 +626,50 @@ where
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+/// The wall clock of one invocation: the time it started, moved on by the time since.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    started: Instant,
+    at: DateTime<Utc>,
+}
+
+impl Clock {
+    fn now(&self) -> DateTime<Utc> {
+        self.at + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
+/// Who claims, and when: the invocation's token and clock.
+#[derive(Debug, Clone, Copy)]
+struct Claimant<'a> {
+    token: &'a str,
+    clock: Clock,
+}
+
+/// The longest a failure notice's publish may take, well within [`NOTICE_CLAIM_TTL`].
+const NOTICE_SEND_CAP: Duration = Duration::from_secs(10);
+/// How long a notice's claim holds: an invocation that claimed it sends within [`NOTICE_SEND_CAP`]
+/// or died; after this another may send it.
+const NOTICE_CLAIM_TTL: chrono::Duration = chrono::Duration::seconds(30);
+
+/// What identifies an invocation in a claim when the caller gives no request id: unique across
+/// processes and invocations.
+fn invocation_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static STARTED: OnceLock<i64> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let started = STARTED.get_or_init(|| Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    format!("{}-{started}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn ledger_port_error(e: LedgerError) -> PortError {
+    match e {
+        LedgerError::Store { source, .. } => source,
+        other => PortError::new("S3", "GetObject", FailureKind::Rejected, other.to_string()),
     }
 }
 

@@ -43,7 +43,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline = deadline::instant_of(event.context.deadline);
         // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
-        let work = Box::pin(validator.handle(event.payload, deadline));
+        // The request id names this invocation in claims; Lambda's retries of it keep the id.
+        let work =
+            Box::pin(validator.handle_as(event.payload, deadline, &event.context.request_id, chrono::Utc::now()));
         hook::answer(deadline::within(deadline, work).await)
     }))
     .await
