@@ -48,6 +48,12 @@ impl PortError {
     pub fn is_retryable(&self) -> bool {
         self.kind != FailureKind::Rejected
     }
+
+    /// Whether the call may have taken effect although it failed: no answer came back (the time ran
+    /// out, or the connection failed) after the request may have been sent.
+    pub fn may_have_taken_effect(&self) -> bool {
+        matches!(self.kind, FailureKind::Timeout | FailureKind::Network)
+    }
 }
 
 /// A message to publish to an SNS topic.

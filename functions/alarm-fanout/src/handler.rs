@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
-use pipewarden_shared::deadline::bounded_optional;
+use pipewarden_shared::deadline::{self, bounded_optional};
 use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::eventbridge::Shape;
@@ -211,16 +211,22 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                 .iter()
                 .map(|s| (delivery_key(&transition, &s.target.topic_arn), s.result.as_ref().ok().cloned()))
                 .collect();
-            let settled = ledger::settle_all(
+            // A publish whose answer never came may have reached the topic: its OK goes there.
+            let uncertain: Vec<String> = results
+                .iter()
+                .filter(|s| s.result.as_ref().is_err_and(|e| e.may_have_taken_effect()))
+                .map(|s| delivery_key(&transition, &s.target.topic_arn))
+                .collect();
+            let settle = ledger::read_modify_write(
                 &self.store,
                 &plan.memory_key,
                 || AlarmMemory { subject: plan.alarm.subject(), ..AlarmMemory::default() },
-                |memory| &mut memory.deliveries,
-                &outcomes,
-                token,
-                now,
-            )
-            .await;
+                |memory: &mut AlarmMemory| {
+                    memory.settle(&outcomes, &uncertain, token, now);
+                    Some(())
+                },
+            );
+            let settled = deadline::settling(Box::pin(settle)).await.map(|_| ());
             if let Err(e) = settled {
                 error!(error = %e, "could not record what was sent");
             }

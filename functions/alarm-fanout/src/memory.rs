@@ -1,9 +1,11 @@
 //! What alarm-fanout remembers per alarm (in S3, not in RAM): which transitions it decided to send
 //! or suppress, what it sent where, whether an ALARM is open, when INSUFFICIENT_DATA was last sent.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Duration, Utc};
 use pipewarden_shared::events::cloudwatch::AlarmStateValue;
-use pipewarden_shared::ledger::{claim, delivery_key, Deliveries, Delivery};
+use pipewarden_shared::ledger::{self, claim, delivery_key, Deliveries, Delivery};
 use serde::{Deserialize, Serialize};
 
 use crate::alarm::AlarmTransition;
@@ -35,6 +37,11 @@ pub struct AlarmMemory {
     pub decided: Vec<(String, Verdict)>,
     #[serde(default)]
     pub deliveries: Deliveries,
+    /// Deliveries (`transition|topic`) whose publish failed in a way that may have taken effect
+    /// (no answer: the connection dropped, or the time ran out after the request went): the topic
+    /// may have the message. An OK is sent where its ALARM may have gone, never withheld there.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub uncertain: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +81,7 @@ impl AlarmMemory {
             let forgotten: Vec<String> =
                 self.decided.drain(..self.decided.len() - REMEMBERED).map(|(k, _)| k).collect();
             self.deliveries.retain(|k, _| !forgotten.iter().any(|f| k.starts_with(&format!("{f}|"))));
+            self.uncertain.retain(|k| !forgotten.iter().any(|f| k.starts_with(&format!("{f}|"))));
         }
         verdict
     }
@@ -96,7 +104,11 @@ impl AlarmMemory {
         let verdict = self.decide(alarm, flap_window, now);
         let before = self.deliveries.clone();
         let mut claims = Claims::default();
-        let overtaken = matches!((alarm.state_time, self.latest_at), (Some(at), Some(latest)) if at < latest);
+        // An OK overtaken by newer transitions is still the alarm's state when the newest of them is
+        // an OK too (one that found its ALARM already resolved by this one, say): it is not
+        // superseded, or no topic would ever hear that the alarm is OK.
+        let overtaken = matches!((alarm.state_time, self.latest_at), (Some(at), Some(latest)) if at < latest)
+            && !(alarm.state == AlarmStateValue::Ok && self.newest_decided_state() == Some("OK"));
         if verdict == Verdict::Send && overtaken {
             // A newer transition was decided since this one (a retry comes late): whatever it did
             // not send yet it never sends, so no topic ends on a stale state.
@@ -105,7 +117,12 @@ impl AlarmMemory {
                 match self.deliveries.get(&key) {
                     Some(Delivery::Sent { .. } | Delivery::Superseded { .. }) => {}
                     Some(Delivery::Claimed { token: other, at }) if other != token && now - *at <= ttl => {}
-                    _ => {
+                    held => {
+                        // A claim left by an invocation that died (or by this one's earlier try)
+                        // may have reached SNS: the topic may have it, and its OK must go there.
+                        if matches!(held, Some(Delivery::Claimed { .. })) {
+                            self.uncertain.insert(key.clone());
+                        }
                         self.deliveries.insert(key, Delivery::Superseded { by: "a newer transition".into(), at: now });
                     }
                 }
@@ -113,10 +130,25 @@ impl AlarmMemory {
         } else if verdict == Verdict::Send {
             for target in targets {
                 match self.ok_on_topic(&transition, &target.topic_arn, now, ttl) {
-                    OkOnTopic::Withhold => continue,
+                    OkOnTopic::Withhold => {
+                        // A claim on it from when the topic still showed an ALARM (an older OK has
+                        // reached it since) is never to be sent: not left held.
+                        let key = delivery_key(&transition, &target.topic_arn);
+                        if matches!(self.deliveries.get(&key), Some(Delivery::Claimed { .. })) {
+                            let by = "the topic shows no ALARM any more".to_string();
+                            self.deliveries.insert(key, Delivery::Superseded { by, at: now });
+                        }
+                    }
                     OkOnTopic::Wait => claims.waiting.push(target.clone()),
                     OkOnTopic::Send => {
                         let key = delivery_key(&transition, &target.topic_arn);
+                        // Taking over the claim of an invocation that died, or of this request's
+                        // earlier try (Lambda's retry keeps the request id): it may have sent it.
+                        let dead = matches!(self.deliveries.get(&key),
+                            Some(Delivery::Claimed { token: other, at }) if other == token || now - *at > ttl);
+                        if dead {
+                            self.uncertain.insert(key.clone());
+                        }
                         if claim(&mut self.deliveries, &key, token, now, ttl) {
                             claims.claimed.push(target.clone());
                         }
@@ -132,8 +164,9 @@ impl AlarmMemory {
 
     /// What the sent OK `ok` may do on `topic`, given what became of the ALARM it resolves there.
     /// An ALARM the topic never got (its publish failed and awaits a retry) is superseded: neither
-    /// it nor the OK is sent there, so the last message matches the alarm's state. An ALARM being
-    /// sent right now by another live invocation makes the OK wait for it.
+    /// it nor the OK is sent there, so the last message matches the alarm's state. An ALARM the
+    /// topic may have (its publish got no answer, or its invocation died holding the claim) gets
+    /// the OK. An ALARM being sent right now by another live invocation makes the OK wait for it.
     pub fn ok_on_topic(&mut self, ok: &str, topic: &str, now: DateTime<Utc>, ttl: Duration) -> OkOnTopic {
         let Some((_, alarm)) = self.resolved.as_ref().filter(|(k, _)| k == ok) else {
             return OkOnTopic::Send;
@@ -146,13 +179,79 @@ impl AlarmMemory {
         match self.deliveries.get(&key) {
             Some(Delivery::Sent { .. }) => OkOnTopic::Send,
             Some(Delivery::Claimed { at, .. }) if now - *at <= ttl => OkOnTopic::Wait,
+            // Its invocation died holding the claim, perhaps after SNS took the ALARM: the topic may
+            // have it. The ALARM is not sent again (the OK is newer), the OK goes.
+            Some(Delivery::Claimed { .. }) => {
+                self.uncertain.insert(key.clone());
+                self.deliveries.insert(key, Delivery::Superseded { by: ok.to_string(), at: now });
+                OkOnTopic::Send
+            }
+            // The topic may have the ALARM (its publish went, its answer did not come back), or it
+            // still shows an older ALARM whose own OK never reached it: the OK goes.
+            _ if self.uncertain.contains(&key) || self.topic_shows_alarm(topic, ok) => OkOnTopic::Send,
             Some(Delivery::Superseded { .. }) => OkOnTopic::Withhold,
-            _ => {
+            None => {
                 self.deliveries.insert(key, Delivery::Superseded { by: ok.to_string(), at: now });
                 OkOnTopic::Withhold
             }
         }
     }
+
+    /// Whether the newest transition before `ok` that `topic` got (sent, or perhaps sent: claimed,
+    /// or published without an answer) is an ALARM.
+    fn topic_shows_alarm(&self, topic: &str, ok: &str) -> bool {
+        let Some((before, _)) = transition_time_and_state(ok) else {
+            return false;
+        };
+        let suffix = format!("|{topic}");
+        let got = self
+            .deliveries
+            .iter()
+            .filter(|(key, d)| {
+                matches!(d, Delivery::Sent { .. } | Delivery::Claimed { .. }) || self.uncertain.contains(*key)
+            })
+            .map(|(key, _)| key.as_str())
+            .chain(self.uncertain.iter().map(String::as_str))
+            .filter_map(|key| key.strip_suffix(&suffix))
+            .filter_map(transition_time_and_state)
+            .filter(|(millis, _)| *millis < before)
+            .max_by_key(|(millis, _)| *millis);
+        got.is_some_and(|(_, state)| state == "ALARM")
+    }
+}
+
+impl AlarmMemory {
+    /// The state (`ALARM`, `OK`, ...) of the newest transition decided on, by CloudWatch's time
+    /// (the keys are `name:STATE:millis`).
+    fn newest_decided_state(&self) -> Option<&str> {
+        self.decided
+            .iter()
+            .filter_map(|(key, _)| transition_time_and_state(key))
+            .max_by_key(|(millis, _)| *millis)
+            .map(|(_, state)| state)
+    }
+
+    /// Records what became of this invocation's sends: each sent (`Some(message id)`) or released
+    /// (`None`); `uncertain` lists those whose failure may have taken effect.
+    pub fn settle(
+        &mut self,
+        outcomes: &[(String, Option<String>)],
+        uncertain: &[String],
+        token: &str,
+        now: DateTime<Utc>,
+    ) {
+        for (key, sent) in outcomes {
+            ledger::settle(&mut self.deliveries, key, token, sent.as_deref(), now);
+        }
+        self.uncertain.extend(uncertain.iter().cloned());
+    }
+}
+
+/// CloudWatch's time (epoch milliseconds) and the state of a transition key (`name:STATE:millis`).
+fn transition_time_and_state(key: &str) -> Option<(i64, &str)> {
+    let mut parts = key.rsplitn(3, ':');
+    let millis = parts.next()?.parse().ok()?;
+    Some((millis, parts.next()?))
 }
 
 /// What [`AlarmMemory::plan`] claimed for an invocation.
@@ -287,7 +386,28 @@ mod tests {
             !pipewarden_shared::ledger::claim(&mut m.deliveries, &retried_alarm, "retry", now, ttl),
             "the ALARM's retry finds it superseded"
         );
-        assert_eq!(m.ok_on_topic(&ok.key(), "sending", now + ttl + Duration::seconds(1), ttl), OkOnTopic::Withhold);
+        // The invocation sending it died holding the claim, perhaps after SNS took the ALARM: the OK
+        // goes there, and the ALARM is not sent again.
+        let later = now + ttl + Duration::seconds(1);
+        assert_eq!(m.ok_on_topic(&ok.key(), "sending", later, ttl), OkOnTopic::Send);
+        let sending = delivery_key(&alarm.key(), "sending");
+        assert!(matches!(m.deliveries.get(&sending), Some(Delivery::Superseded { .. })), "{:?}", m.deliveries);
+        assert_eq!(m.ok_on_topic(&ok.key(), "sending", later, ttl), OkOnTopic::Send, "and stays so");
+    }
+
+    /// Issue 15: an ALARM SNS took whose answer was lost may be on the topic: its OK goes there.
+    #[test]
+    fn an_ok_goes_where_its_alarm_may_have_gone() {
+        let mut m = AlarmMemory::default();
+        let (w, ttl, now) = (Duration::minutes(15), Duration::seconds(120), Utc::now());
+        let alarm = t(AlarmStateValue::Alarm, 1);
+        m.decide(&alarm, w, now);
+        let key = delivery_key(&alarm.key(), "lost");
+        m.deliveries.insert(key.clone(), Delivery::Claimed { token: "r1".into(), at: now });
+        m.settle(&[(key.clone(), None)], std::slice::from_ref(&key), "r1", now);
+        let ok = t(AlarmStateValue::Ok, 2);
+        assert_eq!(m.decide(&ok, w, now), Verdict::Send);
+        assert_eq!(m.ok_on_topic(&ok.key(), "lost", now, ttl), OkOnTopic::Send);
     }
 
     #[test]

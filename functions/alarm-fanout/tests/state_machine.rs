@@ -88,6 +88,9 @@ struct Scenario {
     quiet_order: Vec<usize>,
     /// Turns each S3 and SNS call takes (cyclic): how concurrent invocations interleave.
     latency: Vec<u8>,
+    /// The invocations of a step run one after the other, never at once (see the ordering
+    /// properties: two transitions of one alarm handled at once are the known defect).
+    sequential: bool,
 }
 
 #[derive(Clone)]
@@ -173,7 +176,7 @@ fn delivery() -> impl Strategy<Value = Delivery> {
         .prop_map(|(transition, with_next, crash, clock)| Delivery { transition, with_next, crash, clock })
 }
 
-fn scenario() -> impl Strategy<Value = Scenario> {
+fn scenario(sequential: bool) -> impl Strategy<Value = Scenario> {
     (
         1..=MAX_TRANSITIONS,
         any::<bool>(),
@@ -184,7 +187,15 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         proptest::collection::vec(0u8..3, 1..6),
     )
         .prop_map(
-            |(transitions, first_is_alarm, mut deliveries, [gets, puts, publishes], retry_delays, keys, latency)| {
+            move |(
+                transitions,
+                first_is_alarm,
+                mut deliveries,
+                [gets, puts, publishes],
+                retry_delays,
+                keys,
+                latency,
+            )| {
                 for d in &mut deliveries {
                     d.transition %= transitions;
                 }
@@ -198,6 +209,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     retry_delays,
                     quiet_order,
                     latency,
+                    sequential,
                 }
             },
         )
@@ -526,7 +538,11 @@ fn run(scenario: &Scenario) -> Run {
         );
         pending.retain(|p| p.due > step);
         let world = &run.world;
-        let ended = block_on(join_all(invocations.iter().map(|(t, token, crash, _)| world.invoke(*t, token, *crash))));
+        let ended = if scenario.sequential {
+            invocations.iter().map(|(t, token, crash, _)| block_on(world.invoke(*t, token, *crash))).collect()
+        } else {
+            block_on(join_all(invocations.iter().map(|(t, token, crash, _)| world.invoke(*t, token, *crash))))
+        };
         for ((transition, token, crash, retries_left), (ended, unrecorded)) in invocations.into_iter().zip(ended) {
             let at = run.world.clock.now().format("%H:%M:%S");
             run.log.push(format!("step {step} at {at}: t{transition} {token} crash {crash:?}: {ended:?}"));
@@ -751,14 +767,14 @@ fn holds(run: &Run, invariants: &[Invariant]) -> Result<(), String> {
 }
 
 /// Runs the cases, prints how many and the longest, and fails with the smallest counterexample.
-fn check(invariants: &[Invariant]) {
+fn check(sequential: bool, invariants: &[Invariant]) {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_CASES);
     // The counterexamples found are kept as the named tests below, not in a regressions file.
     let config =
         ProptestConfig { cases, failure_persistence: None, max_shrink_iters: 4096, ..ProptestConfig::default() };
     let started = std::time::Instant::now();
     let (ran, longest) = (std::cell::Cell::new(0), std::cell::Cell::new((0, 0)));
-    let result = TestRunner::new(config).run(&scenario(), |scenario| {
+    let result = TestRunner::new(config).run(&scenario(sequential), |scenario| {
         ran.set(ran.get() + 1);
         let run = run(&scenario);
         longest.set(longest.get().max((run.invocations, scenario.deliveries.len())));
@@ -777,26 +793,32 @@ fn check(invariants: &[Invariant]) {
 
 #[test]
 fn each_transition_reaches_each_topic_once_and_no_claim_stays_held() {
-    check(&[
-        the_quiet_phase_delivers,
-        no_invocation_outlives_its_deadline,
-        each_transition_at_most_once_but_for_unrecorded_sends,
-        no_claim_is_left_held,
-    ]);
+    check(
+        false,
+        &[
+            the_quiet_phase_delivers,
+            no_invocation_outlives_its_deadline,
+            each_transition_at_most_once_but_for_unrecorded_sends,
+            no_claim_is_left_held,
+        ],
+    );
 }
 
-// The two ordering properties still find two defects (named below, ignored): they run with
-// `--ignored` until issue 15's per-alarm ordering is done.
+// The ordering property still finds a defect (named below, ignored): it runs with `--ignored`
+// until issue 15's per-alarm ordering is done.
 #[test]
 #[ignore = "known defect (issue 15): two transitions of one alarm sent at once can reach SNS in the other order; see an_alarm_claimed_before_a_newer_one_can_reach_sns_after_it"]
 fn an_ok_follows_its_alarm_and_no_topic_ends_with_an_older_message() {
-    check(&[the_quiet_phase_delivers, an_ok_only_after_its_alarm, the_last_message_is_the_newest_sent]);
+    check(false, &[the_quiet_phase_delivers, an_ok_only_after_its_alarm, the_last_message_is_the_newest_sent]);
 }
 
+/// Every topic ends on the alarm's real state: an OK reaches every topic that may show its ALARM
+/// (sent, or its answer lost, or its invocation died holding the claim), and no OK is withheld
+/// where an older ALARM still shows. Run without two invocations at once (the ordering defect
+/// above breaks this too, about once in 20,000 cases).
 #[test]
-#[ignore = "known defect (issue 15): an ALARM SNS accepted whose answer was lost counts as not sent, so its OK is withheld there; see an_alarm_whose_answer_was_lost_is_still_resolved_by_its_ok"]
 fn every_topic_ends_with_the_alarms_real_state() {
-    check(&[the_quiet_phase_delivers, the_last_message_says_the_alarms_state]);
+    check(true, &[the_quiet_phase_delivers, the_last_message_says_the_alarms_state]);
 }
 
 // ---- the counterexamples found, as named cases -------------------------------------------------
@@ -847,6 +869,7 @@ fn given(transitions: usize, first_is_alarm: bool, delivered: &str) -> Scenario 
         retry_delays: vec![0],
         quiet_order: (0..transitions).collect(),
         latency: vec![0],
+        sequential: false,
     }
 }
 
@@ -918,7 +941,6 @@ fn an_ok_delivered_before_its_alarm_does_not_leave_the_alarm_open() {
 /// together: critical gets the OK; on chat the OK is withheld (no ALARM recorded there) and the
 /// retried ALARM superseded. Chat ends on ALARM while the alarm is OK.
 #[test]
-#[ignore = "known defect (issue 15): an ALARM whose publish answer was lost is taken as never sent"]
 fn an_alarm_whose_answer_was_lost_is_still_resolved_by_its_ok() {
     let scenario = Scenario { faults: vec![(PUBLISH, steps("- AcceptThenLose"))], ..given(2, true, "t0 t1") };
     assert_holds(scenario, &[the_last_message_says_the_alarms_state]);

@@ -4,16 +4,15 @@
 //! first invocation had already recorded the success in the pipeline's health), and a health read
 //! that hangs costs that line, never the message.
 
+mod common;
+use common::NoLookups;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
 use pipeline_notifier::config::{parse_notify_on, Config, DEFAULT_NOTIFY_ON};
 use pipeline_notifier::handler::{Notifier, NotifierError};
-use pipeline_notifier::lookups::{
-    ActionHistory, DeployAction, DeploymentDiagnostics, ExecutionRevisions, FailedActionDetail, LifecycleFailure,
-    SourceRevision,
-};
-use pipeline_notifier::metrics::{MetricSink, PipelineHealth};
+use pipeline_notifier::metrics::PipelineHealth;
 use pipewarden_devkit::event;
 use pipewarden_shared::deadline;
 use pipewarden_shared::fakes::{Fault, MemoryPublisher, MemoryStore, PUBLISH};
@@ -23,35 +22,6 @@ use serde_json::{json, Value};
 const TEXT: &str = "arn:aws:sns:us-west-2:123456789012:pipeline";
 const CHAT: &str = "arn:aws:sns:us-west-2:123456789012:chat";
 const RESTORED: &str = "Restored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes)";
-
-/// CodePipeline and CodeDeploy with nothing to add.
-struct NoLookups;
-
-impl ActionHistory for NoLookups {
-    async fn failed_actions(&self, _: &str, _: &str) -> Result<Vec<FailedActionDetail>, PortError> {
-        Ok(Vec::new())
-    }
-
-    async fn deploy_actions(&self, _: &str, _: &str) -> Result<Vec<DeployAction>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl DeploymentDiagnostics for NoLookups {
-    async fn failed_lifecycle_events(&self, _: &str) -> Result<Vec<LifecycleFailure>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl ExecutionRevisions for NoLookups {
-    async fn source_revisions(&self, _: &str, _: &str) -> Result<Vec<SourceRevision>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl MetricSink for NoLookups {
-    fn emit(&self, _: &Value) {}
-}
 
 /// The fake bucket, whose first `hang` reads of the pipeline's health never answer.
 #[derive(Default)]

@@ -24,6 +24,9 @@
 //! `PROPTEST_CASES` sets the cases per property (default [`DEFAULT_CASES`]). Time is tokio's
 //! paused clock: a hang to the deadline costs no wall time.
 
+mod common;
+use common::NoLookups;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -33,11 +36,6 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::future::join_all;
 use pipeline_notifier::config::{parse_notify_on, Config};
 use pipeline_notifier::handler::Notifier;
-use pipeline_notifier::lookups::{
-    ActionHistory, DeployAction, DeploymentDiagnostics, ExecutionRevisions, FailedActionDetail, LifecycleFailure,
-    SourceRevision,
-};
-use pipeline_notifier::metrics::MetricSink;
 use pipewarden_shared::fakes::{
     invoke, Ended, Fault, Invoked, ManualClock, MemoryPublisher, MemoryStore, GET_OBJECT, PUBLISH, PUBLISH_BATCH,
     PUT_OBJECT,
@@ -216,35 +214,6 @@ fn scenario(overtaking: bool) -> impl Strategy<Value = Scenario> {
 }
 
 // ---- the world ---------------------------------------------------------------------------------
-
-/// CodePipeline and CodeDeploy as far as a notification needs them: nothing to add.
-struct NoLookups;
-
-impl ActionHistory for NoLookups {
-    async fn failed_actions(&self, _: &str, _: &str) -> Result<Vec<FailedActionDetail>, PortError> {
-        Ok(Vec::new())
-    }
-
-    async fn deploy_actions(&self, _: &str, _: &str) -> Result<Vec<DeployAction>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl DeploymentDiagnostics for NoLookups {
-    async fn failed_lifecycle_events(&self, _: &str) -> Result<Vec<LifecycleFailure>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl ExecutionRevisions for NoLookups {
-    async fn source_revisions(&self, _: &str, _: &str) -> Result<Vec<SourceRevision>, PortError> {
-        Ok(Vec::new())
-    }
-}
-
-impl MetricSink for NoLookups {
-    fn emit(&self, _: &Value) {}
-}
 
 type TestNotifier = Notifier<Sns, Store, NoLookups, NoLookups, NoLookups, NoLookups>;
 
