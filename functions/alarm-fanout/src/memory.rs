@@ -134,7 +134,9 @@ impl AlarmMemory {
                         // A claim on it from when the topic still showed an ALARM (an older OK has
                         // reached it since) is never to be sent: not left held.
                         let key = delivery_key(&transition, &target.topic_arn);
-                        if matches!(self.deliveries.get(&key), Some(Delivery::Claimed { .. })) {
+                        let dead_or_ours = matches!(self.deliveries.get(&key),
+                            Some(Delivery::Claimed { token: other, at }) if other == token || now - *at > ttl);
+                        if dead_or_ours {
                             let by = "the topic shows no ALARM any more".to_string();
                             self.deliveries.insert(key, Delivery::Superseded { by, at: now });
                         }
@@ -176,6 +178,7 @@ impl AlarmMemory {
             return OkOnTopic::Send;
         }
         let key = delivery_key(alarm, topic);
+        let older = self.older_alarm_on(topic, ok, now, ttl);
         match self.deliveries.get(&key) {
             Some(Delivery::Sent { .. }) => OkOnTopic::Send,
             Some(Delivery::Claimed { at, .. }) if now - *at <= ttl => OkOnTopic::Wait,
@@ -188,7 +191,8 @@ impl AlarmMemory {
             }
             // The topic may have the ALARM (its publish went, its answer did not come back), or it
             // still shows an older ALARM whose own OK never reached it: the OK goes.
-            _ if self.uncertain.contains(&key) || self.topic_shows_alarm(topic, ok) => OkOnTopic::Send,
+            _ if self.uncertain.contains(&key) => OkOnTopic::Send,
+            _ if older.is_some() => older.unwrap_or(OkOnTopic::Send),
             Some(Delivery::Superseded { .. }) => OkOnTopic::Withhold,
             None => {
                 self.deliveries.insert(key, Delivery::Superseded { by: ok.to_string(), at: now });
@@ -197,14 +201,14 @@ impl AlarmMemory {
         }
     }
 
-    /// Whether the newest transition before `ok` that `topic` got (sent, or perhaps sent: claimed,
-    /// or published without an answer) is an ALARM.
-    fn topic_shows_alarm(&self, topic: &str, ok: &str) -> bool {
-        let Some((before, _)) = transition_time_and_state(ok) else {
-            return false;
-        };
+    /// What an older ALARM still on `topic` asks of the OK `ok`: the newest transition before `ok`
+    /// that the topic got (sent, or perhaps sent: claimed, or published without an answer) is an
+    /// ALARM, so the OK goes (`Send`), after it when another invocation is sending it right now
+    /// (`Wait`). `None` when the topic shows no older ALARM.
+    fn older_alarm_on(&self, topic: &str, ok: &str, now: DateTime<Utc>, ttl: Duration) -> Option<OkOnTopic> {
+        let (before, _) = transition_time_and_state(ok)?;
         let suffix = format!("|{topic}");
-        let got = self
+        let newest = self
             .deliveries
             .iter()
             .filter(|(key, d)| {
@@ -212,20 +216,25 @@ impl AlarmMemory {
             })
             .map(|(key, _)| key.as_str())
             .chain(self.uncertain.iter().map(String::as_str))
-            .filter_map(|key| key.strip_suffix(&suffix))
-            .filter_map(transition_time_and_state)
-            .filter(|(millis, _)| *millis < before)
-            .max_by_key(|(millis, _)| *millis);
-        got.is_some_and(|(_, state)| state == "ALARM")
+            .filter_map(|key| Some((key, transition_time_and_state(key.strip_suffix(&suffix)?)?)))
+            .filter(|(_, (millis, _))| *millis < before)
+            .max_by_key(|(_, (millis, _))| *millis)?;
+        let (key, (_, state)) = newest;
+        if state != "ALARM" {
+            return None;
+        }
+        let live = matches!(self.deliveries.get(key), Some(Delivery::Claimed { at, .. }) if now - *at <= ttl);
+        Some(if live { OkOnTopic::Wait } else { OkOnTopic::Send })
     }
 }
 
 impl AlarmMemory {
-    /// The state (`ALARM`, `OK`, ...) of the newest transition decided on, by CloudWatch's time
+    /// The state (`ALARM`, `OK`, ...) of the newest transition decided to be sent, by CloudWatch's time
     /// (the keys are `name:STATE:millis`).
     fn newest_decided_state(&self) -> Option<&str> {
         self.decided
             .iter()
+            .filter(|(_, verdict)| *verdict == Verdict::Send)
             .filter_map(|(key, _)| transition_time_and_state(key))
             .max_by_key(|(millis, _)| *millis)
             .map(|(_, state)| state)

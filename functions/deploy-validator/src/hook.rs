@@ -463,7 +463,10 @@ where
                         .then_some(())
                 },
             );
-            match tokio::time::timeout_at(end.into(), Box::pin(claim)).await {
+            // Capped, so the claim is still young when the publish starts: its stamp (taken on
+            // reading) plus this cap plus the publish's cap stay well within its TTL.
+            let claim_until = end.min(Instant::now() + NOTICE_CLAIM_WRITE_CAP);
+            match tokio::time::timeout_at(claim_until.into(), Box::pin(claim)).await {
                 Ok(Ok((_, Some(())))) => {}
                 Ok(Ok((stored, None))) => {
                     if stored.notice_sent || matches!(stored.deliveries.get(&delivery), Some(Delivery::Sent { .. })) {
@@ -651,8 +654,11 @@ struct Claimant<'a> {
 
 /// The longest a failure notice's publish may take, well within [`NOTICE_CLAIM_TTL`].
 const NOTICE_SEND_CAP: Duration = Duration::from_secs(10);
-/// How long a notice's claim holds: an invocation that claimed it sends within [`NOTICE_SEND_CAP`]
-/// or died; after this another may send it.
+/// The longest the conditional write of a notice's claim may take.
+const NOTICE_CLAIM_WRITE_CAP: Duration = Duration::from_secs(5);
+/// How long a notice's claim holds: an invocation that claimed it writes the claim within
+/// [`NOTICE_CLAIM_WRITE_CAP`] and sends within [`NOTICE_SEND_CAP`] of that, or died; after this
+/// another may send it.
 const NOTICE_CLAIM_TTL: chrono::Duration = chrono::Duration::seconds(30);
 
 /// What identifies an invocation in a claim when the caller gives no request id: unique across

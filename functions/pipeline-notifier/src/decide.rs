@@ -57,7 +57,7 @@ pub fn on_event(
             .collect(),
         None => Vec::new(),
     };
-    let superseded = supersede_overtaken(timeline, event.attempt(), rules, targets, now, ttl);
+    let superseded = supersede_overtaken(timeline, event.attempt(), rules, targets, token, now, ttl);
     if !recorded && claimed.is_empty() && !superseded {
         return None;
     }
@@ -65,18 +65,19 @@ pub fn on_event(
     Some(EventDecision { outcome, claimed, first_final })
 }
 
-/// Once an attempt has ended, its final outcome is the last word: a stage or action outcome of the
-/// attempt that has not reached a topic by then never will (sent after the final one, it would
-/// leave the topic on a stale message). Each such delivery is recorded as superseded by the final
-/// outcome, where nothing holds it or where the invocation that claimed it died (its claim is past
-/// the TTL), so no claim is left held and the record says why the topic did not get it. A claim
-/// still alive is left to its invocation, which records what it sent. Returns whether anything
-/// changed.
+/// Once an attempt has ended, its final outcome is the last word: any other outcome of the attempt
+/// (a stage's, an action's, the pipeline's STARTED) that has not reached a topic by then never will
+/// (sent after the final one, it would leave the topic on a stale message). Each such delivery is
+/// recorded as superseded by the final outcome, where nothing holds it or where the invocation that
+/// claimed it died (its claim is past the TTL) or is this request's earlier try, so no claim is left
+/// held and the record says why the topic did not get it. A claim still alive is left to its
+/// invocation, which records what it sent. Returns whether anything changed.
 pub fn supersede_overtaken(
     timeline: &mut Timeline,
     attempt: u64,
     rules: &[NotifyOn],
     targets: &[Target],
+    token: &str,
     now: DateTime<Utc>,
     ttl: chrono::Duration,
 ) -> bool {
@@ -87,21 +88,20 @@ pub fn supersede_overtaken(
     // The attempt's stage and action outcomes: those the rules notify, from the recorded events
     // (a send that failed everywhere leaves no delivery behind), and those with a delivery.
     let suffix = format!(":attempt-{attempt}");
-    let notified =
-        timeline.entries.iter().filter(|e| e.attempt == attempt && e.level != Level::Pipeline).filter_map(|e| {
-            let approval = e.level == Level::Action
-                && e.state() == ExecutionState::Started
-                && e.category.as_deref() == Some("Approval")
-                && rules.contains(&NotifyOn::Approval);
-            let by_state = rules.contains(&NotifyOn::State(e.level, e.state()));
-            let what = if approval { "APPROVAL_WAITING" } else { e.state.as_str() };
-            (approval || by_state).then(|| outcome_key(e.level, e.stage.as_deref(), e.action.as_deref(), what, attempt))
-        });
+    let notified = timeline.entries.iter().filter(|e| e.attempt == attempt && !is_final_entry(e)).filter_map(|e| {
+        let approval = e.level == Level::Action
+            && e.state() == ExecutionState::Started
+            && e.category.as_deref() == Some("Approval")
+            && rules.contains(&NotifyOn::Approval);
+        let by_state = rules.contains(&NotifyOn::State(e.level, e.state()));
+        let what = if approval { "APPROVAL_WAITING" } else { e.state.as_str() };
+        (approval || by_state).then(|| outcome_key(e.level, e.stage.as_deref(), e.action.as_deref(), what, attempt))
+    });
     let delivered = timeline
         .deliveries
         .keys()
         .filter_map(|key| key.split_once('|').map(|(outcome, _)| outcome))
-        .filter(|outcome| outcome.ends_with(&suffix) && !outcome.starts_with("pipeline:"))
+        .filter(|outcome| outcome.ends_with(&suffix) && !is_final_pipeline_outcome(outcome))
         .map(str::to_string);
     let overtaken: std::collections::BTreeSet<String> = notified.chain(delivered).collect();
     let mut changed = false;
@@ -110,7 +110,9 @@ pub fn supersede_overtaken(
             let key = delivery_key(&outcome, &target.topic_arn);
             let free = match timeline.deliveries.get(&key) {
                 None => true,
-                Some(ledger::Delivery::Claimed { at, .. }) => now - *at > ttl,
+                // A claim of an invocation that died, or of this request's earlier try (Lambda's
+                // retry keeps the request id, and finds the event already recorded).
+                Some(ledger::Delivery::Claimed { token: other, at }) => other == token || now - *at > ttl,
                 Some(_) => false,
             };
             if free {
@@ -146,6 +148,18 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
         approval,
         attempt,
     })
+}
+
+fn is_final_entry(entry: &crate::timeline::Entry) -> bool {
+    entry.level == Level::Pipeline && entry.state().is_final()
+}
+
+/// Whether an outcome key (`pipeline:FAILED:attempt-1`) is a pipeline's final outcome.
+fn is_final_pipeline_outcome(outcome: &str) -> bool {
+    outcome
+        .strip_prefix("pipeline:")
+        .and_then(|rest| rest.split(':').next())
+        .is_some_and(|state| ExecutionState::parse(state).is_final())
 }
 
 /// The dedup key of an outcome: `action:Build/Build:FAILED:attempt-1`.
