@@ -120,6 +120,8 @@ struct World {
     critical_topic: Subscribed,
     invocations: u32,
     action_history: Vec<Value>,
+    /// pipewarden-validate, built beside the functions (scripts/demo.sh builds every binary).
+    validate: PathBuf,
 }
 
 impl World {
@@ -503,7 +505,11 @@ async fn tell(story: &mut Story, bin: &Path, scratch: &Path) -> Result<(), Strin
         critical_topic: topic("ALARM_CRITICAL_TOPIC_ARN"),
         invocations: 0,
         action_history: Vec::new(),
+        validate: bin.join("pipewarden-validate"),
     };
+    if !world.validate.exists() {
+        return Err(format!("{} is missing: run `make demo`, which builds it", world.validate.display()));
+    }
     let instance = Instance::new("demo");
     story.say(&format!(
         "instance {INSTANCE_ID}: nginx on 127.0.0.1:{}, Flask on 127.0.0.1:{}",
@@ -583,7 +589,7 @@ async fn release(
 
     let app = checkout(release, scratch)?;
     let zip = scratch.join(format!("flask-app-{}.zip", short(release.commit)));
-    bundle(&app, &story_binary(scratch)?, &zip)?;
+    bundle(&app, &world.validate, &zip)?;
     let size = std::fs::metadata(&zip).map(|m| m.len()).unwrap_or(0);
     story.say(&format!(
         "the build runs scripts/flask-bundle.sh: {} ({:.1} MB: the app, its appspec and scripts, bin/pipewarden-validate)",
@@ -751,15 +757,6 @@ async fn release(
         )?;
         Ok(None)
     }
-}
-
-/// pipewarden-validate, built beside this binary (scripts/demo.sh builds every binary first).
-fn story_binary(_scratch: &Path) -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let path = exe.parent().ok_or("no folder for this binary")?.join("pipewarden-validate");
-    path.exists()
-        .then_some(path.clone())
-        .ok_or_else(|| format!("{} is missing: run `make demo`, which builds it", path.display()))
 }
 
 /// What a function's answer says it did, in a few words.

@@ -5,6 +5,7 @@
 //! Tests that use it take [`Emulator::fresh`], which also serialises them: moto's state is global.
 
 pub mod demo;
+pub mod groovy;
 pub mod http;
 pub mod instance;
 pub mod lambda_invoke;

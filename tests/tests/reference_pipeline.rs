@@ -15,6 +15,7 @@ use std::process::{Command, Output};
 
 use alarm_fanout::alarm::{AlarmTransition, MetricRef, Watched};
 use alarm_fanout::rules::{RuleSet, Severity};
+use pipewarden_devkit::groovy::{block, groovy_tokens, Token};
 use pipewarden_devkit::{python, repo_root};
 use pipewarden_shared::events::cloudwatch::AlarmStateValue;
 use serde_json::{json, Value};
@@ -562,93 +563,6 @@ fn buildspec_build_phase_leaves_a_revision_codedeploy_accepts() {
 
 // ---- The Jenkinsfile ----------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Word(String),
-    Str(String),
-    Punct(char),
-}
-
-/// Groovy tokens, enough for a declarative pipeline: words, punctuation, and single-quoted strings
-/// (plain and triple) with Groovy's escapes undone, a backslash before a newline included.
-/// Double-quoted strings are refused: Groovy would interpolate `${...}` in them before the shell
-/// sees them.
-fn groovy_tokens(text: &str) -> Vec<Token> {
-    let chars: Vec<char> = text.chars().collect();
-    let at = |i: usize, s: &str| s.chars().enumerate().all(|(k, c)| chars.get(i + k) == Some(&c));
-    let mut tokens = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if at(i, "//") {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if at(i, "/*") {
-            while i < chars.len() && !at(i, "*/") {
-                i += 1;
-            }
-            i += 2;
-        } else if c == '"' {
-            panic!("double-quoted string at character {i}: the Jenkinsfile uses single quotes");
-        } else if c == '\'' {
-            let quote = if at(i, "'''") { "'''" } else { "'" };
-            let start = i;
-            i += quote.len();
-            let mut value = String::new();
-            while !at(i, quote) {
-                match chars.get(i) {
-                    None => panic!("unterminated string starting at character {start}"),
-                    Some('\\') => {
-                        match chars.get(i + 1) {
-                            Some('\n') => {}
-                            Some('n') => value.push('\n'),
-                            Some(&escaped) => value.push(escaped),
-                            None => panic!("unterminated string starting at character {start}"),
-                        }
-                        i += 2;
-                    }
-                    Some(&other) => {
-                        value.push(other);
-                        i += 1;
-                    }
-                }
-            }
-            i += quote.len();
-            tokens.push(Token::Str(value));
-            continue;
-        } else if c.is_alphanumeric() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            tokens.push(Token::Word(chars[start..i].iter().collect()));
-            continue;
-        } else if !c.is_whitespace() {
-            tokens.push(Token::Punct(c));
-        }
-        i += 1;
-    }
-    tokens
-}
-
-/// The tokens inside the braces that follow `tokens[from]`.
-fn block(tokens: &[Token], from: usize) -> &[Token] {
-    let open = from + tokens[from..].iter().position(|t| *t == Token::Punct('{')).expect("a block follows");
-    let mut depth = 0;
-    for (k, t) in tokens.iter().enumerate().skip(open) {
-        match t {
-            Token::Punct('{') => depth += 1,
-            Token::Punct('}') => depth -= 1,
-            _ => {}
-        }
-        if depth == 0 {
-            return &tokens[open + 1..k];
-        }
-    }
-    panic!("unclosed block");
-}
-
 struct Jenkinsfile {
     tokens: Vec<Token>,
 }
@@ -656,7 +570,7 @@ struct Jenkinsfile {
 impl Jenkinsfile {
     fn read() -> Jenkinsfile {
         let text = std::fs::read_to_string(repo_root().join("examples/flask-app/Jenkinsfile")).unwrap();
-        let tokens = groovy_tokens(&text);
+        let tokens = groovy_tokens(&text).unwrap_or_else(|e| panic!("examples/flask-app/Jenkinsfile: {e}"));
         let (mut depth, mut lowest) = (0i32, 0i32);
         for t in &tokens {
             match t {
