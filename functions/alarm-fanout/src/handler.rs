@@ -126,7 +126,7 @@ struct Plan {
     memory_key: String,
     verdict: Verdict,
     claimed: Vec<Target>,
-    /// Topics an OK may not be sent to yet: its ALARM is being sent there by another invocation.
+    /// Topics not to send to yet: an older transition is being sent there by another invocation.
     waiting: Vec<Target>,
     deployment: Option<InFlight>,
 }
@@ -198,7 +198,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             for target in &plan.waiting {
                 retryable = true;
                 failed.push(format!(
-                    "{} -> {} (OK waits for its ALARM, still being sent there)",
+                    "{} -> {} (waits for an older transition still being sent there)",
                     plan.alarm.alarm_name, target.topic_arn
                 ));
             }
@@ -309,7 +309,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
         let Claims { claimed, waiting } = claimed.unwrap_or_default();
         for target in &waiting {
-            info!(topic = %target.topic_arn, "OK waits: its ALARM is being sent to this topic now");
+            info!(topic = %target.topic_arn, "waits: an older transition is being sent to this topic now");
         }
         let verdict =
             memory.decided.iter().find(|(k, _)| *k == transition).map(|(_, v)| v.clone()).unwrap_or(Verdict::Send);

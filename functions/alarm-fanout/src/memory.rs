@@ -113,22 +113,22 @@ impl AlarmMemory {
             // A newer transition was decided since this one (a retry comes late): whatever it did
             // not send yet it never sends, so no topic ends on a stale state.
             for target in targets {
-                let key = delivery_key(&transition, &target.topic_arn);
-                match self.deliveries.get(&key) {
-                    Some(Delivery::Sent { .. } | Delivery::Superseded { .. }) => {}
-                    Some(Delivery::Claimed { token: other, at }) if other != token && now - *at <= ttl => {}
-                    held => {
-                        // A claim left by an invocation that died (or by this one's earlier try)
-                        // may have reached SNS: the topic may have it, and its OK must go there.
-                        if matches!(held, Some(Delivery::Claimed { .. })) {
-                            self.uncertain.insert(key.clone());
-                        }
-                        self.deliveries.insert(key, Delivery::Superseded { by: "a newer transition".into(), at: now });
-                    }
-                }
+                self.supersede(&delivery_key(&transition, &target.topic_arn), token, now, ttl);
             }
         } else if verdict == Verdict::Send {
             for target in targets {
+                // A newer transition reached this topic, or may have (an OK still the alarm's
+                // state, say, retried after a newer OK went): this one would leave it stale.
+                if self.newer_on(&target.topic_arn, &transition) {
+                    self.supersede(&delivery_key(&transition, &target.topic_arn), token, now, ttl);
+                    continue;
+                }
+                // An older transition another invocation is sending to this topic right now could
+                // reach SNS after this one: this one goes after it (a retry), never beside it.
+                if self.older_in_flight(&target.topic_arn, &transition, token, now, ttl) {
+                    claims.waiting.push(target.clone());
+                    continue;
+                }
                 match self.ok_on_topic(&transition, &target.topic_arn, now, ttl) {
                     OkOnTopic::Withhold => {
                         // A claim on it from when the topic still showed an ALARM (an older OK has
@@ -229,6 +229,54 @@ impl AlarmMemory {
 }
 
 impl AlarmMemory {
+    /// Records the delivery `key` superseded by a newer transition, unless it was sent or another
+    /// live invocation holds it. A claim left by an invocation that died (or by this one's earlier
+    /// try) may have reached SNS: the topic may have it, and its OK must go there.
+    fn supersede(&mut self, key: &str, token: &str, now: DateTime<Utc>, ttl: Duration) {
+        match self.deliveries.get(key) {
+            Some(Delivery::Sent { .. } | Delivery::Superseded { .. }) => {}
+            Some(Delivery::Claimed { token: other, at }) if other != token && now - *at <= ttl => {}
+            held => {
+                if matches!(held, Some(Delivery::Claimed { .. })) {
+                    self.uncertain.insert(key.to_string());
+                }
+                self.deliveries.insert(key.to_string(), Delivery::Superseded { by: "a newer transition".into(), at: now });
+            }
+        }
+    }
+
+    /// Whether `topic` got a transition newer than `transition`, or may have (claimed, or published
+    /// without an answer).
+    fn newer_on(&self, topic: &str, transition: &str) -> bool {
+        let Some((after, _)) = transition_time_and_state(transition) else {
+            return false;
+        };
+        let suffix = format!("|{topic}");
+        let reached = self
+            .deliveries
+            .iter()
+            .filter(|(_, d)| matches!(d, Delivery::Sent { .. } | Delivery::Claimed { .. }))
+            .map(|(key, _)| key)
+            .chain(self.uncertain.iter());
+        reached.filter_map(|key| transition_time_and_state(key.strip_suffix(&suffix)?)).any(|(millis, _)| millis > after)
+    }
+
+    /// Whether another live invocation holds a claim on `topic` for a transition older than
+    /// `transition` (by CloudWatch's time): it is being published now and may reach SNS later.
+    fn older_in_flight(&self, topic: &str, transition: &str, token: &str, now: DateTime<Utc>, ttl: Duration) -> bool {
+        let Some((before, _)) = transition_time_and_state(transition) else {
+            return false;
+        };
+        let suffix = format!("|{topic}");
+        self.deliveries.iter().any(|(key, delivery)| {
+            matches!(delivery, Delivery::Claimed { token: other, at } if other != token && now - *at <= ttl)
+                && key
+                    .strip_suffix(&suffix)
+                    .and_then(transition_time_and_state)
+                    .is_some_and(|(millis, _)| millis < before)
+        })
+    }
+
     /// The state (`ALARM`, `OK`, ...) of the newest transition decided to be sent, by CloudWatch's time
     /// (the keys are `name:STATE:millis`).
     fn newest_decided_state(&self) -> Option<&str> {
@@ -268,7 +316,8 @@ fn transition_time_and_state(key: &str) -> Option<(i64, &str)> {
 pub struct Claims {
     /// Targets this invocation sends to.
     pub claimed: Vec<Target>,
-    /// Targets an OK may not be sent to yet: its ALARM is being sent there by another invocation.
+    /// Targets not to send to yet: an older transition (an OK's ALARM, say) is being sent there by
+    /// another invocation.
     pub waiting: Vec<Target>,
 }
 
