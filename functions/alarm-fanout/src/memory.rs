@@ -104,11 +104,11 @@ impl AlarmMemory {
         let verdict = self.decide(alarm, flap_window, now);
         let before = self.deliveries.clone();
         let mut claims = Claims::default();
-        // An OK overtaken by newer transitions is still the alarm's state when the newest of them is
-        // an OK too (one that found its ALARM already resolved by this one, say): it is not
+        // An OK overtaken only by transitions that were not to be sent (a later OK that found its
+        // ALARM already resolved by this one, say) is still the alarm's last word: it is not
         // superseded, or no topic would ever hear that the alarm is OK.
         let overtaken = matches!((alarm.state_time, self.latest_at), (Some(at), Some(latest)) if at < latest)
-            && !(alarm.state == AlarmStateValue::Ok && self.newest_decided_state() == Some("OK"));
+            && !(alarm.state == AlarmStateValue::Ok && self.newest_sent_transition() == Some(transition.as_str()));
         if verdict == Verdict::Send && overtaken {
             // A newer transition was decided since this one (a retry comes late): whatever it did
             // not send yet it never sends, so no topic ends on a stale state.
@@ -240,7 +240,8 @@ impl AlarmMemory {
                 if matches!(held, Some(Delivery::Claimed { .. })) {
                     self.uncertain.insert(key.to_string());
                 }
-                self.deliveries.insert(key.to_string(), Delivery::Superseded { by: "a newer transition".into(), at: now });
+                self.deliveries
+                    .insert(key.to_string(), Delivery::Superseded { by: "a newer transition".into(), at: now });
             }
         }
     }
@@ -258,7 +259,9 @@ impl AlarmMemory {
             .filter(|(_, d)| matches!(d, Delivery::Sent { .. } | Delivery::Claimed { .. }))
             .map(|(key, _)| key)
             .chain(self.uncertain.iter());
-        reached.filter_map(|key| transition_time_and_state(key.strip_suffix(&suffix)?)).any(|(millis, _)| millis > after)
+        reached
+            .filter_map(|key| transition_time_and_state(key.strip_suffix(&suffix)?))
+            .any(|(millis, _)| millis > after)
     }
 
     /// Whether another live invocation holds a claim on `topic` for a transition older than
@@ -277,15 +280,15 @@ impl AlarmMemory {
         })
     }
 
-    /// The state (`ALARM`, `OK`, ...) of the newest transition decided to be sent, by CloudWatch's time
-    /// (the keys are `name:STATE:millis`).
-    fn newest_decided_state(&self) -> Option<&str> {
+    /// The newest transition decided to be sent, by CloudWatch's time (the keys are
+    /// `name:STATE:millis`).
+    fn newest_sent_transition(&self) -> Option<&str> {
         self.decided
             .iter()
             .filter(|(_, verdict)| *verdict == Verdict::Send)
-            .filter_map(|(key, _)| transition_time_and_state(key))
-            .max_by_key(|(millis, _)| *millis)
-            .map(|(_, state)| state)
+            .filter_map(|(key, _)| Some((key.as_str(), transition_time_and_state(key)?.0)))
+            .max_by_key(|(_, millis)| *millis)
+            .map(|(key, _)| key)
     }
 
     /// Records what became of this invocation's sends: each sent (`Some(message id)`) or released

@@ -30,6 +30,9 @@ pub struct Outcome {
 pub struct EventDecision {
     pub outcome: Option<Outcome>,
     pub claimed: Vec<Target>,
+    /// Topics the final outcome may not be sent to yet: another live invocation is sending one of
+    /// the attempt's earlier outcomes there, which could reach the topic after it. A retry sends it.
+    pub waiting: Vec<Target>,
     pub first_final: bool,
 }
 
@@ -49,20 +52,44 @@ pub fn on_event(
     let was_final = timeline.final_state(event.attempt()).is_some();
     let recorded = timeline.record(event);
     let outcome = outcome_for(event, rules, timeline);
-    let claimed: Vec<Target> = match &outcome {
-        Some(o) => targets
-            .iter()
-            .filter(|t| ledger::claim(&mut timeline.deliveries, &delivery_key(&o.key, &t.topic_arn), token, now, ttl))
-            .cloned()
-            .collect(),
-        None => Vec::new(),
-    };
+    let (mut claimed, mut waiting) = (Vec::new(), Vec::new());
+    if let Some(o) = &outcome {
+        for target in targets {
+            let final_outcome = o.level == Level::Pipeline && o.state.is_final();
+            if final_outcome && earlier_in_flight(timeline, o.attempt, &target.topic_arn, token, now, ttl) {
+                waiting.push(target.clone());
+            } else if ledger::claim(&mut timeline.deliveries, &delivery_key(&o.key, &target.topic_arn), token, now, ttl)
+            {
+                claimed.push(target.clone());
+            }
+        }
+    }
     let superseded = supersede_overtaken(timeline, event.attempt(), rules, targets, token, now, ttl);
-    if !recorded && claimed.is_empty() && !superseded {
+    if !recorded && claimed.is_empty() && waiting.is_empty() && !superseded {
         return None;
     }
     let first_final = recorded && !was_final && event.level == Level::Pipeline && event.detail.state.is_final();
-    Some(EventDecision { outcome, claimed, first_final })
+    Some(EventDecision { outcome, claimed, waiting, first_final })
+}
+
+/// Whether another live invocation holds a claim on `topic` for one of the attempt's outcomes
+/// other than its final one (a stage's or an action's): sent now, it could reach the topic after
+/// the final outcome.
+fn earlier_in_flight(
+    timeline: &Timeline,
+    attempt: u64,
+    topic: &str,
+    token: &str,
+    now: DateTime<Utc>,
+    ttl: chrono::Duration,
+) -> bool {
+    let (attempt_suffix, topic_suffix) = (format!(":attempt-{attempt}"), format!("|{topic}"));
+    timeline.deliveries.iter().any(|(key, delivery)| {
+        matches!(delivery, ledger::Delivery::Claimed { token: other, at } if other != token && now - *at <= ttl)
+            && key
+                .strip_suffix(&topic_suffix)
+                .is_some_and(|outcome| outcome.ends_with(&attempt_suffix) && !is_final_pipeline_outcome(outcome))
+    })
 }
 
 /// Once an attempt has ended, its final outcome is the last word: any other outcome of the attempt

@@ -144,12 +144,31 @@ where
         )
         .await
         .map_err(ledger_error)?;
-        let Some(EventDecision { outcome, claimed, first_final }) = claimed else {
+        let Some(EventDecision { outcome, claimed, waiting, first_final }) = claimed else {
             info!("duplicate event, nothing to do");
             return Ok(EventResult::Duplicate);
         };
         info!(state = event.detail.state.as_str(), event_level = ?event.level, "event recorded");
+        // The final outcome waits where an earlier outcome is being sent right now: the invocation
+        // fails once the rest is done, and Lambda's retry sends it there.
+        let waits = |outcome: &str| -> Result<(), NotifierError> {
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            for target in &waiting {
+                info!(outcome = %outcome, topic = %target.topic_arn, "waits: an earlier outcome is being sent to this topic now");
+            }
+            let topics: Vec<&str> = waiting.iter().map(|t| t.topic_arn.as_str()).collect();
+            Err(NotifierError::Delivery {
+                pipeline: event.detail.pipeline.clone(),
+                execution_id: event.detail.execution_id.clone(),
+                outcome: outcome.to_string(),
+                failed: format!("{} (waits for an earlier outcome still being sent there)", topics.join(", ")),
+                retryable: true,
+            })
+        };
 
+        let waiting_outcome = outcome.as_ref().map(|o| o.key.clone());
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {
             self.record_deploy_context(&timeline, event, now).await;
             if first_final {
@@ -159,6 +178,9 @@ where
                     _ => Vec::new(),
                 };
                 self.emit_metrics(&timeline, event, now, None, revisions).await;
+            }
+            if let Some(outcome) = &waiting_outcome {
+                waits(outcome)?;
             }
             return Ok(EventResult::Recorded);
         };
@@ -214,15 +236,19 @@ where
         if first_final {
             self.emit_metrics(&timeline, event, now, Some(&report), Vec::new()).await;
         }
-        let failed: Vec<String> =
+        let mut failed: Vec<String> =
             results.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{} ({e})", t.topic_arn))).collect();
+        if let Err(NotifierError::Delivery { failed: waiting, .. }) = waits(&outcome.key) {
+            failed.push(waiting);
+        }
         if !failed.is_empty() {
             return Err(NotifierError::Delivery {
                 pipeline: event.detail.pipeline.clone(),
                 execution_id: event.detail.execution_id.clone(),
                 outcome: outcome.key.clone(),
                 failed: failed.join("; "),
-                retryable: results.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.is_retryable())),
+                retryable: !waiting.is_empty()
+                    || results.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.is_retryable())),
             });
         }
         Ok(EventResult::Notified { outcome: outcome.key, topics: claimed.into_iter().map(|t| t.topic_arn).collect() })
