@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use pipewarden_shared::adapters::classify_sdk_error;
-use pipewarden_shared::ports::PortError;
+use pipewarden_shared::ports::{HookStatus, PortError};
 use tracing::warn;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -17,6 +17,10 @@ pub struct DeploymentFacts {
     /// CodeDeploy leaves it out of the hook's payload, so it is read from the deployment target's
     /// lifecycle events, where it is the one in progress. `None` when that could not be told.
     pub lifecycle_event: Option<String>,
+    /// The status CodeDeploy already holds for this deployment's hooks once the deployment has
+    /// ended (see [`already_reported`]): a report now would be refused. `None` while it goes on,
+    /// or when that could not be told.
+    pub already_reported: Option<HookStatus>,
 }
 
 /// The lifecycle events CodeDeploy can run a hook function for (Lambda and ECS deployments), as
@@ -42,6 +46,38 @@ pub fn hook_in_progress(events: &[TargetEvent]) -> Option<String> {
         .map(|e| e.name.clone());
     let first = running.next()?;
     running.all(|other| other == first).then_some(first)
+}
+
+/// The status CodeDeploy holds for the deployment's hooks when none of them waits for a status:
+/// no hook event is in progress (while a hook function runs, CodeDeploy shows its event
+/// `InProgress` until a status is reported or the hook times out) and those that ended agree on
+/// one. A hook invoked again then was already reported by an earlier invocation, whose decision
+/// may not have been recorded; its report would be refused (`LifecycleEventAlreadyCompleted`).
+/// `None` when a hook is in progress, none has ended, or they ended differently (which one was
+/// this hook's cannot be told from the payload).
+pub fn hooks_completed(events: &[TargetEvent]) -> Option<HookStatus> {
+    let hooks = || events.iter().filter(|e| HOOK_EVENTS.contains(&e.name.as_str()));
+    if hooks().any(|e| e.status == "InProgress") {
+        return None;
+    }
+    let mut ended = hooks().filter_map(|e| match e.status.as_str() {
+        "Succeeded" => Some(HookStatus::Succeeded),
+        "Failed" => Some(HookStatus::Failed),
+        _ => None,
+    });
+    let first = ended.next()?;
+    ended.all(|other| other == first).then_some(first)
+}
+
+/// What CodeDeploy holds for a hook invoked for a deployment that has ended (`Succeeded`,
+/// `Failed` or `Stopped`, GetDeployment's status) with no hook waiting for a status and the hooks
+/// that ended agreeing on one: the hook was reported, by an earlier invocation whose decision may
+/// not have been recorded (S3 failed it). Deciding afresh could contradict it. While the
+/// deployment goes on, `None`: a hook whose event the target shows already ended cannot be told
+/// from a lagging one by its payload, so it decides and reports (CodeDeploy refuses a second
+/// status and its refusal names the one kept).
+pub fn already_reported(deployment_status: Option<&str>, events: &[TargetEvent]) -> Option<HookStatus> {
+    matches!(deployment_status, Some("Succeeded" | "Failed" | "Stopped")).then(|| hooks_completed(events))?
 }
 
 /// CodeDeploy `GetDeployment`.
@@ -84,12 +120,13 @@ impl DeploymentLookup for CodeDeployLookup {
             group: info.deployment_group_name.unwrap_or_default(),
             compute_platform: info.compute_platform.map(|p| p.as_str().to_string()),
             lambda_target: appspec.and_then(lambda_target),
-            lifecycle_event: events
+            lifecycle_event: events.as_ref().ok().and_then(|events| hook_in_progress(events)),
+            already_reported: events
                 .inspect_err(
                     |e| warn!(error = %e, "lifecycle event not known: the deployment's targets are unreadable"),
                 )
                 .ok()
-                .and_then(|events| hook_in_progress(&events)),
+                .and_then(|events| already_reported(info.status.as_ref().map(|s| s.as_str()), &events)),
         })
     }
 }
@@ -164,10 +201,36 @@ pub fn lambda_target(appspec: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{hook_in_progress, TargetEvent};
+    use super::{already_reported, hook_in_progress, HookStatus, TargetEvent};
 
     fn events(list: &[(&str, &str)]) -> Vec<TargetEvent> {
         list.iter().map(|(n, s)| TargetEvent { name: n.to_string(), status: s.to_string() }).collect()
+    }
+
+    #[test]
+    fn a_hook_of_an_ended_deployment_was_reported_with_the_status_its_hooks_ended_with() {
+        let failed =
+            events(&[("BeforeAllowTraffic", "Failed"), ("AllowTraffic", "Skipped"), ("AfterAllowTraffic", "Skipped")]);
+        assert_eq!(already_reported(Some("Failed"), &failed), Some(HookStatus::Failed));
+        let done = events(&[
+            ("BeforeAllowTraffic", "Succeeded"),
+            ("AllowTraffic", "Succeeded"),
+            ("AfterAllowTraffic", "Succeeded"),
+        ]);
+        assert_eq!(already_reported(Some("Succeeded"), &done), Some(HookStatus::Succeeded));
+        // Going on, or a hook still waiting, or hooks that ended differently: decided and reported.
+        let shifting = events(&[
+            ("BeforeAllowTraffic", "Succeeded"),
+            ("AllowTraffic", "InProgress"),
+            ("AfterAllowTraffic", "Pending"),
+        ]);
+        assert_eq!(already_reported(Some("InProgress"), &shifting), None);
+        let waiting = events(&[("BeforeAllowTraffic", "InProgress")]);
+        assert_eq!(already_reported(Some("Stopped"), &waiting), None);
+        let mixed = events(&[("BeforeAllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]);
+        assert_eq!(already_reported(Some("Failed"), &mixed), None);
+        assert_eq!(already_reported(Some("Failed"), &[]), None);
+        assert_eq!(already_reported(None, &done), None);
     }
 
     #[test]

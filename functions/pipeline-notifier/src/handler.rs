@@ -151,23 +151,13 @@ where
         info!(state = event.detail.state.as_str(), event_level = ?event.level, "event recorded");
         // The final outcome waits where an earlier outcome is being sent right now: the invocation
         // fails once the rest is done, and Lambda's retry sends it there.
-        let waits = |outcome: &str| -> Result<(), NotifierError> {
-            if waiting.is_empty() {
-                return Ok(());
-            }
-            for target in &waiting {
-                info!(outcome = %outcome, topic = %target.topic_arn, "waits: an earlier outcome is being sent to this topic now");
-            }
+        for target in &waiting {
+            info!(topic = %target.topic_arn, "waits: an earlier outcome is being sent to this topic now");
+        }
+        let still_waiting = (!waiting.is_empty()).then(|| {
             let topics: Vec<&str> = waiting.iter().map(|t| t.topic_arn.as_str()).collect();
-            Err(NotifierError::Delivery {
-                pipeline: event.detail.pipeline.clone(),
-                execution_id: event.detail.execution_id.clone(),
-                outcome: outcome.to_string(),
-                failed: format!("{} (waits for an earlier outcome still being sent there)", topics.join(", ")),
-                retryable: true,
-            })
-        };
-
+            format!("{} (waits for an earlier outcome still being sent there)", topics.join(", "))
+        });
         let waiting_outcome = outcome.as_ref().map(|o| o.key.clone());
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {
             self.record_deploy_context(&timeline, event, now).await;
@@ -179,8 +169,14 @@ where
                 };
                 self.emit_metrics(&timeline, event, now, None, revisions).await;
             }
-            if let Some(outcome) = &waiting_outcome {
-                waits(outcome)?;
+            if let (Some(outcome), Some(failed)) = (waiting_outcome, still_waiting) {
+                return Err(NotifierError::Delivery {
+                    pipeline: event.detail.pipeline.clone(),
+                    execution_id: event.detail.execution_id.clone(),
+                    outcome,
+                    failed,
+                    retryable: true,
+                });
             }
             return Ok(EventResult::Recorded);
         };
@@ -238,9 +234,7 @@ where
         }
         let mut failed: Vec<String> =
             results.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{} ({e})", t.topic_arn))).collect();
-        if let Err(NotifierError::Delivery { failed: waiting, .. }) = waits(&outcome.key) {
-            failed.push(waiting);
-        }
+        failed.extend(still_waiting);
         if !failed.is_empty() {
             return Err(NotifierError::Delivery {
                 pipeline: event.detail.pipeline.clone(),
