@@ -19,7 +19,8 @@ would never give is an HTTP 500 EmulatorOutputInvalid, the emulator's fault):
       DeploymentDoesNotExistException; an EC2/on-premises (Server) deployment:
       UnsupportedActionForDeploymentTypeException; a hook execution CodeDeploy did not issue for
       that deployment (see /_pipewarden/hooks): InvalidLifecycleEventHookExecutionIdException; a
-      hook already reported: LifecycleEventAlreadyCompletedException.
+      hook already reported: LifecycleEventAlreadyCompletedException. A hook reported Failed fails
+      its deployment (GetDeployment's status becomes Failed), as CodeDeploy's does.
   BatchGetDeploymentTargets  no deploymentId: DeploymentIdRequiredException; no targetIds:
       DeploymentTargetIdRequiredException; more than 25: DeploymentTargetListSizeExceededException;
       an id that is not the deployment's: DeploymentTargetDoesNotExistException.
@@ -244,6 +245,8 @@ def put_lifecycle_event_hook_execution_status(self):
                 "time": time.time(),
             }
         )
+        if status == "Failed":
+            deployment.status = "Failed"
     return _checked_output("codedeploy", "PutLifecycleEventHookExecutionStatus", {"lifecycleEventHookExecutionId": hook_id})
 
 

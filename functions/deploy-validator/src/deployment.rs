@@ -48,14 +48,8 @@ pub fn hook_in_progress(events: &[TargetEvent]) -> Option<String> {
     running.all(|other| other == first).then_some(first)
 }
 
-/// The status CodeDeploy holds for the deployment's hooks when none of them waits for a status:
-/// no hook event is in progress (while a hook function runs, CodeDeploy shows its event
-/// `InProgress` until a status is reported or the hook times out) and those that ended agree on
-/// one. A hook invoked again then was already reported by an earlier invocation, whose decision
-/// may not have been recorded; its report would be refused (`LifecycleEventAlreadyCompleted`).
-/// `None` when a hook is in progress, none has ended, or they ended differently (which one was
-/// this hook's cannot be told from the payload).
-pub fn hooks_completed(events: &[TargetEvent]) -> Option<HookStatus> {
+/// The status the deployment's ended hook events agree on (`None`: none ended, or they differ).
+fn hooks_completed(events: &[TargetEvent]) -> Option<HookStatus> {
     let hooks = || events.iter().filter(|e| HOOK_EVENTS.contains(&e.name.as_str()));
     if hooks().any(|e| e.status == "InProgress") {
         return None;
@@ -69,15 +63,27 @@ pub fn hooks_completed(events: &[TargetEvent]) -> Option<HookStatus> {
     ended.all(|other| other == first).then_some(first)
 }
 
-/// What CodeDeploy holds for a hook invoked for a deployment that has ended (`Succeeded`,
-/// `Failed` or `Stopped`, GetDeployment's status) with no hook waiting for a status and the hooks
-/// that ended agreeing on one: the hook was reported, by an earlier invocation whose decision may
-/// not have been recorded (S3 failed it). Deciding afresh could contradict it. While the
-/// deployment goes on, `None`: a hook whose event the target shows already ended cannot be told
-/// from a lagging one by its payload, so it decides and reports (CodeDeploy refuses a second
-/// status and its refusal names the one kept).
+/// What CodeDeploy holds for a hook invoked for a deployment that has ended, with no hook event
+/// waiting for a status: the hook was reported, by an earlier invocation whose decision may not
+/// have been recorded (S3 failed it), and deciding afresh could contradict it. A deployment that
+/// `Failed` at a hook reported Failed: Failed (the hook invoked again is the one that failed it: an
+/// earlier hook's retry comes within minutes of its report, before a later hook could fail); one
+/// that `Succeeded` with its hooks Succeeded: Succeeded; one `Stopped`: the status its ended hooks
+/// agree on. While the deployment goes on, `None`: a hook whose event shows ended cannot be told
+/// from a lagging one by its payload, so it decides and reports (CodeDeploy refuses a second status
+/// and its refusal names the one kept).
 pub fn already_reported(deployment_status: Option<&str>, events: &[TargetEvent]) -> Option<HookStatus> {
-    matches!(deployment_status, Some("Succeeded" | "Failed" | "Stopped")).then(|| hooks_completed(events))?
+    let hooks = || events.iter().filter(|e| HOOK_EVENTS.contains(&e.name.as_str()));
+    if hooks().any(|e| e.status == "InProgress") {
+        return None;
+    }
+    match deployment_status? {
+        "Failed" => hooks().any(|e| e.status == "Failed").then_some(HookStatus::Failed),
+        "Succeeded" => (hooks().any(|e| e.status == "Succeeded") && hooks().all(|e| e.status != "Failed"))
+            .then_some(HookStatus::Succeeded),
+        "Stopped" => hooks_completed(events),
+        _ => None,
+    }
 }
 
 /// CodeDeploy `GetDeployment`.
@@ -227,8 +233,11 @@ mod tests {
         assert_eq!(already_reported(Some("InProgress"), &shifting), None);
         let waiting = events(&[("BeforeAllowTraffic", "InProgress")]);
         assert_eq!(already_reported(Some("Stopped"), &waiting), None);
-        let mixed = events(&[("BeforeAllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]);
-        assert_eq!(already_reported(Some("Failed"), &mixed), None);
+        // The hook that failed the deployment is the one invoked again.
+        let second_failed = events(&[("BeforeAllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]);
+        assert_eq!(already_reported(Some("Failed"), &second_failed), Some(HookStatus::Failed));
+        assert_eq!(already_reported(Some("Stopped"), &second_failed), None);
+        assert_eq!(already_reported(Some("Failed"), &events(&[("BeforeAllowTraffic", "Succeeded")])), None);
         assert_eq!(already_reported(Some("Failed"), &[]), None);
         assert_eq!(already_reported(None, &done), None);
     }

@@ -294,7 +294,7 @@ where
             // No decision was found, yet CodeDeploy has this deployment's hooks reported and the
             // deployment ended: an earlier invocation reported and could not record its decision.
             // Nothing is reported again; the record follows what CodeDeploy keeps.
-            warn!(status = kept.as_str(), "the deployment has ended with its hooks reported: an earlier invocation reported this hook without recording its decision; not reported again");
+            warn!(status = kept.as_str(), "the deployment has ended and its hooks were reported: an earlier invocation reported this hook without recording its decision; not reported again");
             return Ok(Evidence {
                 deployment_id: hook.deployment_id.clone(),
                 hook_execution_id: hook.lifecycle_event_hook_execution_id.clone(),
@@ -303,7 +303,7 @@ where
                 lifecycle_event: None,
                 status: *kept,
                 reason: format!(
-                    "CodeDeploy already has {} for this deployment's hooks and the deployment has ended: reported by an earlier invocation whose decision could not be recorded",
+                    "CodeDeploy already has {} for this hook and the deployment has ended: reported by an earlier invocation whose decision could not be recorded",
                     kept.as_str()
                 ),
                 checks: Vec::new(),

@@ -555,3 +555,33 @@ async fn a_spec_read_that_failed_is_read_again_by_the_next_hook_and_kept() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_hook_invoked_again_after_its_failed_deployment_without_a_recorded_decision_reports_nothing() {
+    // GIVEN a release whose health check fails, and S3 refusing every write while it is validated
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-NORECORD").await;
+    let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("boom") }).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 2\n"), None);
+    let hook = aws.issued_hook("d-NORECORD", "hook-norecord").await;
+    aws.inject_fault("PutObject", 503, "SlowDown", 1000).await;
+
+    // WHEN it reports Failed without its decision recorded, CodeDeploy fails the deployment, and the
+    // hook is invoked again once the release answers well (Lambda's retry, or a second delivery)
+    let first = v.handle(hook.clone(), deadline_in(20)).await;
+    assert!(first.is_ok_and(|out| out["status"] == "Failed"));
+    assert!(aws.object(BUCKET, &Evidence::key("d-NORECORD", "hook-norecord")).await.is_none(), "no decision recorded");
+    aws.clear_faults().await;
+    app.set_reply(Reply::ok("ok"));
+    let again = v.handle(hook, deadline_in(20)).await.unwrap();
+
+    // THEN CodeDeploy got one report, Failed, and no other; the record says what CodeDeploy keeps
+    assert_eq!(statuses(&aws).await, vec![("hook-norecord".to_string(), "Failed".to_string())]);
+    assert_eq!(again["status"], "Failed", "{again}");
+    let evidence: Evidence =
+        serde_json::from_slice(&aws.object(BUCKET, &Evidence::key("d-NORECORD", "hook-norecord")).await.unwrap())
+            .unwrap();
+    assert_eq!(evidence.status, pipewarden_shared::ports::HookStatus::Failed);
+    assert!(evidence.reported);
+    assert!(evidence.reason.contains("earlier invocation"), "{}", evidence.reason);
+}
