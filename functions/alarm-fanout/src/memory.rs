@@ -201,14 +201,16 @@ impl AlarmMemory {
         }
     }
 
-    /// What an older ALARM still on `topic` asks of the OK `ok`: the newest transition before `ok`
-    /// that the topic got (sent, or perhaps sent: claimed, or published without an answer) is an
-    /// ALARM, so the OK goes (`Send`), after it when another invocation is sending it right now
-    /// (`Wait`). `None` when the topic shows no older ALARM.
+    /// What an older ALARM still on `topic` asks of the OK `ok`: going back from `ok`, through the
+    /// transitions the topic perhaps got (claimed, or published without an answer) to the newest
+    /// it surely got (sent), the first ALARM met may be what the topic shows, so the OK goes
+    /// (`Send`), after it when another invocation is sending it right now (`Wait`). An OK perhaps
+    /// sent does not close an older ALARM: it may never have arrived. `None` when the topic surely
+    /// shows no older ALARM.
     fn older_alarm_on(&self, topic: &str, ok: &str, now: DateTime<Utc>, ttl: Duration) -> Option<OkOnTopic> {
         let (before, _) = transition_time_and_state(ok)?;
         let suffix = format!("|{topic}");
-        let newest = self
+        let mut reached: Vec<(&str, i64, &str)> = self
             .deliveries
             .iter()
             .filter(|(key, d)| {
@@ -216,15 +218,24 @@ impl AlarmMemory {
             })
             .map(|(key, _)| key.as_str())
             .chain(self.uncertain.iter().map(String::as_str))
-            .filter_map(|key| Some((key, transition_time_and_state(key.strip_suffix(&suffix)?)?)))
-            .filter(|(_, (millis, _))| *millis < before)
-            .max_by_key(|(_, (millis, _))| *millis)?;
-        let (key, (_, state)) = newest;
-        if state != "ALARM" {
-            return None;
+            .filter_map(|key| {
+                let (millis, state) = transition_time_and_state(key.strip_suffix(&suffix)?)?;
+                Some((key, millis, state))
+            })
+            .filter(|(_, millis, _)| *millis < before)
+            .collect();
+        reached.sort_by_key(|(_, millis, _)| std::cmp::Reverse(*millis));
+        for (key, _, state) in reached {
+            let delivery = self.deliveries.get(key);
+            if state == "ALARM" {
+                let live = matches!(delivery, Some(Delivery::Claimed { at, .. }) if now - *at <= ttl);
+                return Some(if live { OkOnTopic::Wait } else { OkOnTopic::Send });
+            }
+            if matches!(delivery, Some(Delivery::Sent { .. })) && !self.uncertain.contains(key) {
+                return None;
+            }
         }
-        let live = matches!(self.deliveries.get(key), Some(Delivery::Claimed { at, .. }) if now - *at <= ttl);
-        Some(if live { OkOnTopic::Wait } else { OkOnTopic::Send })
+        None
     }
 }
 
