@@ -16,6 +16,28 @@ use crate::ports::{ObjectStore, PortError, PutOutcome, WriteCondition};
 /// How many times a read-modify-write is retried after losing to a concurrent writer.
 pub const MAX_WRITE_TRIES: usize = 8;
 
+/// The shortest claim TTL: longer than the functions' timeout (30 s in the template) with room,
+/// so that a live invocation's claim never expires under it and its message is never sent twice.
+pub const MIN_CLAIM_TTL_SECONDS: u64 = 60;
+/// The longest claim TTL: a message waiting behind a claim whose invocation died is sent by
+/// Lambda's last retry of its event, which comes about three minutes after the first attempt (one
+/// minute, then two, between them); a longer TTL would send it to the on-failure destination.
+pub const MAX_CLAIM_TTL_SECONDS: u64 = 170;
+
+/// `CLAIM_TTL_SECONDS` (default 120), between [`MIN_CLAIM_TTL_SECONDS`] and
+/// [`MAX_CLAIM_TTL_SECONDS`].
+pub fn claim_ttl(vars: &impl crate::config::Vars) -> Result<Duration, crate::config::ConfigError> {
+    const VARIABLE: &str = "CLAIM_TTL_SECONDS";
+    let seconds = vars.seconds_at_most(VARIABLE, 120, MAX_CLAIM_TTL_SECONDS)?;
+    if seconds < MIN_CLAIM_TTL_SECONDS {
+        let problem = format!(
+            "{seconds} seconds is less than {MIN_CLAIM_TTL_SECONDS}: a claim must outlive the invocation holding it"
+        );
+        return Err(crate::config::ConfigError::new(VARIABLE, problem));
+    }
+    Ok(Duration::seconds(seconds as i64))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Delivery {

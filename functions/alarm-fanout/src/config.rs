@@ -30,7 +30,7 @@ impl Config {
             rules,
             bucket: vars.required("AUDIT_BUCKET")?,
             flap_window: window(vars, "FLAP_WINDOW_SECONDS", 900)?,
-            claim_ttl: window(vars, "CLAIM_TTL_SECONDS", 120)?,
+            claim_ttl: pipewarden_shared::ledger::claim_ttl(vars)?,
             deploy_context_max_age: window(vars, "DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?,
             alarm_tags_cache: alarm_tags_cache(vars)?,
         })
@@ -86,12 +86,16 @@ mod tests {
         assert_eq!(config.deploy_context_max_age, Duration::seconds(3600));
         let a_day = Config::from_vars(&vars(&[
             ("FLAP_WINDOW_SECONDS", "86400"),
-            ("CLAIM_TTL_SECONDS", "86400"),
+            ("CLAIM_TTL_SECONDS", "170"),
             ("DEPLOY_CONTEXT_MAX_AGE_SECONDS", "86400"),
         ]))
         .unwrap();
-        assert_eq!(a_day.claim_ttl, Duration::days(1));
-        for variable in ["FLAP_WINDOW_SECONDS", "CLAIM_TTL_SECONDS", "DEPLOY_CONTEXT_MAX_AGE_SECONDS"] {
+        assert_eq!(a_day.flap_window, Duration::days(1));
+        assert_eq!(a_day.claim_ttl, Duration::seconds(170));
+        // A claim expires within Lambda's retries, so a transition waiting behind a dead one is sent.
+        let err = Config::from_vars(&vars(&[("CLAIM_TTL_SECONDS", "86400")])).unwrap_err();
+        assert!(err.to_string().contains("is more than the limit of 170"), "{err}");
+        for variable in ["FLAP_WINDOW_SECONDS", "DEPLOY_CONTEXT_MAX_AGE_SECONDS"] {
             // i64::MAX used to panic in chrono's Duration::seconds; u64::MAX and negatives were never durations.
             for value in ["86401", "9223372036854775807", "18446744073709551615"] {
                 let err = Config::from_vars(&vars(&[(variable, value)])).unwrap_err();

@@ -12,10 +12,6 @@ pub enum NotifyOn {
     Approval,
 }
 
-/// A claim held longer than a day is a mistake, and an unbounded value would overflow chrono's
-/// `Duration::seconds` when the claim is written.
-pub const MAX_CLAIM_TTL_SECONDS: u64 = 86_400;
-
 pub const DEFAULT_NOTIFY_ON: &str = "pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,7 +35,7 @@ impl Config {
             chat_topic_arn: vars.optional("CHAT_TOPIC_ARN"),
             bucket: vars.required("AUDIT_BUCKET")?,
             notify_on: parse_notify_on(&notify_text).map_err(|problem| ConfigError::new("NOTIFY_ON", problem))?,
-            claim_ttl_seconds: vars.seconds_at_most("CLAIM_TTL_SECONDS", 120, MAX_CLAIM_TTL_SECONDS)? as i64,
+            claim_ttl_seconds: pipewarden_shared::ledger::claim_ttl(vars)?.num_seconds(),
         })
     }
 
@@ -131,7 +127,7 @@ mod tests {
     }
 
     #[test]
-    fn claim_ttl_is_at_most_a_day() {
+    fn claim_ttl_outlives_an_invocation_and_expires_within_lambdas_retries() {
         let with = |ttl: &'static str| {
             Config::from_vars(&HashMap::from([
                 ("PIPELINE_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
@@ -139,13 +135,17 @@ mod tests {
                 ("CLAIM_TTL_SECONDS", ttl),
             ]))
         };
-        assert_eq!(with("86400").unwrap().claim_ttl_seconds, 86_400);
-        // i64::MAX used to reach chrono's Duration::seconds and panic there.
-        for value in ["86401", "9223372036854775807", "18446744073709551615"] {
+        assert_eq!(with("170").unwrap().claim_ttl_seconds, 170);
+        assert_eq!(with("60").unwrap().claim_ttl_seconds, 60);
+        // i64::MAX used to reach chrono's Duration::seconds and panic there; a day was allowed, and
+        // a message waiting behind a dead claim would then go to the on-failure destination.
+        for value in ["171", "86400", "9223372036854775807", "18446744073709551615"] {
             let err = with(value).unwrap_err();
             assert_eq!(err.variable, "CLAIM_TTL_SECONDS");
-            assert!(err.to_string().contains("is more than the limit of 86400"), "{err}");
+            assert!(err.to_string().contains("is more than the limit of 170"), "{err}");
         }
+        let short = with("59").unwrap_err();
+        assert!(short.to_string().contains("must outlive the invocation"), "{short}");
         assert_eq!(with("-1").unwrap_err().variable, "CLAIM_TTL_SECONDS");
     }
 }
