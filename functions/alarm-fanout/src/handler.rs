@@ -129,6 +129,8 @@ struct Plan {
     /// Topics not to send to yet: an older transition is being sent there by another invocation.
     waiting: Vec<Target>,
     deployment: Option<InFlight>,
+    /// The memory and its ETag as this invocation's claim left it.
+    known: Option<(AlarmMemory, String)>,
 }
 
 struct Sent {
@@ -170,6 +172,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                     claimed: vec![],
                     waiting: vec![],
                     deployment: None,
+                    known: None,
                 });
                 continue;
             }
@@ -179,7 +182,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         let sent = self.publish(&plans).await;
         let mut failed = Vec::new();
         let mut retryable = false;
-        for (i, plan) in plans.iter().enumerate() {
+        for (i, plan) in plans.iter_mut().enumerate() {
             let span = info_span!("alarm", event_id = %plan.alarm.source_id, alarm = %plan.alarm.alarm_name);
             let _entered = span.enter();
             let results: Vec<&Sent> = sent.iter().filter(|s| s.plan == i).collect();
@@ -217,9 +220,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                 .filter(|s| s.result.as_ref().is_err_and(|e| e.may_have_taken_effect()))
                 .map(|s| delivery_key(&transition, &s.target.topic_arn))
                 .collect();
-            let settle = ledger::read_modify_write(
+            let settle = ledger::update(
                 &self.store,
                 &plan.memory_key,
+                plan.known.take(),
                 || AlarmMemory { subject: plan.alarm.subject(), ..AlarmMemory::default() },
                 |memory: &mut AlarmMemory| {
                     memory.settle(&outcomes, &uncertain, token, now);
@@ -299,9 +303,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         let targets = self.rules.targets(&alarm);
         let memory_key = memory_key_of(&alarm);
         let transition = alarm.key();
-        let (memory, claimed) = ledger::read_modify_write(
+        let ledger::Updated { document: memory, result: claimed, etag } = ledger::update(
             &self.store,
             &memory_key,
+            None,
             || AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() },
             |memory| memory.plan(&alarm, &targets, token, now, self.config.flap_window, self.config.claim_ttl),
         )
@@ -319,7 +324,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             Verdict::Send => {}
         }
         let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now, asked).await };
-        Ok(Plan { alarm, memory_key, verdict, claimed, waiting, deployment })
+        // The memory as the claim wrote it, for the settle (see `ledger::update`).
+        let known = if claimed.is_empty() { None } else { etag.map(|etag| (memory, etag)) };
+        Ok(Plan { alarm, memory_key, verdict, claimed, waiting, deployment, known })
     }
 
     /// The deployment in flight for the alarm's application, if one is recorded; named by CodeDeploy

@@ -159,8 +159,10 @@ impl AlarmMemory {
             }
         }
         // Stored when something changed: a new decision, a claim, or an ALARM superseded. A claim
-        // already ours (found after a write whose answer was lost) is still to send.
-        let changed = fresh || !claims.claimed.is_empty() || self.deliveries != before;
+        // already ours (found after a write whose answer was lost) is still to send. Targets to
+        // wait on are returned even when nothing changed (a retry that must wait again), or the
+        // invocation would end well and its transition never be sent.
+        let changed = fresh || !claims.claimed.is_empty() || !claims.waiting.is_empty() || self.deliveries != before;
         changed.then_some(claims)
     }
 
@@ -205,8 +207,8 @@ impl AlarmMemory {
     /// transitions the topic perhaps got (claimed, or published without an answer) to the newest
     /// it surely got (sent), the first ALARM met may be what the topic shows, so the OK goes
     /// (`Send`), after it when another invocation is sending it right now (`Wait`). An OK perhaps
-    /// sent does not close an older ALARM: it may never have arrived. `None` when the topic surely
-    /// shows no older ALARM.
+    /// sent (claimed, or published without an answer, and never sent since) does not close an older
+    /// ALARM: it may never have arrived. `None` when the topic surely shows no older ALARM.
     fn older_alarm_on(&self, topic: &str, ok: &str, now: DateTime<Utc>, ttl: Duration) -> Option<OkOnTopic> {
         let (before, _) = transition_time_and_state(ok)?;
         let suffix = format!("|{topic}");
@@ -231,7 +233,8 @@ impl AlarmMemory {
                 let live = matches!(delivery, Some(Delivery::Claimed { at, .. }) if now - *at <= ttl);
                 return Some(if live { OkOnTopic::Wait } else { OkOnTopic::Send });
             }
-            if matches!(delivery, Some(Delivery::Sent { .. })) && !self.uncertain.contains(key) {
+            // Sent (SNS gave its message id, whatever was uncertain before): the topic has it.
+            if matches!(delivery, Some(Delivery::Sent { .. })) {
                 return None;
             }
         }

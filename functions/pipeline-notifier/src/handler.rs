@@ -136,9 +136,10 @@ where
             source,
         };
 
-        let (timeline, claimed) = ledger::read_modify_write(
+        let ledger::Updated { document: timeline, result: claimed, etag } = ledger::update(
             &self.store,
             &key,
+            None,
             || Timeline::new(event),
             |timeline| decide::on_event(timeline, event, &self.config.notify_on, &targets, token, now, ttl),
         )
@@ -214,9 +215,12 @@ where
             .iter()
             .map(|(target, result)| (delivery_key(&outcome.key, &target.topic_arn), result.as_ref().ok().cloned()))
             .collect();
+        // From the timeline as the claim wrote it: no read, unless someone wrote since.
+        let known = etag.map(|etag| (timeline.clone(), etag));
         let settled = ledger::settle_all(
             &self.store,
             &key,
+            known,
             || Timeline::new(event),
             |timeline| &mut timeline.deliveries,
             &outcomes,
