@@ -178,6 +178,15 @@ where
     Err(LedgerError::Contention { key: key.to_string() })
 }
 
+/// What one invocation's sends came to: per delivery key, `Some(message id)` when sent, `None`
+/// when not; `token` is the invocation's, `now` the time it records.
+#[derive(Debug, Clone, Copy)]
+pub struct Sends<'a> {
+    pub outcomes: &'a [(String, Option<String>)],
+    pub token: &'a str,
+    pub now: DateTime<Utc>,
+}
+
 /// The last step of the delivery protocol (claim, send, settle): records what one invocation sent
 /// (`Some(message id)`) and releases what it did not (`None`), per delivery key, in the document
 /// at `key`, so a retry sends only what is missing. Runs in the time reserved for settling
@@ -190,14 +199,13 @@ pub async fn settle_all<T, S>(
     known: Option<(T, String)>,
     fresh: impl Fn() -> T,
     deliveries: impl Fn(&mut T) -> &mut Deliveries,
-    outcomes: &[(String, Option<String>)],
-    token: &str,
-    now: DateTime<Utc>,
+    sent: Sends<'_>,
 ) -> Result<(), LedgerError>
 where
     T: Serialize + DeserializeOwned,
     S: ObjectStore,
 {
+    let Sends { outcomes, token, now } = sent;
     if outcomes.is_empty() {
         return Ok(());
     }

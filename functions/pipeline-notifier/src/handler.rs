@@ -223,9 +223,7 @@ where
             known,
             || Timeline::new(event),
             |timeline| &mut timeline.deliveries,
-            &outcomes,
-            token,
-            now,
+            ledger::Sends { outcomes: &outcomes, token, now },
         )
         .await;
         if let Err(e) = settled {
