@@ -203,10 +203,53 @@ async fn pipeline_rows() -> Vec<(String, BTreeMap<String, u64>)> {
     ]
 }
 
+/// A Lambda deployment's hook with one check (no alarm firing), as deploy-validator's main.rs
+/// wires it.
+async fn hook_row() -> (String, BTreeMap<String, u64>) {
+    use deploy_validator::deployment::CodeDeployLookup;
+    use deploy_validator::engine::Probes;
+    use deploy_validator::function_scope::FunctionScope;
+    use deploy_validator::hook::Validator;
+    use deploy_validator::probes::{CloudWatchAlarmGate, LambdaInvoker, ReqwestProbe};
+    use deploy_validator::spec::Spec;
+    use pipewarden_shared::adapters::CodeDeployHookReporter;
+
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    aws.deployment_with_id("d-ROUNDTRIP", "flask-web-app", "Lambda").await;
+    let spec = Spec::parse("checks: [{name: no-alarms, type: alarms, alarmNames: [flask-web-app-5xx]}]", "round trips")
+        .expect("spec");
+    let allowed = spec.allowed_hosts.clone();
+    let validator = Validator {
+        spec: Ok::<Spec, String>(spec).into(),
+        safety_margin: std::time::Duration::from_millis(1000),
+        topic_arn: None,
+        reporter: CodeDeployHookReporter::new(aws.codedeploy()),
+        store: Some(S3ObjectStore::new(aws.s3(), BUCKET)),
+        publisher: SnsPublisher::new(aws.sns()),
+        lookup: CodeDeployLookup::new(aws.codedeploy()),
+        probes: Probes {
+            http: ReqwestProbe::new(allowed).unwrap(),
+            alarms: CloudWatchAlarmGate::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
+            functions: LambdaInvoker::new(aws_sdk_lambda::Client::new(&aws.sdk)),
+            function_scope: FunctionScope::Any,
+        },
+    };
+    let hook = aws.issued_hook("d-ROUNDTRIP", "hook-roundtrip").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let calls = counted(&aws, async {
+        let out = validator.handle(hook, deadline).await.unwrap();
+        assert_eq!(out["status"], "Succeeded", "{out}");
+    })
+    .await;
+    ("hook (Lambda deployment, one alarm check, Succeeded)".to_string(), calls)
+}
+
 #[tokio::test]
 async fn each_kind_of_event_makes_few_aws_requests() {
     let mut rows = alarm_rows().await;
     rows.extend(pipeline_rows().await);
+    rows.push(hook_row().await);
     println!("| event | S3 | SNS | other | all | requests |\n| --- | --- | --- | --- | --- | --- |");
     for (kind, calls) in &rows {
         println!("{}", row(kind, calls));
@@ -222,4 +265,5 @@ async fn each_kind_of_event_makes_few_aws_requests() {
     assert!(s3(records) <= 2, "a pipeline event that notifies nothing: at most 2 S3 requests\n{records:?}");
     assert_eq!(sns(records), 0, "{records:?}");
     assert_eq!(sns(&rows[3].1), 1, "{:?}", rows[3].1);
+    assert_eq!(rows[4].1.get("PutLifecycleEventHookExecutionStatus"), Some(&1), "{:?}", rows[4].1);
 }
