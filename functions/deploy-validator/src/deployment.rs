@@ -63,27 +63,16 @@ fn hooks_completed(events: &[TargetEvent]) -> Option<HookStatus> {
     ended.all(|other| other == first).then_some(first)
 }
 
-/// What CodeDeploy holds for a hook invoked for a deployment that has ended, with no hook event
-/// waiting for a status: the hook was reported, by an earlier invocation whose decision may not
-/// have been recorded (S3 failed it), and deciding afresh could contradict it. A deployment that
-/// `Failed` at a hook reported Failed: Failed (the hook invoked again is the one that failed it: an
-/// earlier hook's retry comes within minutes of its report, before a later hook could fail); one
-/// that `Succeeded` with its hooks Succeeded: Succeeded; one `Stopped`: the status its ended hooks
-/// agree on. While the deployment goes on, `None`: a hook whose event shows ended cannot be told
-/// from a lagging one by its payload, so it decides and reports (CodeDeploy refuses a second status
-/// and its refusal names the one kept).
+/// What CodeDeploy holds for a hook invoked for a deployment that has ended (`Succeeded`,
+/// `Failed` or `Stopped`), with no hook event waiting for a status and the hook events that ended
+/// agreeing on one: the hook was reported, by an earlier invocation whose decision may not have
+/// been recorded (S3 failed it), and deciding afresh could contradict it. `None` otherwise: while
+/// the deployment goes on (a hook whose event shows ended cannot be told from a lagging one by its
+/// payload), or when its hooks ended differently (which one this hook is cannot be told: a
+/// BeforeAllowTraffic that succeeded and an AfterAllowTraffic that failed seconds later, say). It
+/// then decides and reports, and CodeDeploy's refusal of a second status names the one it keeps.
 pub fn already_reported(deployment_status: Option<&str>, events: &[TargetEvent]) -> Option<HookStatus> {
-    let hooks = || events.iter().filter(|e| HOOK_EVENTS.contains(&e.name.as_str()));
-    if hooks().any(|e| e.status == "InProgress") {
-        return None;
-    }
-    match deployment_status? {
-        "Failed" => hooks().any(|e| e.status == "Failed").then_some(HookStatus::Failed),
-        "Succeeded" => (hooks().any(|e| e.status == "Succeeded") && hooks().all(|e| e.status != "Failed"))
-            .then_some(HookStatus::Succeeded),
-        "Stopped" => hooks_completed(events),
-        _ => None,
-    }
+    matches!(deployment_status?, "Succeeded" | "Failed" | "Stopped").then(|| hooks_completed(events))?
 }
 
 /// CodeDeploy `GetDeployment`.
@@ -233,11 +222,13 @@ mod tests {
         assert_eq!(already_reported(Some("InProgress"), &shifting), None);
         let waiting = events(&[("BeforeAllowTraffic", "InProgress")]);
         assert_eq!(already_reported(Some("Stopped"), &waiting), None);
-        // The hook that failed the deployment is the one invoked again.
+        // Hooks that ended differently: which one is invoked again cannot be told (a retry of the
+        // BeforeAllowTraffic that succeeded, after AfterAllowTraffic failed the deployment).
         let second_failed = events(&[("BeforeAllowTraffic", "Succeeded"), ("AfterAllowTraffic", "Failed")]);
-        assert_eq!(already_reported(Some("Failed"), &second_failed), Some(HookStatus::Failed));
+        assert_eq!(already_reported(Some("Failed"), &second_failed), None);
         assert_eq!(already_reported(Some("Stopped"), &second_failed), None);
-        assert_eq!(already_reported(Some("Failed"), &events(&[("BeforeAllowTraffic", "Succeeded")])), None);
+        let first_failed = events(&[("BeforeAllowTraffic", "Failed"), ("AfterAllowTraffic", "Pending")]);
+        assert_eq!(already_reported(Some("Failed"), &first_failed), Some(HookStatus::Failed));
         assert_eq!(already_reported(Some("Failed"), &[]), None);
         assert_eq!(already_reported(None, &done), None);
     }

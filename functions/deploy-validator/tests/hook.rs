@@ -563,7 +563,9 @@ async fn a_hook_invoked_again_after_its_failed_deployment_without_a_recorded_dec
     deployment(&aws, "d-NORECORD").await;
     let app = LocalHttp::start(Reply { status: 500, ..Reply::ok("boom") }).await;
     let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 2\n"), None);
-    let hook = aws.issued_hook("d-NORECORD", "hook-norecord").await;
+    // The deployment's first hook (BeforeAllowTraffic): no other hook event has ended before it.
+    aws.hook_execution("d-NORECORD", "hook-norecord", "BeforeAllowTraffic").await;
+    let hook = hook("d-NORECORD", "hook-norecord");
     aws.inject_fault("PutObject", 503, "SlowDown", 1000).await;
 
     // WHEN it reports Failed without its decision recorded, CodeDeploy fails the deployment, and the
