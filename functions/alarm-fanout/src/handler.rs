@@ -303,18 +303,38 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         let targets = self.rules.targets(&alarm);
         let memory_key = memory_key_of(&alarm);
         let transition = alarm.key();
-        let ledger::Updated { document: memory, result: claimed, etag } = ledger::update(
-            &self.store,
-            &memory_key,
-            None,
-            || AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() },
-            |memory| memory.plan(&alarm, &targets, token, now, self.config.flap_window, self.config.claim_ttl),
-        )
-        .await
-        .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
-        let Claims { claimed, waiting } = claimed.unwrap_or_default();
+        // While another live invocation sends an older transition to a target, look again (it
+        // settles within milliseconds), within a small budget; then the invocation fails for those
+        // targets and Lambda's retry sends them.
+        let (budget, started) = (ledger::wait_budget(), tokio::time::Instant::now());
+        let mut pause = ledger::FIRST_LOOK_AGAIN;
+        let (memory, etag, Claims { claimed, waiting, .. }) = loop {
+            let mut planned = Claims::default();
+            let ledger::Updated { document, etag, .. } = ledger::update(
+                &self.store,
+                &memory_key,
+                None,
+                || AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() },
+                |memory| {
+                    let claims =
+                        memory.plan(&alarm, &targets, token, now, self.config.flap_window, self.config.claim_ttl);
+                    planned = claims.clone().unwrap_or_default();
+                    claims.filter(|c| c.changed)
+                },
+            )
+            .await
+            .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
+            if planned.waiting.is_empty() || started.elapsed() + pause > budget {
+                break (document, etag, planned);
+            }
+            for target in &planned.waiting {
+                info!(topic = %target.topic_arn, pause_ms = pause.as_millis() as u64, "waits: an older transition is being sent to this topic now; looking again");
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        };
         for target in &waiting {
-            info!(topic = %target.topic_arn, "waits: an older transition is being sent to this topic now");
+            info!(topic = %target.topic_arn, "still waiting for an older transition being sent to this topic: left to Lambda's retry");
         }
         let verdict =
             memory.decided.iter().find(|(k, _)| *k == transition).map(|(_, v)| v.clone()).unwrap_or(Verdict::Send);

@@ -103,6 +103,7 @@ impl AlarmMemory {
         let fresh = !self.decided.iter().any(|(k, _)| *k == transition);
         let verdict = self.decide(alarm, flap_window, now);
         let before = self.deliveries.clone();
+        let uncertain_before = self.uncertain.clone();
         let mut claims = Claims::default();
         // An OK overtaken only by transitions that were not to be sent (a later OK that found its
         // ALARM already resolved by this one, say) is still the alarm's last word: it is not
@@ -158,12 +159,28 @@ impl AlarmMemory {
                 }
             }
         }
+        // A transition waiting on one topic claims none: it goes to all its topics at once, later
+        // (the invocation looks again, or Lambda's retry does). Claiming the others now would leave
+        // claims that a later look of this same invocation could not tell from an earlier try's.
+        if !claims.waiting.is_empty() {
+            for target in std::mem::take(&mut claims.claimed) {
+                let key = delivery_key(&transition, &target.topic_arn);
+                match before.get(&key) {
+                    Some(delivery) => self.deliveries.insert(key.clone(), delivery.clone()),
+                    None => self.deliveries.remove(&key),
+                };
+                if !uncertain_before.contains(&key) {
+                    self.uncertain.remove(&key);
+                }
+                claims.waiting.push(target);
+            }
+        }
         // Stored when something changed: a new decision, a claim, or an ALARM superseded. A claim
         // already ours (found after a write whose answer was lost) is still to send. Targets to
         // wait on are returned even when nothing changed (a retry that must wait again), or the
-        // invocation would end well and its transition never be sent.
-        let changed = fresh || !claims.claimed.is_empty() || !claims.waiting.is_empty() || self.deliveries != before;
-        changed.then_some(claims)
+        // invocation would end well and its transition never be sent; waiting alone is not stored.
+        claims.changed = fresh || !claims.claimed.is_empty() || self.deliveries != before;
+        (claims.changed || !claims.waiting.is_empty()).then_some(claims)
     }
 
     /// What the sent OK `ok` may do on `topic`, given what became of the ALARM it resolves there.
@@ -336,6 +353,9 @@ pub struct Claims {
     /// Targets not to send to yet: an older transition (an OK's ALARM, say) is being sent there by
     /// another invocation.
     pub waiting: Vec<Target>,
+    /// Whether the memory changed (a decision, a claim, a delivery superseded): only then is it
+    /// written. Waiting alone writes nothing.
+    pub changed: bool,
 }
 
 /// See [`AlarmMemory::ok_on_topic`].
