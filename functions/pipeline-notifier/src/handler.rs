@@ -136,24 +136,43 @@ where
             source,
         };
 
-        let ledger::Updated { document: timeline, result: claimed, etag } = ledger::update(
-            &self.store,
-            &key,
-            None,
-            || Timeline::new(event),
-            |timeline| decide::on_event(timeline, event, &self.config.notify_on, &targets, token, now, ttl),
-        )
-        .await
-        .map_err(ledger_error)?;
-        let Some(EventDecision { outcome, claimed, waiting, first_final }) = claimed else {
+        // While another live invocation sends an earlier outcome of the attempt to a topic, the
+        // final outcome looks again (that invocation settles within milliseconds), within a small
+        // budget; what still waits then fails the invocation, and Lambda's retry sends it.
+        let (budget, started) = (ledger::wait_budget(), tokio::time::Instant::now());
+        let mut pause = ledger::FIRST_LOOK_AGAIN;
+        let mut was_first_final = false;
+        let (timeline, decision, etag) = loop {
+            let ledger::Updated { document, result, etag } = ledger::update(
+                &self.store,
+                &key,
+                None,
+                || Timeline::new(event),
+                |timeline| decide::on_event(timeline, event, &self.config.notify_on, &targets, token, now, ttl),
+            )
+            .await
+            .map_err(ledger_error)?;
+            was_first_final |= result.as_ref().is_some_and(|d| d.first_final);
+            let waits = result.as_ref().is_some_and(|d| !d.waiting.is_empty());
+            if !waits || started.elapsed() + pause > budget {
+                break (document, result, etag);
+            }
+            info!(
+                pause_ms = pause.as_millis() as u64,
+                "waits: an earlier outcome is being sent to a topic now; looking again"
+            );
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        };
+        let Some(EventDecision { outcome, claimed, waiting, .. }) = decision else {
             info!("duplicate event, nothing to do");
             return Ok(EventResult::Duplicate);
         };
+        let first_final = was_first_final;
         info!(state = event.detail.state.as_str(), event_level = ?event.level, "event recorded");
-        // The final outcome waits where an earlier outcome is being sent right now: the invocation
-        // fails once the rest is done, and Lambda's retry sends it there.
+        // What still waits: the invocation fails once the rest is done, and Lambda's retry sends it.
         for target in &waiting {
-            info!(topic = %target.topic_arn, "waits: an earlier outcome is being sent to this topic now");
+            info!(topic = %target.topic_arn, "still waiting for an earlier outcome being sent to this topic: left to Lambda's retry");
         }
         let still_waiting = (!waiting.is_empty()).then(|| {
             let topics: Vec<&str> = waiting.iter().map(|t| t.topic_arn.as_str()).collect();
