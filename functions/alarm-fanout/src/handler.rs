@@ -340,7 +340,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             memory.decided.iter().find(|(k, _)| *k == transition).map(|(_, v)| v.clone()).unwrap_or(Verdict::Send);
         match &verdict {
             Verdict::Suppress(reason) => info!(reason = %reason, "not sent: suppressed"),
-            Verdict::Send if claimed.is_empty() => info!("already sent to every target"),
+            Verdict::Send if claimed.is_empty() && waiting.is_empty() => info!("already sent to every target"),
             Verdict::Send => {}
         }
         let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now, asked).await };

@@ -771,17 +771,24 @@ fn an_ok_only_after_its_alarm(run: &Run) -> Result<(), String> {
         // The OK before was never recorded as sent (its answer lost, its invocation dead, or S3
         // failing to record it): for all the function knows, the topic may still show the ALARM.
         let mut unrecorded_ok_before = false;
+        // The newest transition the topic got and the function recorded as sent: whatever came
+        // before it, the function knows the topic has moved on from.
+        let mut last_sure: Option<usize> = None;
         for got in run.got(topic) {
             if seen.contains(&got.transition) {
                 continue; // the documented duplicate's second copy
             }
             seen.push(got.transition);
+            let since_sure = last_sure.map_or(0, |t| t + 1);
+            if got.unrecorded.is_none() {
+                last_sure = Some(last_sure.map_or(got.transition, |t| t.max(got.transition)));
+            }
             let after_unrecorded_ok =
                 std::mem::replace(&mut unrecorded_ok_before, got.state == "OK" && got.unrecorded.is_some());
             // The ALARM it resolves may be there unseen (a publish without an answer, or an
             // invocation that died sending it): the OK goes, by design.
             let resolves_unseen =
-                || (0..got.transition).any(|t| run.world.history[t] == State::Alarm && run.may_have(topic, t));
+                || (since_sure..got.transition).any(|t| run.world.history[t] == State::Alarm && run.may_have(topic, t));
             match (got.state.as_str(), open.take()) {
                 ("ALARM", _) => open = Some(got.transition),
                 ("OK", Some(alarm)) if alarm < got.transition => {}
