@@ -24,21 +24,52 @@ pub const MIN_CLAIM_TTL_SECONDS: u64 = 60;
 /// minute, then two, between them); a longer TTL would send it to the on-failure destination.
 pub const MAX_CLAIM_TTL_SECONDS: u64 = 170;
 
-/// How long an invocation keeps looking again (with backoff from [`FIRST_LOOK_AGAIN`]) while a live
-/// claim of another invocation holds its message back (an older message being sent to the same
-/// topic right now): a healthy claimant settles within milliseconds, so the message goes out in
-/// this invocation, not a minute later with Lambda's retry. A claimant that died holds its claim
-/// to the TTL; then the invocation fails and a retry takes over. At most a quarter of the time left
-/// before the work deadline.
+/// How long an invocation keeps looking again ([`LookAgain`]) while a live claim of another
+/// invocation holds its message back (an older message being sent to the same topic right now): a
+/// healthy claimant settles within milliseconds, so the message goes out in this invocation, not a
+/// minute later with Lambda's retry. A claimant that died holds its claim to the TTL; then the
+/// invocation fails and a retry takes over. At most a quarter of the time left before the work
+/// deadline.
 pub const WAIT_CAP: std::time::Duration = std::time::Duration::from_secs(2);
 /// The first pause before looking again (doubled each time).
-pub const FIRST_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(50);
+const FIRST_LOOK_AGAIN: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The time this invocation may spend looking again (see [`WAIT_CAP`]).
-pub fn wait_budget() -> std::time::Duration {
-    let now = std::time::Instant::now();
-    let share = crate::deadline::current().map_or(WAIT_CAP, |deadline| deadline.saturating_duration_since(now) / 4);
-    share.min(WAIT_CAP)
+/// The pauses of one invocation looking again at a claim that holds its message back: 50 ms,
+/// doubled each time, within [`WAIT_CAP`] (and a quarter of the time left before the work deadline).
+#[derive(Debug)]
+pub struct LookAgain {
+    budget: std::time::Duration,
+    started: tokio::time::Instant,
+    pause: std::time::Duration,
+}
+
+impl LookAgain {
+    pub fn new() -> Self {
+        let now = std::time::Instant::now();
+        let share = crate::deadline::current().map_or(WAIT_CAP, |deadline| deadline.saturating_duration_since(now) / 4);
+        Self { budget: share.min(WAIT_CAP), started: tokio::time::Instant::now(), pause: FIRST_LOOK_AGAIN }
+    }
+
+    /// Pauses before the next look and returns `true`, or returns `false` at once when the budget
+    /// has no room for another (the message is then left to Lambda's retry).
+    pub async fn pause(&mut self) -> bool {
+        if self.started.elapsed() + self.pause > self.budget {
+            return false;
+        }
+        tracing::info!(
+            pause_ms = self.pause.as_millis() as u64,
+            "held back by another invocation's claim; looking again"
+        );
+        tokio::time::sleep(self.pause).await;
+        self.pause *= 2;
+        true
+    }
+}
+
+impl Default for LookAgain {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// `CLAIM_TTL_SECONDS` (default 120), between [`MIN_CLAIM_TTL_SECONDS`] and

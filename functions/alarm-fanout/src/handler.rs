@@ -306,8 +306,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         // While another live invocation sends an older transition to a target, look again (it
         // settles within milliseconds), within a small budget; then the invocation fails for those
         // targets and Lambda's retry sends them.
-        let (budget, started) = (ledger::wait_budget(), tokio::time::Instant::now());
-        let mut pause = ledger::FIRST_LOOK_AGAIN;
+        let mut looks = ledger::LookAgain::new();
         let (memory, etag, Claims { claimed, waiting, .. }) = loop {
             let mut planned = Claims::default();
             let ledger::Updated { document, etag, .. } = ledger::update(
@@ -324,14 +323,15 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             )
             .await
             .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
-            if planned.waiting.is_empty() || started.elapsed() + pause > budget {
+            if planned.waiting.is_empty() {
                 break (document, etag, planned);
             }
             for target in &planned.waiting {
-                info!(topic = %target.topic_arn, pause_ms = pause.as_millis() as u64, "waits: an older transition is being sent to this topic now; looking again");
+                info!(topic = %target.topic_arn, "waits: an older transition is being sent to this topic now");
             }
-            tokio::time::sleep(pause).await;
-            pause *= 2;
+            if !looks.pause().await {
+                break (document, etag, planned);
+            }
         };
         for target in &waiting {
             info!(topic = %target.topic_arn, "still waiting for an older transition being sent to this topic: left to Lambda's retry");

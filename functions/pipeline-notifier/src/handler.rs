@@ -139,8 +139,7 @@ where
         // While another live invocation sends an earlier outcome of the attempt to a topic, the
         // final outcome looks again (that invocation settles within milliseconds), within a small
         // budget; what still waits then fails the invocation, and Lambda's retry sends it.
-        let (budget, started) = (ledger::wait_budget(), tokio::time::Instant::now());
-        let mut pause = ledger::FIRST_LOOK_AGAIN;
+        let mut looks = ledger::LookAgain::new();
         let mut was_first_final = false;
         let (timeline, decision, etag) = loop {
             let ledger::Updated { document, result, etag } = ledger::update(
@@ -154,15 +153,9 @@ where
             .map_err(ledger_error)?;
             was_first_final |= result.as_ref().is_some_and(|d| d.first_final);
             let waits = result.as_ref().is_some_and(|d| !d.waiting.is_empty());
-            if !waits || started.elapsed() + pause > budget {
+            if !waits || !looks.pause().await {
                 break (document, result, etag);
             }
-            info!(
-                pause_ms = pause.as_millis() as u64,
-                "waits: an earlier outcome is being sent to a topic now; looking again"
-            );
-            tokio::time::sleep(pause).await;
-            pause *= 2;
         };
         let Some(EventDecision { outcome, claimed, waiting, .. }) = decision else {
             info!("duplicate event, nothing to do");
