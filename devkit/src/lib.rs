@@ -392,7 +392,13 @@ impl Emulator {
 }
 
 async fn sdk_config(endpoint: &str) -> SdkConfig {
+    // The functions' own HTTPS client (shared/src/http.rs), so every test's AWS call goes through
+    // it: its timeouts and its classification of failures are what the ledger relies on.
+    let tls = pipewarden_shared::tls::TrustStore { roots: pipewarden_shared::tls::Roots::Mozilla, extra_bundle: None }
+        .client_config()
+        .expect("Mozilla's roots make a TLS setup");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(pipewarden_shared::http::sdk_client(tls))
         .endpoint_url(endpoint)
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "pipewarden-tests"))

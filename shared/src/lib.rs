@@ -20,8 +20,10 @@ pub mod events;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod format;
+pub mod http;
 pub mod lambda;
 pub mod ledger;
 pub mod links;
 pub mod logging;
 pub mod ports;
+pub mod tls;

@@ -1,15 +1,15 @@
 //! pipewarden-bench: the benchmark suite behind BENCHMARKS.md. A benchmark, never a test: it
 //! measures and prints, and fails only when something it runs fails.
 //!
-//! Usage: pipewarden-bench [--runs N] [--peer DIR] [--load-events N] [--latency-ms N]
+//! Usage: pipewarden-bench [--runs N] [--peer DIR] [--load-events N] [--burst-events N] [--latency-ms N]
 //!                         [--iterations N] [--bin-dir DIR] [--env NAME=VALUE]... [SECTION...]
-//! Sections: cold-start, cpu, fanout, load, size (all when none is given).
+//! Sections: cold-start, concurrency, cpu, fanout, latency, load, size (all when none is given).
 //!
 //! Binaries are taken from target/release (scripts/bench.sh builds them) or `--bin-dir`; `--peer` is a
 //! folder holding the Python peer's `notify_slack.py`. Results are printed as Markdown and also
 //! written to target/bench/results.md.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -35,6 +35,8 @@ struct Options {
     runs: usize,
     peer: Option<PathBuf>,
     load_events: usize,
+    /// Distinct events of the concurrency section (each delivered twice).
+    burst_events: usize,
     latency_ms: u64,
     iterations: usize,
     bin_dir: PathBuf,
@@ -48,6 +50,7 @@ fn options() -> Result<Options, Failure> {
         runs: 7,
         peer: None,
         load_events: 10_000,
+        burst_events: 1_000,
         latency_ms: 50,
         iterations: 2_000,
         bin_dir: repo_root().join("target/release"),
@@ -61,6 +64,7 @@ fn options() -> Result<Options, Failure> {
             "--runs" => o.runs = value()?.parse()?,
             "--peer" => o.peer = Some(PathBuf::from(value()?)),
             "--load-events" => o.load_events = value()?.parse()?,
+            "--burst-events" => o.burst_events = value()?.parse()?,
             "--latency-ms" => o.latency_ms = value()?.parse()?,
             "--iterations" => o.iterations = value()?.parse()?,
             "--bin-dir" => o.bin_dir = PathBuf::from(value()?),
@@ -69,7 +73,7 @@ fn options() -> Result<Options, Failure> {
                 let (k, v) = pair.split_once('=').ok_or("--env takes NAME=VALUE")?;
                 o.env.push((k.to_string(), v.to_string()));
             }
-            "cold-start" | "cpu" | "fanout" | "load" | "size" => o.sections.push(arg),
+            "cold-start" | "concurrency" | "cpu" | "fanout" | "latency" | "load" | "size" => o.sections.push(arg),
             other => {
                 return Err(
                     format!("unknown argument {other:?}; see the usage in bench/src/bin/pipewarden-bench.rs").into()
@@ -78,7 +82,8 @@ fn options() -> Result<Options, Failure> {
         }
     }
     if o.sections.is_empty() {
-        o.sections = ["size", "cold-start", "cpu", "fanout", "load"].map(String::from).to_vec();
+        o.sections =
+            ["size", "cold-start", "cpu", "fanout", "latency", "concurrency", "load"].map(String::from).to_vec();
     }
     Ok(o)
 }
@@ -112,6 +117,8 @@ async fn run() -> Result<(), Failure> {
             "cold-start" => cold_start(&o).await?,
             "cpu" => cpu(&o)?,
             "fanout" => fanout(&o).await?,
+            "latency" => latency(&o).await?,
+            "concurrency" => concurrency(&o).await?,
             "load" => load(&o).await?,
             _ => unreachable!("options() accepts only known sections"),
         };
@@ -519,6 +526,384 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
         ten.show(0),
         ten.median / one.median
     ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency and cost per kind of event: the release binaries under the local Runtime API, each AWS
+// call made `latency_ms` slower, against no added latency; the requests counted by the emulator.
+
+/// Every AWS operation the three functions make, each delayed alike.
+const OPERATIONS: [&str; 15] = [
+    "GetObject",
+    "PutObject",
+    "Publish",
+    "PublishBatch",
+    "GetPipelineExecution",
+    "ListActionExecutions",
+    "GetDeployment",
+    "ListDeployments",
+    "ListDeploymentTargets",
+    "BatchGetDeploymentTargets",
+    "GetDeploymentTarget",
+    "DescribeAlarms",
+    "ListTagsForResource",
+    "PutLifecycleEventHookExecutionStatus",
+    "PutMetricData",
+];
+
+/// Prices (US East (N. Virginia), on-demand, without free tiers), as AWS lists them on 2026-11-27.
+const LAMBDA_ARM_GB_SECOND: f64 = 0.0000133334;
+const LAMBDA_REQUEST: f64 = 0.20 / 1e6;
+const S3_PUT: f64 = 0.005 / 1000.0;
+const S3_GET: f64 = 0.0004 / 1000.0;
+const SNS_PUBLISH: f64 = 0.50 / 1e6;
+/// CloudWatch API requests other than GetMetricData and its kind.
+const CLOUDWATCH_REQUEST: f64 = 0.01 / 1000.0;
+/// The template's MemorySize.
+const MEMORY_GB: f64 = 128.0 / 1024.0;
+
+/// What one event costs on AWS: Lambda's billed duration (rounded up to the millisecond) and
+/// request, and the priced requests it makes. CodePipeline and CodeDeploy API calls carry no charge.
+fn cost_per_event(billed_ms: f64, calls: &BTreeMap<String, u64>) -> f64 {
+    let n = |op: &str| calls.get(op).copied().unwrap_or(0) as f64;
+    billed_ms.ceil() / 1000.0 * MEMORY_GB * LAMBDA_ARM_GB_SECOND
+        + LAMBDA_REQUEST
+        + n("PutObject") * S3_PUT
+        + (n("GetObject") + n("HeadObject")) * S3_GET
+        + (n("Publish") + n("PublishBatch")) * SNS_PUBLISH
+        + (n("DescribeAlarms") + n("ListTagsForResource")) * CLOUDWATCH_REQUEST
+}
+
+struct Kind {
+    label: &'static str,
+    function: &'static str,
+    env: Vec<(String, String)>,
+    /// Before the measured event of run `run` (not timed): the state it finds.
+    prepare: Vec<Value>,
+    event: Value,
+}
+
+/// One kind of event, `runs` times at each delay: wall ms per delay, and the requests of one event.
+async fn time_kind(
+    aws: &Emulator,
+    kind: &Kind,
+    fresh: &dyn Fn(&Value, usize) -> Value,
+    o: &Options,
+) -> Result<([Summary; 2], BTreeMap<String, u64>), Failure> {
+    let log = repo_root().join(format!("target/bench/logs/latency-{}.log", kind.function));
+    let mut process = LambdaProcess::start(kind.function, &release(kind.function), &[], &kind.env, &log).await?;
+    process.init(Duration::from_secs(30)).await?;
+    let mut walls: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut calls = BTreeMap::new();
+    let mut run = 0;
+    for (slot, delay) in [0, o.latency_ms].into_iter().enumerate() {
+        aws.clear_faults().await;
+        if delay > 0 {
+            for operation in OPERATIONS {
+                aws.control_post("faults", json!({"operation": operation, "delayMs": delay, "count": 1_000_000})).await;
+            }
+        }
+        // One unmeasured event first: connections open, caches warm, as on a warm instance.
+        for _ in 0..=o.runs {
+            run += 1;
+            if kind.function == "deploy-validator" {
+                // CodeDeploy accepts a report only for a hook execution it issued.
+                let id = format!("d-LATENCY{run}");
+                aws.deployment_with_id(&id, "flask-web-app", "Lambda").await;
+                aws.hook_execution(&id, &format!("hook-latency-{run}"), "BeforeAllowTraffic").await;
+            }
+            for (i, before) in kind.prepare.iter().enumerate() {
+                let answer =
+                    process.invoke(&format!("prepare-{run}-{i}"), &fresh(before, run), Duration::from_secs(30)).await?;
+                if !answer.ok {
+                    return Err(format!("{}: {}\n{}", kind.label, answer.body, process.logs()).into());
+                }
+            }
+            let before = aws.calls().await;
+            let sent = Instant::now();
+            let answer =
+                process.invoke(&format!("measured-{run}"), &fresh(&kind.event, run), Duration::from_secs(30)).await?;
+            let wall = (answer.at - sent).as_secs_f64() * 1000.0;
+            if !answer.ok {
+                return Err(format!("{}: {}\n{}", kind.label, answer.body, process.logs()).into());
+            }
+            let after = aws.calls().await;
+            calls = after
+                .into_iter()
+                .filter_map(|(op, n)| {
+                    Some((op.clone(), n - before.get(&op).copied().unwrap_or(0))).filter(|(_, n)| *n > 0)
+                })
+                .collect();
+            if run % (o.runs + 1) != 1 {
+                walls[slot].push(wall);
+            }
+        }
+    }
+    aws.clear_faults().await;
+    Ok(([Summary::of(&walls[0]), Summary::of(&walls[1])], calls))
+}
+
+async fn latency(o: &Options) -> Result<String, Failure> {
+    let aws = Emulator::fresh().await;
+    let env = local::prepare(&aws).await;
+    let mut topics = Vec::new();
+    for i in 0..10 {
+        topics.push(aws.topic_with_subscriber(&format!("bench-latency-{i}")).await.topic_arn);
+    }
+    let routed = |n: usize| {
+        let mut env = env.clone();
+        let names: Vec<String> = (0..n).map(|i| format!("$BENCH_TOPIC_{i}")).collect();
+        env.push((
+            "ROUTING_RULES".to_string(),
+            format!("mode: all-matches\nrules: []\ndefault:\n  severity: critical\n  topics: [{}]\n", names.join(", ")),
+        ));
+        env.extend(topics.iter().enumerate().map(|(i, arn)| (format!("BENCH_TOPIC_{i}"), arn.clone())));
+        env
+    };
+    let mut validator_env = env.clone();
+    validator_env.push((
+        "VALIDATION_SPEC".to_string(),
+        "checks: [{name: no-alarms, type: alarms, alarmNames: [flask-web-app-5xx]}]".to_string(),
+    ));
+    let execution = |name: &str| sample(name);
+    let kinds = vec![
+        Kind {
+            label: "alarm transition to 1 topic",
+            function: "alarm-fanout",
+            env: routed(1),
+            prepare: vec![alarm_event("prepare", "latency-alarm", "ALARM", 0)],
+            event: alarm_event("measured", "latency-alarm", "OK", 1),
+        },
+        Kind {
+            label: "alarm transition to 10 topics",
+            function: "alarm-fanout",
+            env: routed(10),
+            prepare: vec![alarm_event("prepare", "latency-alarm", "ALARM", 0)],
+            event: alarm_event("measured", "latency-alarm", "OK", 1),
+        },
+        Kind {
+            label: "pipeline event that only records (a stage FAILED, not notified)",
+            function: "pipeline-notifier",
+            env: env.clone(),
+            prepare: vec![execution("codepipeline-pipeline-started-v2.json")],
+            event: execution("codepipeline-stage-build-failed.json"),
+        },
+        Kind {
+            label: "pipeline outcome that notifies (the pipeline's FAILED, 1 topic)",
+            function: "pipeline-notifier",
+            env: env.clone(),
+            prepare: vec![execution("codepipeline-pipeline-started-v2.json")],
+            event: execution("codepipeline-pipeline-failed-v1.json"),
+        },
+        Kind {
+            label: "hook (a Lambda deployment, one alarm check, Succeeded)",
+            function: "deploy-validator",
+            env: validator_env,
+            prepare: vec![],
+            event: json!({"DeploymentId": "d-LATENCY", "LifecycleEventHookExecutionId": "hook-latency"}),
+        },
+    ];
+    // Each run its own alarm, execution or hook, so that every measured event finds the same state.
+    let fresh = |e: &Value, run: usize| -> Value {
+        let mut e = e.clone();
+        if e.get("LifecycleEventHookExecutionId").is_some() {
+            e["DeploymentId"] = json!(format!("d-LATENCY{run}"));
+            e["LifecycleEventHookExecutionId"] = json!(format!("hook-latency-{run}"));
+        } else if e["source"] == "aws.cloudwatch" {
+            let alarm = format!("latency-alarm-{run}");
+            e["detail"]["alarmName"] = json!(alarm);
+            e["resources"] =
+                json!([format!("arn:aws:cloudwatch:us-east-1:{}:alarm:{alarm}", pipewarden_devkit::ACCOUNT)]);
+            e["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+        } else {
+            e["detail"]["pipeline"] = json!("flask-web-app-legacy");
+            e["detail"]["execution-id"] = json!(format!("latency-{run}"));
+        }
+        e
+    };
+    let mut rows = Vec::new();
+    for kind in &kinds {
+        let (walls, calls) = time_kind(&aws, kind, &fresh, o).await?;
+        rows.push((kind.label, walls, calls));
+    }
+
+    let d = o.latency_ms as f64;
+    let mut text = format!(
+        "## Latency and cost per event\n\nEach kind of event through its release binary under the local Runtime API \
+         (invoke -> answer), warm, against the local emulator with no added latency and with {} ms added to every AWS \
+         call (what a same-region call costs). Median (min-max) of {} runs. The critical path is measured: the extra \
+         time divided by the delay is the number of requests that wait on each other.\n\n\
+         | event | requests | wall ms, no delay | wall ms, {} ms per call | requests in sequence (measured) |\n\
+         | --- | --- | --- | --- | --- |\n",
+        o.latency_ms, o.runs, o.latency_ms
+    );
+    for (label, walls, calls) in &rows {
+        let all: u64 = calls.values().sum();
+        let list: Vec<String> = calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        let _ = writeln!(
+            text,
+            "| {label} | {all}: {} | {} | {} | {:.1} |",
+            list.join(", "),
+            walls[0].show(1),
+            walls[1].show(1),
+            (walls[1].median - walls[0].median) / d
+        );
+    }
+    let _ = write!(
+        text,
+        "\n### Cost per million events\n\nOn AWS prices of 2026-11-27 (US East (N. Virginia), on-demand, no free tier): \
+         Lambda arm64 ${LAMBDA_ARM_GB_SECOND}/GB-s at the template's 128 MB, $0.20 per million requests; S3 PUT \
+         $0.005 and GET $0.0004 per 1,000; SNS publish $0.50 per million; CloudWatch API requests $0.01 per \
+         1,000; CodePipeline and CodeDeploy API calls free. The billed duration is the wall time with {} ms per \
+         AWS call, rounded up to the millisecond.\n\n\
+         | event | billed ms | Lambda $ | requests $ | total $ per million |\n| --- | --- | --- | --- | --- |\n",
+        o.latency_ms
+    );
+    for (label, walls, calls) in &rows {
+        let total = cost_per_event(walls[1].median, calls) * 1e6;
+        let lambda = cost_per_event(walls[1].median, &BTreeMap::new()) * 1e6;
+        let _ = writeln!(
+            text,
+            "| {label} | {:.0} | {lambda:.2} | {:.2} | {total:.2} |",
+            walls[1].median.ceil(),
+            total - lambda
+        );
+    }
+    Ok(text)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency: several alarm-fanout instances at once on the same alarms, as Lambda scales out
+// under a burst; every event delivered twice (EventBridge delivers at least once), a failed
+// invocation retried as Lambda retries an asynchronous event (twice).
+
+struct BurstRun {
+    instances: usize,
+    seconds: f64,
+    attempts: usize,
+    retried: usize,
+    lost: usize,
+    latencies: Vec<f64>,
+    messages: usize,
+    distinct: usize,
+}
+
+async fn burst_once(instances: usize, events: usize) -> Result<BurstRun, Failure> {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    let aws = Emulator::fresh().await;
+    let mut env = local::prepare(&aws).await;
+    let subscribed = aws.topic_with_subscriber("bench-burst").await;
+    env.push(("BENCH_TOPIC".into(), subscribed.topic_arn.clone()));
+    env.push((
+        "ROUTING_RULES".into(),
+        "mode: all-matches\nrules: []\ndefault:\n  severity: critical\n  topics: [$BENCH_TOPIC]\n".into(),
+    ));
+    // 10 alarms, each flipping every 10 events: each event a real transition of its alarm.
+    let mut deliveries = VecDeque::new();
+    for i in 0..events {
+        let state = if (i / 10) % 2 == 0 { "ALARM" } else { "OK" };
+        let mut event = alarm_event(&format!("burst-{i}"), &format!("burst-alarm-{}", i % 10), state, i);
+        event["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+        deliveries.push_back((event.clone(), 0u32));
+        deliveries.push_back((event, 0u32));
+    }
+    let queue = Arc::new(Mutex::new(deliveries));
+    let mut processes = Vec::new();
+    for k in 0..instances {
+        let log = repo_root().join(format!("target/bench/logs/burst-{instances}-{k}.log"));
+        let process = LambdaProcess::start("alarm-fanout", &release("alarm-fanout"), &[], &env, &log).await?;
+        process.init(Duration::from_secs(30)).await?;
+        processes.push(process);
+    }
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for (k, mut process) in processes.into_iter().enumerate() {
+        let queue = queue.clone();
+        workers.push(tokio::spawn(async move {
+            let (mut attempts, mut retried, mut lost, mut latencies) = (0usize, 0usize, 0usize, Vec::new());
+            let mut n = 0;
+            loop {
+                let next = queue.lock().unwrap().pop_front();
+                let Some((event, attempt)) = next else { break };
+                n += 1;
+                let sent = Instant::now();
+                let answer = match process.invoke(&format!("burst-{k}-{n}"), &event, Duration::from_secs(30)).await {
+                    Ok(answer) => answer,
+                    Err(e) => return Err(e),
+                };
+                attempts += 1;
+                latencies.push((answer.at - sent).as_secs_f64() * 1000.0);
+                if !answer.ok {
+                    if attempt < 2 {
+                        retried += 1;
+                        queue.lock().unwrap().push_back((event, attempt + 1));
+                    } else {
+                        lost += 1;
+                        eprintln!("burst: an event failed its last retry: {}", answer.body);
+                    }
+                }
+            }
+            Ok::<_, String>((attempts, retried, lost, latencies))
+        }));
+    }
+    let mut run = BurstRun {
+        instances,
+        seconds: 0.0,
+        attempts: 0,
+        retried: 0,
+        lost: 0,
+        latencies: Vec::new(),
+        messages: 0,
+        distinct: 0,
+    };
+    for worker in workers {
+        let (attempts, retried, lost, latencies) = worker.await??;
+        run.attempts += attempts;
+        run.retried += retried;
+        run.lost += lost;
+        run.latencies.extend(latencies);
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    let received = aws.received(&subscribed).await;
+    run.messages = received.len();
+    let mut bodies: Vec<&str> = received.iter().map(|n| n.message.as_str()).collect();
+    bodies.sort_unstable();
+    bodies.dedup();
+    run.distinct = bodies.len();
+    Ok(run)
+}
+
+async fn concurrency(o: &Options) -> Result<String, Failure> {
+    let events = o.burst_events;
+    let mut text = format!(
+        "## Concurrency\n\n{events} alarm transitions (10 alarms, each flipping every 10 events), every event delivered \
+         twice back to back (EventBridge delivers at least once), through N release alarm-fanout instances under local \
+         Runtime APIs taking deliveries from one queue at once, as Lambda scales out under a burst; a failed invocation \
+         goes back to the end of the queue, twice at most, as Lambda retries an asynchronous event. One topic, \
+         subscribed by an SQS queue that is read at the end. A fresh emulator per row.\n\n\
+         | instances | deliveries | invocations | retried | lost | messages | distinct messages | duplicates | throughput | latency ms median (min-max) |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    );
+    for instances in [1, 2, 4, 8] {
+        let run = burst_once(instances, events).await?;
+        let latency = Summary::of(&run.latencies);
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} deliveries/s | {} |",
+            run.instances,
+            events * 2,
+            run.attempts,
+            run.retried,
+            run.lost,
+            run.messages,
+            run.distinct,
+            run.messages - run.distinct,
+            (events * 2) as f64 / run.seconds,
+            latency.show(1)
+        );
+    }
+    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------------

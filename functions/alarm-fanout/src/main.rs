@@ -16,7 +16,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
     let config = Config::from_vars(&ProcessEnv)?;
-    let sdk = aws::load_config().await;
+    let sdk = aws::load_config(&ProcessEnv).await?;
     let s3 = aws::s3_client(&sdk);
     let rules = alarm_fanout::load_rules(&config.rules, &s3, &ProcessEnv).await?;
     let fanout = Fanout {

@@ -16,8 +16,15 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
-    let config = Config::from_vars(&ProcessEnv);
-    let sdk = aws::load_config().await;
+    let mut config = Config::from_vars(&ProcessEnv);
+    let sdk = match aws::load_config(&ProcessEnv).await {
+        Ok(sdk) => sdk,
+        // The hook must still answer CodeDeploy: it reports Failed, naming the variable.
+        Err(problem) => {
+            config.spec_source = Err(problem);
+            aws::load_config_with_system_store().await
+        }
+    };
     let s3 = aws::s3_client(&sdk);
     let (spec, http) = spec_source::read_on_demand(config.spec_source.clone(), s3.clone());
     // Read at cold start, as before; a read that fails here is tried again by the first hook.

@@ -94,7 +94,10 @@ impl ReqwestProbe {
         let runtime_api = runtime_api.map(RuntimeApi::parse).transpose()?;
         let policy = Arc::new(EgressPolicy { allowed: allowed_hosts, runtime_api });
         let resolver = GuardedResolver { lookup: Arc::new(lookup), policy: policy.clone() };
+        // The process's one TLS setup, the SDK's too (`PIPEWARDEN_TRUST_STORE`, `PIPEWARDEN_CA_BUNDLE`).
+        let tls = pipewarden_shared::tls::shared(&pipewarden_shared::config::ProcessEnv).map_err(|e| e.to_string())?;
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured((*tls).clone())
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would resolve names itself, past the resolver's checks.
             .no_proxy()

@@ -16,7 +16,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
     let config = Config::from_vars(&ProcessEnv)?;
-    let sdk = aws::load_config().await;
+    let sdk = aws::load_config(&ProcessEnv).await?;
     let codepipeline = aws_sdk_codepipeline::Client::new(&sdk);
     let notifier = Notifier {
         publisher: SnsPublisher::new(aws::sns_client(&sdk)),

@@ -109,7 +109,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sdk = pipewarden_shared::aws::load_config().await;
+    let sdk = match pipewarden_shared::aws::load_config(&ProcessEnv).await {
+        Ok(sdk) => sdk,
+        Err(e) => {
+            eprintln!("pipewarden-validate: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let probes = Probes {
         http: match ReqwestProbe::new(spec.allowed_hosts.clone()) {
             Ok(p) => p,
