@@ -8,9 +8,13 @@
 //! Every client shares one HTTPS client over the process's one TLS setup ([`crate::tls`]: Mozilla's
 //! roots compiled in unless `PIPEWARDEN_TRUST_STORE=system`, plus `PIPEWARDEN_CA_BUNDLE`). When
 //! the environment names a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, any case), the SDK's
-//! own client is kept, since it goes through the proxy; it trusts the system's store.
+//! own connector is used, since it goes through the proxy (and honours `NO_PROXY`): it trusts the
+//! system's store and `PIPEWARDEN_CA_BUNDLE` (a TLS-inspecting proxy's CA).
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{ConfigError, Vars};
 
@@ -19,13 +23,42 @@ const PROXY_VARS: [&str; 6] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http
 /// Loads region, credentials and endpoint overrides from the environment. A bad trust store
 /// setting is an error naming its variable.
 pub async fn load_config(vars: &impl Vars) -> Result<SdkConfig, ConfigError> {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
-    let loader = if PROXY_VARS.iter().any(|name| vars.optional(name).is_some()) {
-        loader
+    // Checked whatever the client: a bad setting stops the cold start, proxy or not.
+    let shared = crate::tls::shared(vars)?;
+    let client = if PROXY_VARS.iter().any(|name| vars.optional(name).is_some()) {
+        proxied_client(vars)?
     } else {
-        loader.http_client(crate::http::sdk_client(crate::tls::shared(vars)?))
+        crate::http::sdk_client(shared)
     };
-    Ok(loader.load().await)
+    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(client).load().await)
+}
+
+/// The SDK's own connector through the environment's proxy, trusting the system's store and the
+/// extra bundle.
+fn proxied_client(vars: &impl Vars) -> Result<SharedHttpClient, ConfigError> {
+    let store = crate::tls::TrustStore::from_vars(vars)?;
+    let mut trust = tls::TrustStore::empty().with_native_roots(true);
+    if let Some(path) = &store.extra_bundle {
+        // Read and parsed once already by `tls::shared`, which would have failed on a bad file.
+        let pem =
+            std::fs::read(path).map_err(|e| ConfigError::new(crate::tls::CA_BUNDLE_VAR, format!("{path}: {e}")))?;
+        trust = trust.with_pem_certificate(pem);
+    }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| ConfigError::new(crate::tls::TRUST_STORE_VAR, format!("no TLS setup for the proxy: {e}")))?;
+    Ok(Builder::new().build_with_connector_fn(move |settings, components| {
+        let mut connector = ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+            .tls_context(context.clone());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    }))
 }
 
 /// The SDK's own HTTPS client and the system's trust store: for deploy-validator when the trust

@@ -1,18 +1,26 @@
 //! The AWS SDK's HTTPS client over the process's one TLS setup ([`crate::tls`]).
 //!
 //! aws-smithy's default client builds its own TLS setup from the system's root certificates each
-//! time an SDK client is built, which was most of a cold start's cost. This is the same stack
-//! (hyper 1 with hyper-util's pooling client, rustls with aws-lc-rs, HTTP/1.1) with the trust
-//! store decided once. It honours the SDK's connect and read timeouts and classifies failures as
-//! the default client does, so the SDK's retries and our ledger's "may have taken effect" see the
-//! same kinds of error.
+//! time an SDK client is built, which was most of a cold start's cost. This one is built on the
+//! same parts (hyper 1, hyper-util's pooling client, rustls with aws-lc-rs) but speaks HTTP/1.1
+//! only, and its trust store is decided once. It keeps what the SDK relies on: the connect
+//! timeout covers name lookup, TCP and the TLS handshake; the read timeout runs until the
+//! response's headers; the connection of an attempt is captured so that the SDK can close it
+//! after a transient failure (its connection poisoning); and failures are classified as the
+//! default client classifies them, so the SDK's retries and our ledger's "may have taken effect"
+//! see the same kinds of error.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
@@ -21,8 +29,9 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
+use hyper::Uri;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{capture_connection, HttpConnector as TcpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::ClientConfig;
@@ -62,7 +71,7 @@ impl HttpClient for SdkHttpClient {
 }
 
 struct Connector {
-    client: Client<HttpsConnector<TcpConnector>, SdkBody>,
+    client: Client<ConnectWithin<HttpsConnector<TcpConnector>>, SdkBody>,
     read_timeout: Option<Duration>,
 }
 
@@ -77,23 +86,42 @@ impl Connector {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
-        let client = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(https);
+        let connect = ConnectWithin { inner: https, limit: connect_timeout };
+        let client = Client::builder(TokioExecutor::new()).pool_timer(TokioTimer::new()).build(connect);
         Self { client, read_timeout }
     }
 }
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // The SDK closes the connection of an attempt that failed transiently (a 5xx, a timeout),
+        // so that its retry goes out on a new one.
+        let captured = capture_connection(&mut request);
+        if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            smithy.set_connection_retriever(move || {
+                captured.connection_metadata().as_ref()?;
+                let captured = captured.clone();
+                Some(
+                    ConnectionMetadata::builder()
+                        .proxied(false)
+                        .poison_fn(move || {
+                            if let Some(connection) = captured.connection_metadata().as_ref() {
+                                connection.poison();
+                            }
+                        })
+                        .build(),
+                )
+            });
+        }
         let sent = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -117,10 +145,14 @@ impl HttpConnector for Connector {
     }
 }
 
-/// The default client's classification: a connection that could not be made, was closed or
+/// The default client's classification: a connection not made within the connect timeout is a
+/// `timeout`; a connection that could not be made, was closed or
 /// failed on I/O is `io` (retried, and the request may not have been sent); a timeout is
 /// `timeout`; a response cut short is a transient error.
 fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
+    if find_source::<ConnectTimedOut>(&error).is_some() {
+        return ConnectorError::timeout(Box::new(error));
+    }
     let connect = error.is_connect();
     let hyper_error = find_source::<hyper::Error>(&error)
         .map(|e| (e.is_timeout(), e.is_user(), e.is_closed() || e.is_canceled(), e.is_incomplete_message()));
@@ -138,4 +170,113 @@ fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
 
 fn find_source<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
     std::iter::successors(Some(error), |&e| e.source()).find_map(|e| e.downcast_ref::<E>())
+}
+
+/// A connector whose whole connect (name lookup, TCP, TLS handshake) must finish within `limit`.
+#[derive(Clone)]
+struct ConnectWithin<C> {
+    inner: C,
+    limit: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct ConnectTimedOut(Duration);
+
+impl fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no connection within the connect timeout of {:?}", self.0)
+    }
+}
+
+impl StdError for ConnectTimedOut {}
+
+impl<C> tower_service::Service<Uri> for ConnectWithin<C>
+where
+    C: tower_service::Service<Uri> + Send,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                None => connecting.await.map_err(Into::into),
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(connected) => connected.map_err(Into::into),
+                    Err(_) => Err(Box::new(ConnectTimedOut(limit)) as BoxError),
+                },
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{Roots, TrustStore};
+    use aws_sdk_s3::config::{Credentials, Region};
+    use aws_sdk_s3::error::SdkError;
+    use aws_smithy_types::retry::RetryConfig;
+    use aws_smithy_types::timeout::TimeoutConfig;
+    use std::time::Instant;
+
+    /// An S3 client over [`sdk_client`] at `endpoint`, with a short connect timeout and no retry.
+    fn s3(endpoint: &str, connect_timeout: Duration) -> aws_sdk_s3::Client {
+        let tls = TrustStore { roots: Roots::Mozilla, extra_bundle: None }.client_config().unwrap();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version_latest()
+            .http_client(sdk_client(tls))
+            .endpoint_url(endpoint)
+            .force_path_style(true)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .timeout_config(TimeoutConfig::builder().connect_timeout(connect_timeout).build())
+            .retry_config(RetryConfig::disabled())
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_never_ends_is_a_connect_timeout() {
+        // A server that takes the TCP connection and then says nothing: no TLS handshake.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let client = s3(&format!("https://127.0.0.1:{port}"), Duration::from_millis(300));
+        let started = Instant::now();
+        let sent = client.get_object().bucket("audit").key("k").send();
+        let answer = tokio::time::timeout(Duration::from_secs(10), sent).await.expect("the connect timeout ends it");
+        let elapsed = started.elapsed();
+        match answer {
+            Err(SdkError::DispatchFailure(failure)) => assert!(failure.is_timeout(), "{failure:?}"),
+            other => panic!("expected a connect timeout, got {other:?}"),
+        }
+        assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_failure_the_sdk_may_retry() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = s3(&format!("http://127.0.0.1:{port}"), Duration::from_secs(3));
+        match client.get_object().bucket("audit").key("k").send().await {
+            Err(SdkError::DispatchFailure(failure)) => assert!(failure.is_io(), "{failure:?}"),
+            other => panic!("expected a connection failure, got {other:?}"),
+        }
+    }
 }

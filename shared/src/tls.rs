@@ -6,7 +6,8 @@
 //!   ready trust anchors, so a cold start parses no certificate. AWS endpoints chain to Amazon
 //!   Trust Services roots, which are in it.
 //! - `system`: the operating system's store (`SSL_CERT_FILE`, `SSL_CERT_DIR` or the distribution's
-//!   bundle), loaded and parsed at the cold start (about 3 ms for Debian's 146 roots).
+//!   bundle), loaded and parsed at the cold start (about 3 ms for Debian's 146 roots). It is the
+//!   default when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set, as those name the store wanted.
 //!
 //! `PIPEWARDEN_CA_BUNDLE` names a PEM file of extra certificate authorities added to either store
 //! (a private CA for an internal release endpoint, a VPC proxy, an emulator behind TLS). A file
@@ -39,6 +40,10 @@ pub struct TrustStore {
 impl TrustStore {
     pub fn from_vars(vars: &impl Vars) -> Result<Self, ConfigError> {
         let roots = match vars.optional(TRUST_STORE_VAR).map(|v| v.to_ascii_lowercase()).as_deref() {
+            // A deployer who points OpenSSL's variables at a bundle means the system's store.
+            None if vars.optional("SSL_CERT_FILE").is_some() || vars.optional("SSL_CERT_DIR").is_some() => {
+                Roots::System
+            }
             None | Some("mozilla") => Roots::Mozilla,
             Some("system") => Roots::System,
             Some(other) => {
@@ -132,6 +137,11 @@ mod tests {
 
     #[test]
     fn a_bad_trust_store_or_bundle_names_its_variable() {
+        let pointed = TrustStore::from_vars(&vars(&[("SSL_CERT_FILE", "/etc/ssl/mine.pem")])).unwrap();
+        assert_eq!(pointed.roots, Roots::System, "SSL_CERT_FILE names the store wanted");
+        let chosen =
+            TrustStore::from_vars(&vars(&[("SSL_CERT_FILE", "/x.pem"), (TRUST_STORE_VAR, "Mozilla")])).unwrap();
+        assert_eq!(chosen.roots, Roots::Mozilla);
         let e = TrustStore::from_vars(&vars(&[(TRUST_STORE_VAR, "windows")])).unwrap_err();
         assert_eq!(e.variable, TRUST_STORE_VAR);
         let missing = TrustStore::from_vars(&vars(&[(CA_BUNDLE_VAR, "/nonexistent/ca.pem")])).unwrap();

@@ -577,6 +577,10 @@ fn cost_per_event(billed_ms: f64, calls: &BTreeMap<String, u64>) -> f64 {
 struct Kind {
     label: &'static str,
     function: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    /// The peer's Slack webhook, as slow as an AWS call.
+    sink: Option<LocalHttp>,
     env: Vec<(String, String)>,
     /// Before the measured event of run `run` (not timed): the state it finds.
     prepare: Vec<Value>,
@@ -588,16 +592,21 @@ async fn time_kind(
     aws: &Emulator,
     kind: &Kind,
     fresh: &dyn Fn(&Value, usize) -> Value,
+    first_run: usize,
     o: &Options,
 ) -> Result<([Summary; 2], BTreeMap<String, u64>), Failure> {
     let log = repo_root().join(format!("target/bench/logs/latency-{}.log", kind.function));
-    let mut process = LambdaProcess::start(kind.function, &release(kind.function), &[], &kind.env, &log).await?;
+    let mut process = LambdaProcess::start(kind.function, &kind.program, &kind.args, &kind.env, &log).await?;
     process.init(Duration::from_secs(30)).await?;
     let mut walls: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     let mut calls = BTreeMap::new();
-    let mut run = 0;
+    // Runs are numbered apart per kind: no kind finds another's alarm, execution or hook.
+    let mut run = first_run;
     for (slot, delay) in [0, o.latency_ms].into_iter().enumerate() {
         aws.clear_faults().await;
+        if let Some(sink) = &kind.sink {
+            sink.set_reply(Reply { delay: Duration::from_millis(delay), ..Reply::ok("ok") });
+        }
         if delay > 0 {
             for operation in OPERATIONS {
                 aws.control_post("faults", json!({"operation": operation, "delayMs": delay, "count": 1_000_000})).await;
@@ -634,7 +643,7 @@ async fn time_kind(
                     Some((op.clone(), n - before.get(&op).copied().unwrap_or(0))).filter(|(_, n)| *n > 0)
                 })
                 .collect();
-            if run % (o.runs + 1) != 1 {
+            if (run - first_run) % (o.runs + 1) != 1 {
                 walls[slot].push(wall);
             }
         }
@@ -666,10 +675,13 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         "checks: [{name: no-alarms, type: alarms, alarmNames: [flask-web-app-5xx]}]".to_string(),
     ));
     let execution = |name: &str| sample(name);
-    let kinds = vec![
+    let kinds = [
         Kind {
             label: "alarm transition to 1 topic",
             function: "alarm-fanout",
+            program: release("alarm-fanout"),
+            args: vec![],
+            sink: None,
             env: routed(1),
             prepare: vec![alarm_event("prepare", "latency-alarm", "ALARM", 0)],
             event: alarm_event("measured", "latency-alarm", "OK", 1),
@@ -677,6 +689,9 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         Kind {
             label: "alarm transition to 10 topics",
             function: "alarm-fanout",
+            program: release("alarm-fanout"),
+            args: vec![],
+            sink: None,
             env: routed(10),
             prepare: vec![alarm_event("prepare", "latency-alarm", "ALARM", 0)],
             event: alarm_event("measured", "latency-alarm", "OK", 1),
@@ -684,6 +699,9 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         Kind {
             label: "pipeline event that only records (a stage FAILED, not notified)",
             function: "pipeline-notifier",
+            program: release("pipeline-notifier"),
+            args: vec![],
+            sink: None,
             env: env.clone(),
             prepare: vec![execution("codepipeline-pipeline-started-v2.json")],
             event: execution("codepipeline-stage-build-failed.json"),
@@ -691,6 +709,9 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         Kind {
             label: "pipeline outcome that notifies (the pipeline's FAILED, 1 topic)",
             function: "pipeline-notifier",
+            program: release("pipeline-notifier"),
+            args: vec![],
+            sink: None,
             env: env.clone(),
             prepare: vec![execution("codepipeline-pipeline-started-v2.json")],
             event: execution("codepipeline-pipeline-failed-v1.json"),
@@ -698,15 +719,47 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         Kind {
             label: "hook (a Lambda deployment, one alarm check, Succeeded)",
             function: "deploy-validator",
+            program: release("deploy-validator"),
+            args: vec![],
+            sink: None,
             env: validator_env,
             prepare: vec![],
             event: json!({"DeploymentId": "d-LATENCY", "LifecycleEventHookExecutionId": "hook-latency"}),
         },
     ];
+    let mut kinds = Vec::from(kinds);
+    if let Some(peer) = &o.peer {
+        let sink = LocalHttp::start(Reply::ok("ok")).await;
+        let mut peer_env = env.clone();
+        peer_env.extend(
+            [
+                ("LAMBDA_TASK_ROOT", peer.display().to_string()),
+                ("_HANDLER", "notify_slack.lambda_handler".to_string()),
+                ("SLACK_WEBHOOK_URL", sink.url("/services/T000/B000/XXXX")),
+                ("SLACK_CHANNEL", "alerts".to_string()),
+                ("SLACK_USERNAME", "notify-slack".to_string()),
+                ("SLACK_EMOJI", ":aws:".to_string()),
+                ("AWS_DEFAULT_REGION", pipewarden_devkit::REGION.to_string()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
+        kinds.push(Kind {
+            label: "Python peer (notify-slack): an SNS-wrapped alarm to its Slack webhook",
+            function: "python-peer",
+            program: python(),
+            args: vec![repo_root().join("bench/python/runtime_loop.py").display().to_string()],
+            sink: Some(sink),
+            env: peer_env,
+            prepare: vec![],
+            event: sample("sns-classic-alarm-metric.json"),
+        });
+    }
     // Each run its own alarm, execution or hook, so that every measured event finds the same state.
     let fresh = |e: &Value, run: usize| -> Value {
         let mut e = e.clone();
-        if e.get("LifecycleEventHookExecutionId").is_some() {
+        if e.get("Records").is_some() {
+            // The peer keeps nothing between events.
+        } else if e.get("LifecycleEventHookExecutionId").is_some() {
             e["DeploymentId"] = json!(format!("d-LATENCY{run}"));
             e["LifecycleEventHookExecutionId"] = json!(format!("hook-latency-{run}"));
         } else if e["source"] == "aws.cloudwatch" {
@@ -722,8 +775,8 @@ async fn latency(o: &Options) -> Result<String, Failure> {
         e
     };
     let mut rows = Vec::new();
-    for kind in &kinds {
-        let (walls, calls) = time_kind(&aws, kind, &fresh, o).await?;
+    for (index, kind) in kinds.iter().enumerate() {
+        let (walls, calls) = time_kind(&aws, kind, &fresh, index * 1000, o).await?;
         rows.push((kind.label, walls, calls));
     }
 

@@ -10,6 +10,7 @@ pub use s3::S3ObjectStore;
 pub use sns::SnsPublisher;
 
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::ports::{FailureKind, PortError};
 
@@ -23,7 +24,9 @@ where
         SdkError::TimeoutError(_) => (FailureKind::Timeout, "no answer in time".to_string()),
         SdkError::DispatchFailure(failure) if failure.is_timeout() => (FailureKind::Timeout, format!("{failure:?}")),
         SdkError::DispatchFailure(failure) if failure.is_io() => {
-            (FailureKind::Network, "connection failed".to_string())
+            // The cause, such as a certificate the trust store does not accept.
+            let cause = failure.as_connector_error().map(|e| DisplayErrorContext(e).to_string()).unwrap_or_default();
+            (FailureKind::Network, format!("connection failed: {cause}"))
         }
         SdkError::DispatchFailure(failure) => (FailureKind::Network, format!("{failure:?}")),
         SdkError::ResponseError(response) => {
