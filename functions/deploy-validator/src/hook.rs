@@ -197,7 +197,11 @@ where
         work_deadline: Instant,
         end: Instant,
     ) -> Result<Evidence, ValidatorError> {
-        Ok(match self.read_evidence(key, work_deadline).await {
+        // At once: CodeDeploy's facts are needed unless a decision is recorded, which is rare (a
+        // retry), and asking costs no more than the time of the read it runs beside.
+        let (previous, facts) =
+            tokio::join!(self.read_evidence(key, work_deadline), self.read_deployment(hook, work_deadline));
+        Ok(match previous {
             Some(previous) => {
                 info!(
                     status = previous.status.as_str(),
@@ -207,7 +211,7 @@ where
                 previous
             }
             None => {
-                let decided = self.decide(hook, spec, work_deadline).await?;
+                let decided = self.decide(hook, spec, facts, work_deadline).await?;
                 deadline::settling(self.record_decision(key, decided, end)).await
             }
         })
@@ -275,10 +279,10 @@ where
         &self,
         hook: &HookInvocation,
         spec: Result<&Spec, String>,
+        facts: Result<DeploymentFacts, String>,
         work_deadline: Instant,
     ) -> Result<Evidence, ValidatorError> {
         let started_at = Utc::now();
-        let facts = self.read_deployment(hook, work_deadline).await;
         if let Ok(DeploymentFacts { compute_platform: Some(platform), .. }) = &facts {
             if !runs_lambda_hooks(platform) {
                 let e = ValidatorError::UnsupportedPlatform {
@@ -386,13 +390,18 @@ where
             deployment_group: Some(facts.group.clone()).filter(|g| !g.is_empty()),
             at: Utc::now(),
         };
-        self.update_deploy_context(&facts.application, ran, work_deadline).await;
-        let checks = spec.checks_for(&facts.application, &facts.group, facts.lifecycle_event.as_deref())?;
+        let checks = spec.checks_for(&facts.application, &facts.group, facts.lifecycle_event.as_deref());
         let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
         let remaining = work_deadline.saturating_duration_since(Instant::now());
-        let results = tokio::time::timeout(remaining, engine::run(spec, checks, &release, &self.probes, work_deadline))
-            .await
-            .map_err(|_| "ran out of time: checks did not finish before the deadline".to_string())?;
+        let run = async {
+            let checks = checks?;
+            tokio::time::timeout(remaining, engine::run(spec, checks, &release, &self.probes, work_deadline))
+                .await
+                .map_err(|_| "ran out of time: checks did not finish before the deadline".to_string())
+        };
+        // The deployment context is another document: recorded while the checks run.
+        let ((), results) = tokio::join!(self.update_deploy_context(&facts.application, ran, work_deadline), run);
+        let results = results?;
         evidence.checks = results;
         if engine::all_passed(&evidence.checks) {
             Ok(())

@@ -173,15 +173,18 @@ where
         });
         let waiting_outcome = outcome.as_ref().map(|o| o.key.clone());
         let Some(outcome) = outcome.filter(|_| !claimed.is_empty()) else {
-            self.record_deploy_context(&timeline, event, now).await;
-            if first_final {
-                // Only a success's metrics (lead time) use the revisions.
-                let revisions = match event.detail.state {
-                    ExecutionState::Succeeded => self.source_revisions(&timeline).await,
-                    _ => Vec::new(),
-                };
-                self.emit_metrics(&timeline, event, now, None, revisions).await;
-            }
+            // Independent documents and lookups: at once.
+            let metrics = async {
+                if first_final {
+                    // Only a success's metrics (lead time) use the revisions.
+                    let revisions = match event.detail.state {
+                        ExecutionState::Succeeded => self.source_revisions(&timeline).await,
+                        _ => Vec::new(),
+                    };
+                    self.emit_metrics(&timeline, event, now, None, revisions).await;
+                }
+            };
+            tokio::join!(self.record_deploy_context(&timeline, event, now), metrics);
             if let (Some(outcome), Some(failed)) = (waiting_outcome, still_waiting) {
                 return Err(NotifierError::Delivery {
                     pipeline: event.detail.pipeline.clone(),
@@ -241,11 +244,14 @@ where
         if let Err(e) = settled {
             error!(error = %e, "could not record the sent notification");
         }
-        // After the notification, which must not wait on it.
-        self.record_deploy_context(&timeline, event, now).await;
-        if first_final {
-            self.emit_metrics(&timeline, event, now, Some(&report), Vec::new()).await;
-        }
+        // After the notification and its record, which must not wait on them; at once, since the
+        // deployment context and the pipeline's health are separate documents.
+        let metrics = async {
+            if first_final {
+                self.emit_metrics(&timeline, event, now, Some(&report), Vec::new()).await;
+            }
+        };
+        tokio::join!(self.record_deploy_context(&timeline, event, now), metrics);
         let mut failed: Vec<String> =
             results.iter().filter_map(|(t, r)| r.as_ref().err().map(|e| format!("{} ({e})", t.topic_arn))).collect();
         failed.extend(still_waiting);
