@@ -292,18 +292,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     });
     if let Some(peer) = &o.peer {
         let mut peer_env = env.clone();
-        peer_env.extend(
-            [
-                ("LAMBDA_TASK_ROOT", peer.display().to_string()),
-                ("_HANDLER", "notify_slack.lambda_handler".to_string()),
-                ("SLACK_WEBHOOK_URL", sink.url("/services/T000/B000/XXXX")),
-                ("SLACK_CHANNEL", "alerts".to_string()),
-                ("SLACK_USERNAME", "notify-slack".to_string()),
-                ("SLACK_EMOJI", ":aws:".to_string()),
-                ("AWS_DEFAULT_REGION", pipewarden_devkit::REGION.to_string()),
-            ]
-            .map(|(k, v)| (k.to_string(), v)),
-        );
+        peer_env.extend(peer_vars(peer, &sink));
         candidates.push(Candidate {
             name: "python-peer (notify-slack)",
             program: python(),
@@ -358,6 +347,21 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
         }
     }
     Ok(text)
+}
+
+/// The Python peer's variables: its handler in `peer`, its Slack webhook at `sink`.
+fn peer_vars(peer: &Path, sink: &LocalHttp) -> Vec<(String, String)> {
+    [
+        ("LAMBDA_TASK_ROOT", peer.display().to_string()),
+        ("_HANDLER", "notify_slack.lambda_handler".to_string()),
+        ("SLACK_WEBHOOK_URL", sink.url("/services/T000/B000/XXXX")),
+        ("SLACK_CHANNEL", "alerts".to_string()),
+        ("SLACK_USERNAME", "notify-slack".to_string()),
+        ("SLACK_EMOJI", ":aws:".to_string()),
+        ("AWS_DEFAULT_REGION", pipewarden_devkit::REGION.to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
 }
 
 /// A CloudWatch alarm state change (EventBridge) for `alarm`, moving into `state`.
@@ -731,18 +735,7 @@ async fn latency(o: &Options) -> Result<String, Failure> {
     if let Some(peer) = &o.peer {
         let sink = LocalHttp::start(Reply::ok("ok")).await;
         let mut peer_env = env.clone();
-        peer_env.extend(
-            [
-                ("LAMBDA_TASK_ROOT", peer.display().to_string()),
-                ("_HANDLER", "notify_slack.lambda_handler".to_string()),
-                ("SLACK_WEBHOOK_URL", sink.url("/services/T000/B000/XXXX")),
-                ("SLACK_CHANNEL", "alerts".to_string()),
-                ("SLACK_USERNAME", "notify-slack".to_string()),
-                ("SLACK_EMOJI", ":aws:".to_string()),
-                ("AWS_DEFAULT_REGION", pipewarden_devkit::REGION.to_string()),
-            ]
-            .map(|(k, v)| (k.to_string(), v)),
-        );
+        peer_env.extend(peer_vars(peer, &sink));
         kinds.push(Kind {
             label: "Python peer (notify-slack): an SNS-wrapped alarm to its Slack webhook",
             function: "python-peer",
