@@ -107,6 +107,23 @@ async fn conditional_writes_let_only_the_first_writer_win() {
 }
 
 #[tokio::test]
+async fn a_conditional_write_that_races_another_is_a_lost_race_to_read_again() {
+    // S3 answers 409 ConditionalRequestConflict when a concurrent operation on the key wins during
+    // a conditional write; AWS says to retry, which the ledger does by reading again and deciding.
+    let aws = Emulator::fresh().await;
+    aws.bucket("audit").await;
+    let store = S3ObjectStore::new(aws.s3(), "audit");
+    aws.inject_fault("PutObject", 409, "ConditionalRequestConflict", 1).await;
+    let raced =
+        store.put("timeline/b.json", b"v1".to_vec(), "application/json", WriteCondition::IfAbsent).await.unwrap();
+    assert_eq!(raced, PutOutcome::ConditionFailed);
+    assert_eq!(aws.object("audit", "timeline/b.json").await, None, "the raced write did not land");
+    let again =
+        store.put("timeline/b.json", b"v1".to_vec(), "application/json", WriteCondition::IfAbsent).await.unwrap();
+    assert!(matches!(again, PutOutcome::Written { .. }), "{again:?}");
+}
+
+#[tokio::test]
 async fn hook_status_is_recorded_by_the_emulator_extension() {
     let aws = Emulator::fresh().await;
     let deployment_id = aws.deployment("web", "Lambda").await;

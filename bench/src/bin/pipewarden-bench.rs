@@ -546,13 +546,13 @@ const OPERATIONS: [&str; 15] = [
     "ListActionExecutions",
     "GetDeployment",
     "ListDeployments",
+    "BatchGetDeployments",
     "ListDeploymentTargets",
     "BatchGetDeploymentTargets",
-    "GetDeploymentTarget",
     "DescribeAlarms",
     "ListTagsForResource",
     "PutLifecycleEventHookExecutionStatus",
-    "PutMetricData",
+    "Invoke",
 ];
 
 /// Prices (US East (N. Virginia), on-demand, without free tiers), as AWS lists them on 2026-11-27.

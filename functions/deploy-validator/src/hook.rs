@@ -197,10 +197,23 @@ where
         work_deadline: Instant,
         end: Instant,
     ) -> Result<Evidence, ValidatorError> {
-        // At once: CodeDeploy's facts are needed unless a decision is recorded, which is rare (a
-        // retry), and asking costs no more than the time of the read it runs beside.
-        let (previous, facts) =
-            tokio::join!(self.read_evidence(key, work_deadline), self.read_deployment(hook, work_deadline));
+        let started_at = Utc::now();
+        // CodeDeploy's facts are asked for while the evidence is read: they are needed unless a
+        // decision is recorded (a retry). A recorded decision does not wait for them: a retry
+        // often follows a slow or throttled CodeDeploy, and the report needs the time.
+        let facts = self.read_deployment(hook, work_deadline);
+        let mut facts = std::pin::pin!(facts);
+        let mut known = None;
+        let previous = {
+            let evidence = self.read_evidence(key, work_deadline);
+            let mut evidence = std::pin::pin!(evidence);
+            loop {
+                tokio::select! {
+                    previous = &mut evidence => break previous,
+                    read = &mut facts, if known.is_none() => known = Some(read),
+                }
+            }
+        };
         Ok(match previous {
             Some(previous) => {
                 info!(
@@ -211,7 +224,11 @@ where
                 previous
             }
             None => {
-                let decided = self.decide(hook, spec, facts, work_deadline).await?;
+                let facts = match known {
+                    Some(facts) => facts,
+                    None => facts.await,
+                };
+                let decided = self.decide(hook, spec, facts, started_at, work_deadline).await?;
                 deadline::settling(self.record_decision(key, decided, end)).await
             }
         })
@@ -280,9 +297,9 @@ where
         hook: &HookInvocation,
         spec: Result<&Spec, String>,
         facts: Result<DeploymentFacts, String>,
+        started_at: DateTime<Utc>,
         work_deadline: Instant,
     ) -> Result<Evidence, ValidatorError> {
-        let started_at = Utc::now();
         if let Ok(DeploymentFacts { compute_platform: Some(platform), .. }) = &facts {
             if !runs_lambda_hooks(platform) {
                 let e = ValidatorError::UnsupportedPlatform {

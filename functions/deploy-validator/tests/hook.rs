@@ -208,6 +208,29 @@ async fn codedeploy_unreachable_until_the_deadline_fails_loudly_and_the_retry_re
 }
 
 #[tokio::test]
+async fn a_retry_with_a_recorded_decision_reports_it_without_waiting_for_codedeploy() {
+    // GIVEN a hook whose decision was recorded but whose report CodeDeploy refused until the deadline
+    let aws = Emulator::fresh().await;
+    deployment(&aws, "d-SLOWCD").await;
+    let app = LocalHttp::start(Reply::ok("ok")).await;
+    let v = validator(&aws, &http_spec(&app.url("/health"), "    maxAttempts: 1\n"), None);
+    aws.inject_fault("PutLifecycleEventHookExecutionStatus", 503, "ServiceUnavailable", 1000).await;
+    let first = v.handle(aws.issued_hook("d-SLOWCD", "hook-slow-cd").await, deadline_in(4)).await.unwrap_err();
+    assert!(matches!(first, ValidatorError::Report { .. }), "{first}");
+    aws.clear_faults().await;
+
+    // WHEN Lambda retries it while CodeDeploy's reads take 8 s (the report itself is fast)
+    aws.control_post("faults", serde_json::json!({"operation": "GetDeployment", "delayMs": 8000, "count": 100})).await;
+    let started = Instant::now();
+    let retry = v.handle(aws.issued_hook("d-SLOWCD", "hook-slow-cd").await, deadline_in(12)).await.unwrap();
+
+    // THEN the recorded decision is reported at once: the retry does not wait for facts it does not need
+    assert_eq!(retry["status"], "Succeeded", "{retry}");
+    assert_eq!(statuses(&aws).await, vec![("hook-slow-cd".to_string(), "Succeeded".to_string())]);
+    assert!(started.elapsed() < Duration::from_secs(4), "the retry took {:?}", started.elapsed());
+}
+
+#[tokio::test]
 async fn unknown_deployment_reports_failed() {
     let aws = Emulator::fresh().await;
     deployment(&aws, "d-KNOWN").await;
