@@ -395,3 +395,24 @@ fn every_lookup_the_functions_make_is_allowed() {
         assert!(allows(function, action), "{function} may not call {action}");
     }
 }
+
+/// The trust store is the deployer's choice (README, Configuration): every function gets the
+/// template's `TrustStore` and `CaBundlePath`, and the layer holding the bundle when one is named.
+#[test]
+fn every_function_gets_the_trust_store_the_deployer_chose() {
+    let t = template_json();
+    let vars = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(vars["PIPEWARDEN_TRUST_STORE"], json!({"Ref": "TrustStore"}));
+    assert_eq!(vars["PIPEWARDEN_CA_BUNDLE"], json!({"Ref": "CaBundlePath"}));
+    assert_eq!(t["Parameters"]["TrustStore"]["AllowedValues"], json!(["mozilla", "system"]));
+    assert_eq!(t["Parameters"]["TrustStore"]["Default"], "mozilla");
+    for function in ["PipelineNotifierFunction", "DeployValidatorFunction", "AlarmFanoutFunction"] {
+        let properties = &t["Resources"][function]["Properties"];
+        assert!(properties["Environment"]["Variables"].get("PIPEWARDEN_TRUST_STORE").is_none(), "{function}");
+        assert_eq!(
+            properties["Layers"],
+            json!({"Fn::If": ["HasCaBundleLayer", [{"Ref": "CaBundleLayerArn"}], {"Ref": "AWS::NoValue"}]}),
+            "{function}"
+        );
+    }
+}
