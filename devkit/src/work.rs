@@ -9,10 +9,8 @@ use pipeline_notifier::config::{parse_notify_on, Format, NotifyOn, Target};
 use pipeline_notifier::decide;
 use pipeline_notifier::timeline::Timeline;
 use pipewarden_shared::events::codedeploy::parse_hook;
-use pipewarden_shared::events::eventbridge::Shape;
-use pipewarden_shared::events::EventError;
+use pipewarden_shared::events::{Document, EventError};
 use pipewarden_shared::ports::OutboundMessage;
-use serde_json::Value;
 
 /// Every notification a pipeline outcome can send.
 pub const NOTIFY_ON_ALL: &str =
@@ -65,8 +63,8 @@ impl Workload {
     /// Parses one invocation payload, routes it to the function its shape belongs to, and
     /// formats every message that function would send for it (as if it were the first event of
     /// its execution or alarm).
-    pub fn render(&self, payload: Value) -> Result<Rendered, EventError> {
-        match Shape::of(&payload).function() {
+    pub fn render(&self, payload: impl Document) -> Result<Rendered, EventError> {
+        match payload.shape().function() {
             Some("pipeline-notifier") => {
                 let mut out = Rendered::default();
                 let targets = [

@@ -1,25 +1,29 @@
 //! Text helpers both message-writing functions use: safe subjects, chat escaping, durations.
 
+use std::borrow::Cow;
+
 /// A valid SNS subject: ASCII, no line breaks or control characters, at most 100 characters.
 pub fn ascii_subject(text: &str) -> String {
-    let cleaned: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else if c.is_whitespace() {
-                ' '
-            } else {
-                '?'
-            }
-        })
-        .collect();
-    let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    if cleaned.len() <= 100 {
-        cleaned
-    } else {
-        format!("{}...", &cleaned[..97])
+    // One pass: printable ASCII kept, other whitespace a space, anything else `?`, runs of spaces
+    // one space, none at either end.
+    let mut cleaned = String::with_capacity(text.len().min(128));
+    let mut space = false;
+    for c in text.chars() {
+        if c == ' ' || c.is_whitespace() {
+            space = !cleaned.is_empty();
+            continue;
+        }
+        if space {
+            cleaned.push(' ');
+            space = false;
+        }
+        cleaned.push(if c.is_ascii_graphic() { c } else { '?' });
     }
+    if cleaned.len() > 100 {
+        cleaned.truncate(97);
+        cleaned.push_str("...");
+    }
+    cleaned
 }
 
 /// Characters that end a line somewhere: ASCII and C1 controls (`\n`, `\r`, NEL, ...) and
@@ -36,20 +40,28 @@ fn reorders_text(c: char) -> bool {
 
 /// Untrusted text as one line of plain text: whatever could break the line becomes a space, and
 /// bidirectional controls are left out. Nothing is escaped: plain text (email, SNS) has no markup.
-pub fn one_line(text: &str) -> String {
-    text.chars().filter(|c| !reorders_text(*c)).map(|c| if breaks_lines(c) { ' ' } else { c }).collect()
+/// Text that is already one line (the common case) is returned as it is, not copied.
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    let printable_ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if printable_ascii || !text.chars().any(|c| breaks_lines(c) || reorders_text(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.chars().filter(|c| !reorders_text(*c)).map(|c| if breaks_lines(c) { ' ' } else { c }).collect())
 }
 
 /// One line of untrusted text (commit messages, alarm reasons) for plain text: see [`one_line`],
 /// trimmed, at most `max` characters.
-pub fn clean_text(text: &str, max: usize) -> String {
+pub fn clean_text(text: &str, max: usize) -> Cow<'_, str> {
     let cleaned = one_line(text);
-    let cleaned = cleaned.trim();
-    if cleaned.chars().count() <= max {
-        cleaned.to_string()
-    } else {
-        format!("{}...", cleaned.chars().take(max.saturating_sub(3)).collect::<String>())
+    let trimmed = cleaned.trim();
+    // Counting characters only when the bytes alone could be too many.
+    if trimmed.len() <= max || trimmed.chars().count() <= max {
+        return match cleaned {
+            Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+            Cow::Owned(ref text) => Cow::Owned(text.trim().to_string()),
+        };
     }
+    Cow::Owned(format!("{}...", trimmed.chars().take(max.saturating_sub(3)).collect::<String>()))
 }
 
 /// Untrusted text for a chat notification's markdown, on one line (see [`one_line`]), so that it
@@ -177,6 +189,71 @@ pub fn chat_icon(severity: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The plain versions the fast ones replaced: what they must still return, byte for byte.
+    mod oracle {
+        use super::super::{breaks_lines, reorders_text};
+
+        pub fn ascii_subject(text: &str) -> String {
+            let cleaned: String = text
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() || c == ' ' {
+                        c
+                    } else if c.is_whitespace() {
+                        ' '
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            let cleaned = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+            if cleaned.len() <= 100 {
+                cleaned
+            } else {
+                format!("{}...", &cleaned[..97])
+            }
+        }
+
+        pub fn one_line(text: &str) -> String {
+            text.chars().filter(|c| !reorders_text(*c)).map(|c| if breaks_lines(c) { ' ' } else { c }).collect()
+        }
+
+        pub fn clean_text(text: &str, max: usize) -> String {
+            let cleaned = one_line(text);
+            let cleaned = cleaned.trim();
+            if cleaned.chars().count() <= max {
+                cleaned.to_string()
+            } else {
+                format!("{}...", cleaned.chars().take(max.saturating_sub(3)).collect::<String>())
+            }
+        }
+    }
+
+    /// Text as events carry it: mostly printable ASCII, with line breaks, controls, bidirectional
+    /// marks, non-ASCII letters and runs of spaces mixed in.
+    fn event_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => "[ -~]{0,12}",
+            1 => Just("\n".to_string()),
+            1 => Just("  \t ".to_string()),
+            1 => Just("\u{202e}\u{2066}\u{200f}".to_string()),
+            1 => Just("\u{85}\u{2028}\u{b}".to_string()),
+            1 => "\\PC{0,4}",
+            1 => Just("caf\u{e9} \u{1F600}".to_string()),
+        ];
+        prop::collection::vec(piece, 0..30).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_text_helpers_return_what_the_plain_ones_did(text in event_text(), max in 0usize..150) {
+            prop_assert_eq!(ascii_subject(&text), oracle::ascii_subject(&text));
+            prop_assert_eq!(one_line(&text).into_owned(), oracle::one_line(&text));
+            prop_assert_eq!(clean_text(&text, max).into_owned(), oracle::clean_text(&text, max));
+        }
+    }
 
     #[test]
     fn subjects_are_ascii_single_line_and_short() {

@@ -21,6 +21,7 @@ use pipewarden_devkit::{all_events, repo_root};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::codedeploy::parse_hook;
 use pipewarden_shared::events::codepipeline::PipelineEvent;
+use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
 use pipewarden_shared::events::EventError;
 use proptest::prelude::*;
@@ -201,6 +202,36 @@ fn every_parser(payload: &Value) -> Result<(), TestCaseError> {
         if let Err(e) = parse_classic(message) {
             named(&e)?;
         }
+    }
+    same_from_text(payload)
+}
+
+/// The functions read the invocation as Lambda sends it, text, in one pass: whatever the document,
+/// that must read exactly as the tree does (errors may add where in the text they are).
+fn same_from_text(payload: &Value) -> Result<(), TestCaseError> {
+    fn same<T: PartialEq + std::fmt::Debug>(
+        text: Result<T, EventError>,
+        tree: Result<T, EventError>,
+    ) -> Result<(), TestCaseError> {
+        match (text, tree) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!((a.event, a.field), (b.event, b.field)),
+            (a, b) => prop_assert!(false, "text read {a:?}, the tree {b:?}"),
+        }
+        Ok(())
+    }
+    let text = payload.to_string();
+    prop_assert_eq!(Shape::of_json(&text), Shape::of(payload), "shape of {}", text);
+    same(read_events(text.as_str()), read_events(payload.clone()))?;
+    same(
+        alarm_fanout::handler::read_transitions(text.as_str()).map(|(a, e)| (a, e.len())),
+        alarm_fanout::handler::read_transitions(payload.clone()).map(|(a, e)| (a, e.len())),
+    )?;
+    same(parse_hook(text.as_str()), parse_hook(payload.clone()))?;
+    match (workload().render(text.as_str()), workload().render(payload.clone())) {
+        (Ok(a), Ok(b)) => prop_assert_eq!(a.messages.len(), b.messages.len()),
+        (Err(a), Err(b)) => prop_assert_eq!((a.event, a.field), (b.event, b.field)),
+        (a, b) => prop_assert!(false, "text rendered {a:?}, the tree {b:?}"),
     }
     Ok(())
 }

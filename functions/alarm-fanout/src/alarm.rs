@@ -169,21 +169,28 @@ fn classic_metric(m: &ClassicMetric, stat: Option<String>, period: Option<u64>) 
 }
 
 /// From a classic alarm notification (SNS message).
-pub fn from_classic(message_id: &str, m: &ClassicAlarmMessage) -> AlarmTransition {
-    let trigger = m.trigger.clone().unwrap_or_default();
-    let watched = if let Some(rule) = &m.alarm_rule {
+pub fn from_classic(message_id: &str, m: ClassicAlarmMessage) -> AlarmTransition {
+    // The message is taken, not copied: its strings move into the transition.
+    let account = m.account_id().unwrap_or_default().to_string();
+    let region = m.region_code().unwrap_or_default().to_string();
+    let tags_known = m.tags_complete();
+    let state_time = parse_time(m.state_change_time.as_deref());
+    let mut trigger = m.trigger.unwrap_or_default();
+    let watched = if let Some(rule) = m.alarm_rule {
         Watched::Composite {
-            rule: rule.clone(),
+            rule,
             triggering: m
                 .triggering_children
-                .iter()
-                .map(|c| (alarm_name_of(&c.arn), c.state.as_ref().map(|s| s.value.clone())))
+                .into_iter()
+                .map(|c| (alarm_name_of(&c.arn), c.state.map(|s| s.value)))
                 .collect(),
         }
-    } else if let Some(expr) = trigger.metrics.iter().find(|q| q.expression.is_some() && q.return_data != Some(false)) {
+    } else if let Some(i) = trigger.metrics.iter().position(|q| q.expression.is_some() && q.return_data != Some(false))
+    {
+        let expr = &mut trigger.metrics[i];
         Watched::Expression {
-            expression: expr.expression.clone().unwrap_or_default(),
-            label: expr.label.clone(),
+            expression: expr.expression.take().unwrap_or_default(),
+            label: expr.label.take(),
             metrics: trigger
                 .metrics
                 .iter()
@@ -192,10 +199,10 @@ pub fn from_classic(message_id: &str, m: &ClassicAlarmMessage) -> AlarmTransitio
         }
     } else if trigger.metric_name.is_some() {
         Watched::Metric(MetricRef {
-            namespace: trigger.namespace.clone(),
-            name: trigger.metric_name.clone(),
-            dimensions: trigger.dimensions.iter().map(|d| (d.name.clone(), d.value.clone())).collect(),
-            stat: trigger.statistic.clone().or(trigger.extended_statistic.clone()),
+            namespace: trigger.namespace.take(),
+            name: trigger.metric_name.take(),
+            dimensions: std::mem::take(&mut trigger.dimensions).into_iter().map(|d| (d.name, d.value)).collect(),
+            stat: trigger.statistic.take().or(trigger.extended_statistic.take()),
             period: trigger.period,
         })
     } else {
@@ -203,22 +210,22 @@ pub fn from_classic(message_id: &str, m: &ClassicAlarmMessage) -> AlarmTransitio
     };
     AlarmTransition {
         source_id: message_id.to_string(),
-        alarm_name: m.alarm_name.clone(),
-        alarm_arn: m.alarm_arn.clone(),
-        account: m.account_id().unwrap_or_default().to_string(),
-        region: m.region_code().unwrap_or_default().to_string(),
-        state: m.new_state_value.clone(),
-        previous: m.old_state_value.clone(),
-        reason: m.new_state_reason.clone(),
-        state_time: parse_time(m.state_change_time.as_deref()),
-        description: m.alarm_description.clone().filter(|s| !s.is_empty()),
+        alarm_name: m.alarm_name,
+        alarm_arn: m.alarm_arn,
+        account,
+        region,
+        state: m.new_state_value,
+        previous: m.old_state_value,
+        reason: m.new_state_reason,
+        state_time,
+        description: m.alarm_description.filter(|s| !s.is_empty()),
         watched,
         threshold: trigger.threshold,
-        comparison: trigger.comparison_operator.clone(),
+        comparison: trigger.comparison_operator,
         suppressed: None,
         contributor: None,
-        tags: m.alarm_tags.clone(),
-        tags_known: m.tags_complete(),
+        tags: m.alarm_tags,
+        tags_known,
     }
 }
 

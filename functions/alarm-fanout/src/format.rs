@@ -1,6 +1,9 @@
 //! The words of an alarm message: subject, email text, chat JSON, and message attributes.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use chrono::{Datelike, Timelike};
 
 use pipewarden_shared::deploy_context::InFlight;
 use pipewarden_shared::format::{
@@ -81,47 +84,57 @@ fn tag_words(alarm: &AlarmTransition) -> Option<String> {
 /// The email text. Plain text needs no escaping, but every field from the event is kept on its own
 /// line ([`one_line`]): a line separator in an alarm name must not start a line of its own.
 pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlight>) -> String {
-    let was = alarm.previous.as_ref().map(|p| format!(" (was {})", one_line(p.as_str()))).unwrap_or_default();
-    let mut out = vec![
-        format!(
-            "{}: \"{}\" in {}{was}",
-            one_line(alarm.state.as_str()),
-            one_line(&alarm.alarm_name),
-            one_line(&alarm.region)
-        ),
-        String::new(),
-    ];
-    out.push(format!("Severity:     {} (rule {})", target.severity.as_str(), target.rule));
-    out.push(format!("Account:      {}", one_line(&alarm.account)));
+    // One buffer: the message is written, not assembled from a line per allocation.
+    let mut out = String::with_capacity(1024);
+    let _ = write!(
+        out,
+        "{}: \"{}\" in {}",
+        one_line(alarm.state.as_str()),
+        one_line(&alarm.alarm_name),
+        one_line(&alarm.region)
+    );
+    if let Some(previous) = &alarm.previous {
+        let _ = write!(out, " (was {})", one_line(previous.as_str()));
+    }
+    let _ = write!(out, "\n\nSeverity:     {} (rule {})", target.severity.as_str(), target.rule);
+    let _ = write!(out, "\nAccount:      {}", one_line(&alarm.account));
     if let Some(at) = alarm.state_time {
-        out.push(format!("When:         {}", at.format("%Y-%m-%d %H:%M:%S UTC")));
+        let _ = write!(
+            out,
+            "\nWhen:         {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
     }
     if let Some(reason) = &alarm.reason {
-        out.push(format!("Reason:       {}", clean_text(reason, 1000)));
+        let _ = write!(out, "\nReason:       {}", clean_text(reason, 1000));
     }
     for (label, value) in watched_lines(alarm) {
-        out.push(format!("{:<13} {}", format!("{label}:"), clean_text(&value, 500)));
+        let _ = write!(out, "\n{:<13} {}", format!("{label}:"), clean_text(&value, 500));
     }
     if let Some(description) = &alarm.description {
-        out.push(format!("Description:  {}", clean_text(description, 1000)));
+        let _ = write!(out, "\nDescription:  {}", clean_text(description, 1000));
     }
     if let Some(tags) = tag_words(alarm) {
-        out.push(format!("Tags:         {}", clean_text(&tags, 500)));
+        let _ = write!(out, "\nTags:         {}", clean_text(&tags, 500));
     }
     if let Some(d) = deployment {
-        out.push(format!(
-            "Deploying:    {} (since {})",
+        let _ = write!(
+            out,
+            "\nDeploying:    {} (since {})",
             clean_text(&d.describe(), 300),
             d.started_at.format("%H:%M:%S UTC")
-        ));
+        );
     }
     if let Some(link) = links::cloudwatch_alarm(&alarm.region, &alarm.alarm_name) {
-        out.push(String::new());
-        out.push(format!("Console:      {link}"));
+        let _ = write!(out, "\n\nConsole:      {link}");
     }
-    out.push(String::new());
-    out.push("-- Pipewarden alarm-fanout".to_string());
-    out.join("\n")
+    out.push_str("\n\n-- Pipewarden alarm-fanout");
+    out
 }
 
 /// The chat notification. Every field of the event in it passes [`chat_escape`] once: here for the

@@ -12,7 +12,7 @@ use pipewarden_shared::deploy_context::{self, InFlight};
 use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
 use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
-use pipewarden_shared::events::EventError;
+use pipewarden_shared::events::{Document, EventError};
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
 use pipewarden_shared::ports::{ObjectStore, OutboundMessage, PortError, Publisher};
@@ -67,8 +67,9 @@ impl FanoutError {
 /// Reads every alarm transition a payload carries. A record that cannot be read is returned as an
 /// error beside the others (it is logged; retrying cannot fix it); a payload that is no alarm
 /// shape at all is an error.
-pub fn read_transitions(payload: Value) -> Result<(Vec<AlarmTransition>, Vec<EventError>), EventError> {
-    match Shape::of(&payload) {
+pub fn read_transitions(payload: impl Document) -> Result<(Vec<AlarmTransition>, Vec<EventError>), EventError> {
+    let (shape, sns) = payload.classify();
+    match shape {
         Shape::AlarmStateChange => {
             let e = parse_eventbridge_alarm(payload)?;
             Ok((vec![alarm::from_detail(&e.id, e.alarm_arn(), &e.account, &e.region, &e.detail)], vec![]))
@@ -91,14 +92,17 @@ pub fn read_transitions(payload: Value) -> Result<(Vec<AlarmTransition>, Vec<Eve
             Ok((vec![transition], vec![]))
         }
         Shape::SnsAlarmMessages => {
-            let sns = parse_sns(payload)?;
+            let sns = match sns {
+                Some(read) => read,
+                None => parse_sns(payload)?,
+            };
             let mut alarms = Vec::new();
             let mut rejected = Vec::new();
             for (i, record) in sns.records.iter().enumerate() {
                 match parse_classic(&record.sns.message) {
                     Ok(mut m) => {
                         m.derive_missing(&record.sns.topic_arn);
-                        alarms.push(alarm::from_classic(&record.sns.message_id, &m))
+                        alarms.push(alarm::from_classic(&record.sns.message_id, m))
                     }
                     Err(mut e) => {
                         e.event = format!("{} (SNS record {i}, message {})", e.event, record.sns.message_id);
@@ -140,7 +144,7 @@ struct Sent {
 }
 
 impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanout<P, S, T, D> {
-    pub async fn handle(&self, payload: Value, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
+    pub async fn handle(&self, payload: impl Document, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
         let (mut alarms, rejected) = match read_transitions(payload) {
             Ok(read) => read,
             Err(e) => {

@@ -1,6 +1,7 @@
 //! The words of a notification: SNS subject, readable text for email, the Amazon Q Developer in
 //! chat applications custom notification JSON, and message attributes for filter policies.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use pipewarden_shared::format::{
@@ -106,7 +107,7 @@ fn streak_words(seconds: i64) -> String {
     }
 }
 
-fn first_line(text: &str, max: usize) -> String {
+fn first_line(text: &str, max: usize) -> Cow<'_, str> {
     clean_text(text.lines().find(|l| !l.trim().is_empty()).unwrap_or(""), max)
 }
 
@@ -132,7 +133,7 @@ fn revision_line(report: &Report, revision: &SourceRevision) -> String {
         parts.push(clean_text(short_commit(id), 8));
     }
     if let Some(summary) = &revision.summary {
-        parts.push(format!("\"{}\"", first_line(summary, 120)));
+        parts.push(format!("\"{}\"", first_line(summary, 120)).into());
     }
     if let Some(url) = &revision.url {
         parts.push(clean_text(url, 500));

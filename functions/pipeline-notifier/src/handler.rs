@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use pipewarden_shared::deadline::bounded_optional;
 use pipewarden_shared::deploy_context;
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEvent};
+use pipewarden_shared::events::Document;
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
 use pipewarden_shared::ports::{ObjectStore, Publisher};
@@ -91,7 +92,12 @@ where
 {
     /// Handles one invocation's payload. `token` identifies this invocation in claims (the Lambda
     /// request id). Bad events are logged and acknowledged: retrying them cannot help.
-    pub async fn handle(&self, payload: Value, token: &str, now: DateTime<Utc>) -> Result<Value, NotifierError> {
+    pub async fn handle(
+        &self,
+        payload: impl Document,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Value, NotifierError> {
         let events = match crate::read_events(payload) {
             Ok(events) => events,
             Err(e) => {

@@ -12,23 +12,29 @@ pub mod timeline;
 use pipewarden_shared::events::codepipeline::PipelineEvent;
 use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
-use pipewarden_shared::events::{parse_str, EventError};
+use pipewarden_shared::events::{Document, EventError};
 
 /// Reads every pipeline event an invocation carries: an EventBridge event, a CodeStar
 /// notification, or SNS records wrapping CodeStar notifications.
-pub fn read_events(payload: serde_json::Value) -> Result<Vec<PipelineEvent>, EventError> {
-    match Shape::of(&payload) {
+pub fn read_events(payload: impl Document) -> Result<Vec<PipelineEvent>, EventError> {
+    let (shape, sns) = payload.classify();
+    match shape {
         Shape::CodePipelineEvent => Ok(vec![PipelineEvent::from_eventbridge(payload)?]),
         Shape::CodePipelineNotification => Ok(vec![PipelineEvent::from_notification(payload)?]),
-        Shape::SnsPipelineNotifications => parse_sns(payload)?
-            .records
-            .into_iter()
-            .enumerate()
-            .map(|(i, record)| {
-                let inner: serde_json::Value = parse_str(&format!("SNS record {i} message"), &record.sns.message)?;
-                PipelineEvent::from_notification(inner)
+        Shape::SnsPipelineNotifications => match sns {
+            Some(read) => read,
+            None => parse_sns(payload)?,
+        }
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| {
+            PipelineEvent::from_notification(record.sns.message.as_str()).map_err(|mut e| {
+                e.event = format!("{} (SNS record {i}, message {})", e.event, record.sns.message_id);
+                e
             })
-            .collect(),
+        })
+        .collect(),
         other => Err(EventError::new(
             "pipeline-notifier input",
             "source",

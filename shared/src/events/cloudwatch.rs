@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer};
 
 use super::eventbridge::EventBridgeEvent;
-use super::{lenient, parse_str, parse_value, EventError};
+use super::{lenient, parse_str, Document, EventError};
 
 pub const ALARM_DETAIL_TYPE: &str = "CloudWatch Alarm State Change";
 pub const CONTRIBUTOR_DETAIL_TYPE: &str = "CloudWatch Alarm Contributor State Change";
@@ -542,8 +542,8 @@ impl EventBridgeEvent<AlarmDetail> {
     }
 }
 
-pub fn parse_eventbridge_alarm(value: serde_json::Value) -> Result<AlarmStateChangeEvent, EventError> {
-    let event: AlarmStateChangeEvent = parse_value("CloudWatch Alarm State Change", value)?;
+pub fn parse_eventbridge_alarm(document: impl Document) -> Result<AlarmStateChangeEvent, EventError> {
+    let event: AlarmStateChangeEvent = document.parse("CloudWatch Alarm State Change")?;
     if event.detail_type != ALARM_DETAIL_TYPE && event.detail_type != CONTRIBUTOR_DETAIL_TYPE {
         return Err(EventError::new(
             "CloudWatch Alarm State Change",
@@ -554,8 +554,8 @@ pub fn parse_eventbridge_alarm(value: serde_json::Value) -> Result<AlarmStateCha
     Ok(event)
 }
 
-pub fn parse_lambda_action(value: serde_json::Value) -> Result<AlarmLambdaAction, EventError> {
-    parse_value("CloudWatch alarm Lambda action", value)
+pub fn parse_lambda_action(document: impl Document) -> Result<AlarmLambdaAction, EventError> {
+    document.parse("CloudWatch alarm Lambda action")
 }
 
 pub fn parse_classic(message: &str) -> Result<ClassicAlarmMessage, EventError> {
@@ -570,7 +570,7 @@ mod tests {
     fn detail(extra: serde_json::Value) -> Result<AlarmDetail, EventError> {
         let mut d = json!({"alarmName": "web-5xx", "state": {"value": "ALARM"}});
         d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-        parse_value("detail", d)
+        crate::events::parse_value("detail", d)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{parse_value, EventError};
+use super::{Document, EventError};
 
 /// `{DeploymentId, LifecycleEventHookExecutionId}`, as CodeDeploy invokes a hook function.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -13,8 +13,8 @@ pub struct HookInvocation {
     pub lifecycle_event_hook_execution_id: String,
 }
 
-pub fn parse_hook(value: serde_json::Value) -> Result<HookInvocation, EventError> {
-    let hook: HookInvocation = parse_value("CodeDeploy lifecycle hook", value)?;
+pub fn parse_hook(document: impl Document) -> Result<HookInvocation, EventError> {
+    let hook: HookInvocation = document.parse("CodeDeploy lifecycle hook")?;
     for (field, text) in [
         ("DeploymentId", &hook.deployment_id),
         ("LifecycleEventHookExecutionId", &hook.lifecycle_event_hook_execution_id),

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 
 use super::eventbridge::EventBridgeEvent;
-use super::{lenient, parse_value, EventError};
+use super::{lenient, Document, EventError};
 
 pub const PIPELINE_DETAIL_TYPE: &str = "CodePipeline Pipeline Execution State Change";
 pub const STAGE_DETAIL_TYPE: &str = "CodePipeline Stage Execution State Change";
@@ -253,8 +253,8 @@ pub struct PipelineEvent {
 
 impl PipelineEvent {
     /// Reads an EventBridge CodePipeline event.
-    pub fn from_eventbridge(value: serde_json::Value) -> Result<PipelineEvent, EventError> {
-        let event: EventBridgeEvent<PipelineDetail> = parse_value("CodePipeline EventBridge", value)?;
+    pub fn from_eventbridge(document: impl Document) -> Result<PipelineEvent, EventError> {
+        let event: EventBridgeEvent<PipelineDetail> = document.parse("CodePipeline EventBridge")?;
         let level = Level::from_detail_type(&event.detail_type).ok_or_else(|| {
             EventError::new(
                 "CodePipeline EventBridge",
@@ -275,8 +275,8 @@ impl PipelineEvent {
     }
 
     /// Reads a CodeStar Notifications message about a pipeline.
-    pub fn from_notification(value: serde_json::Value) -> Result<PipelineEvent, EventError> {
-        let n: CodeStarNotification = parse_value("CodeStar pipeline notification", value)?;
+    pub fn from_notification(document: impl Document) -> Result<PipelineEvent, EventError> {
+        let n: CodeStarNotification = document.parse("CodeStar pipeline notification")?;
         let level = Level::from_detail_type(&n.detail_type).ok_or_else(|| {
             EventError::new(
                 "CodeStar pipeline notification",

@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::lenient;
+use super::sns::{SnsEvent, SnsRecord};
 
 /// `{version, id, detail-type, source, account, time, region, resources, detail}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -55,13 +56,102 @@ struct InnerKeys {
     detail_type: Option<serde::de::IgnoredAny>,
 }
 
+/// The top-level keys [`Shape::of`] reads, read from JSON text in one pass that allocates nothing
+/// but SNS records, which are read in full (typed) since they are the event. Any other type where a
+/// key is expected, or a record that does not read, is an error, and the caller falls back to
+/// [`Shape::of`] on the whole document (which this must always agree with).
+#[derive(Deserialize)]
+struct TopKeys<'a> {
+    #[serde(rename = "DeploymentId", default)]
+    deployment_id: Present,
+    #[serde(rename = "LifecycleEventHookExecutionId", default)]
+    hook_execution_id: Present,
+    #[serde(rename = "Records", default)]
+    records: Option<Vec<SnsRecord>>,
+    #[serde(rename = "alarmData", default)]
+    alarm_data: Present,
+    #[serde(borrow, default)]
+    source: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "detailType", default)]
+    detail_type_camel: Present,
+    /// There (even `null`), and its text if it is text.
+    #[serde(rename = "detail-type", borrow, default, deserialize_with = "there")]
+    detail_type: Option<Option<std::borrow::Cow<'a, str>>>,
+}
+
+fn there<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A key that is there, whatever its value (`null` included), as `Value::get(..).is_some()`.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
 impl Shape {
+    /// [`Shape::of`] for JSON text, without reading it into a tree first (the common case: the
+    /// invocation as Lambda hands it over).
+    pub fn of_json(text: &str) -> Shape {
+        Shape::read_json(text).0
+    }
+
+    /// [`Shape::of_json`], and the SNS event when the text is one, read in the same pass (not to
+    /// be read again). `None` for an SNS event too unusual for that pass: parse it as usual.
+    pub fn read_json(text: &str) -> (Shape, Option<SnsEvent>) {
+        // Only an object has keys (a derived struct would also read an array, field by field).
+        let object = text.trim_start().starts_with('{');
+        match serde_json::from_str::<TopKeys>(text) {
+            Ok(keys) if object => {
+                let shape = Shape::judge(
+                    keys.deployment_id.0 && keys.hook_execution_id.0,
+                    keys.records.as_ref().and_then(|r| r.first()).map(|r| r.sns.message.as_str()),
+                    keys.alarm_data.0,
+                    keys.source.as_deref().unwrap_or(""),
+                    keys.detail_type_camel.0,
+                    keys.detail_type.is_some(),
+                    keys.detail_type.as_ref().and_then(|t| t.as_deref()).unwrap_or(""),
+                );
+                (shape, keys.records.map(|records| SnsEvent { records }))
+            }
+            // An unusual document (a key of another type, a key twice, not an object): the tree
+            // decides, as it always would.
+            _ => {
+                (serde_json::from_str::<serde_json::Value>(text).map(|v| Shape::of(&v)).unwrap_or(Shape::Unknown), None)
+            }
+        }
+    }
+
     pub fn of(value: &serde_json::Value) -> Shape {
         let text = |key: &str| value.get(key).and_then(|v| v.as_str()).unwrap_or("");
-        if value.get("DeploymentId").is_some() && value.get("LifecycleEventHookExecutionId").is_some() {
+        Shape::judge(
+            value.get("DeploymentId").is_some() && value.get("LifecycleEventHookExecutionId").is_some(),
+            value.pointer("/Records/0/Sns/Message").and_then(|m| m.as_str()),
+            value.get("alarmData").is_some(),
+            text("source"),
+            value.get("detailType").is_some(),
+            value.get("detail-type").is_some(),
+            text("detail-type"),
+        )
+    }
+
+    fn judge(
+        hook: bool,
+        sns_message: Option<&str>,
+        alarm_data: bool,
+        source: &str,
+        detail_type_camel: bool,
+        detail_type_there: bool,
+        detail_type: &str,
+    ) -> Shape {
+        if hook {
             return Shape::CodeDeployHook;
         }
-        if let Some(message) = value.pointer("/Records/0/Sns/Message").and_then(|m| m.as_str()) {
+        if let Some(message) = sns_message {
             // Only the keys that tell the shape: the message is parsed in full once, later.
             let inner: InnerKeys = serde_json::from_str(message).unwrap_or_default();
             if inner.alarm_name.is_some() {
@@ -72,16 +162,16 @@ impl Shape {
             }
             return Shape::Unknown;
         }
-        if value.get("alarmData").is_some() {
+        if alarm_data {
             return Shape::AlarmLambdaAction;
         }
-        if text("source") == "aws.codepipeline" && value.get("detailType").is_some() {
+        if source == "aws.codepipeline" && detail_type_camel {
             return Shape::CodePipelineNotification;
         }
-        if text("source") == "aws.codepipeline" && value.get("detail-type").is_some() {
+        if source == "aws.codepipeline" && detail_type_there {
             return Shape::CodePipelineEvent;
         }
-        if text("source") == "aws.cloudwatch" && text("detail-type").starts_with("CloudWatch Alarm") {
+        if source == "aws.cloudwatch" && detail_type.starts_with("CloudWatch Alarm") {
             return Shape::AlarmStateChange;
         }
         Shape::Unknown

@@ -35,21 +35,78 @@ impl EventError {
 ///
 /// Spaces inside are dropped: AWS's own example payloads carry `2023-08-04T12: 56: 46.138+0000`.
 pub fn parse_time(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
-    let text: String = text?.chars().filter(|c| !c.is_whitespace()).collect();
-    let text = text.as_str();
-    chrono::DateTime::parse_from_rfc3339(text)
-        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+    let text = text?;
+    let text: std::borrow::Cow<str> = if text.contains(char::is_whitespace) {
+        text.chars().filter(|c| !c.is_whitespace()).collect::<String>().into()
+    } else {
+        text.into()
+    };
+    chrono::DateTime::parse_from_rfc3339(&text)
+        .or_else(|e| {
+            // `+0000` is RFC 3339's `+00:00` without its colon: add it rather than read a format.
+            let bytes = text.as_bytes();
+            let n = bytes.len();
+            let offset = n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit);
+            if offset {
+                chrono::DateTime::parse_from_rfc3339(&format!("{}:{}", &text[..n - 2], &text[n - 2..]))
+            } else {
+                Err(e)
+            }
+        })
+        .or_else(|_| chrono::DateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
+/// A JSON document as a function gets it: the invocation's text as Lambda sends it (read in one
+/// pass, no intermediate tree), or a [`serde_json::Value`] already read (tests, `make replay`).
+pub trait Document {
+    /// Parses the document as `T`, reporting the path of the field at fault.
+    fn parse<T: DeserializeOwned>(self, event: &str) -> Result<T, EventError>;
+    /// Which shape the document is (see [`eventbridge::Shape`]).
+    fn shape(&self) -> eventbridge::Shape {
+        self.classify().0
+    }
+    /// Its shape, and the SNS event it is if that could be read on the way ([`parse_sns`] it
+    /// otherwise).
+    ///
+    /// [`parse_sns`]: sns::parse_sns
+    fn classify(&self) -> (eventbridge::Shape, Option<sns::SnsEvent>);
+}
+
+impl Document for serde_json::Value {
+    fn parse<T: DeserializeOwned>(self, event: &str) -> Result<T, EventError> {
+        parse_value(event, self)
+    }
+    fn classify(&self) -> (eventbridge::Shape, Option<sns::SnsEvent>) {
+        (eventbridge::Shape::of(self), None)
+    }
+}
+
+impl Document for &str {
+    fn parse<T: DeserializeOwned>(self, event: &str) -> Result<T, EventError> {
+        parse_str(event, self)
+    }
+    fn classify(&self) -> (eventbridge::Shape, Option<sns::SnsEvent>) {
+        eventbridge::Shape::read_json(self)
+    }
+}
+
 /// Parses `value` as `T`, reporting the path of the field at fault.
 pub fn parse_value<T: DeserializeOwned>(event: &str, value: serde_json::Value) -> Result<T, EventError> {
-    serde_path_to_error::deserialize(value).map_err(|e| path_error(event, e))
+    // Read once without tracking the path (it costs an allocation per key); a value that does
+    // not read is read again, tracking it, for the error's field path.
+    match T::deserialize(&value) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => serde_path_to_error::deserialize(value).map_err(|e| path_error(event, e)),
+    }
 }
 
 /// Parses JSON text as `T`, reporting the path of the field at fault.
 pub fn parse_str<T: DeserializeOwned>(event: &str, json: &str) -> Result<T, EventError> {
+    if let Ok(parsed) = serde_json::from_str(json) {
+        return Ok(parsed);
+    }
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| path_error(event, e))
 }
@@ -64,4 +121,27 @@ fn path_error<E: std::fmt::Display>(event: &str, e: serde_path_to_error::Error<E
         None => field,
     };
     EventError::new(event, field, inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    fn utc(text: &str) -> Option<String> {
+        parse_time(Some(text)).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+
+    #[test]
+    fn times_are_read_in_every_form_aws_sends_with_their_offset() {
+        assert_eq!(utc("2026-11-22T15:43:07.150+0000").as_deref(), Some("2026-11-22T15:43:07.150Z"));
+        assert_eq!(utc("2026-11-22T15:43:07.150+0530").as_deref(), Some("2026-11-22T10:13:07.150Z"));
+        assert_eq!(utc("2026-11-22T15:43:07-0130").as_deref(), Some("2026-11-22T17:13:07.000Z"));
+        assert_eq!(utc("2026-11-22T15:43:07Z").as_deref(), Some("2026-11-22T15:43:07.000Z"));
+        assert_eq!(utc("2026-11-22T15:43:07.5+01:00").as_deref(), Some("2026-11-22T14:43:07.500Z"));
+        assert_eq!(utc("2023-08-04T12: 56: 46.138+0000").as_deref(), Some("2023-08-04T12:56:46.138Z"));
+        assert_eq!(utc("2026-11-22T15:43:07.150+00"), None);
+        assert_eq!(utc("+0000"), None);
+        assert_eq!(utc("yesterday"), None);
+        assert_eq!(parse_time(None), None);
+    }
 }

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::{lenient, parse_value, EventError};
+use super::{lenient, Document, EventError};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SnsEvent {
@@ -35,6 +35,6 @@ pub struct SnsMessage {
     pub timestamp: Option<String>,
 }
 
-pub fn parse_sns(value: serde_json::Value) -> Result<SnsEvent, EventError> {
-    parse_value("SNS", value)
+pub fn parse_sns(document: impl Document) -> Result<SnsEvent, EventError> {
+    document.parse("SNS")
 }
