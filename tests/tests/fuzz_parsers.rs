@@ -221,6 +221,10 @@ fn same_from_text(payload: &Value) -> Result<(), TestCaseError> {
         Ok(())
     }
     let text = payload.to_string();
+    // The tree read from that same text, as `lambda_runtime` built it before (a float read back
+    // from its text may differ from the generated one in its last bit).
+    let tree: Value = serde_json::from_str(&text).expect("serde_json reads what it wrote");
+    let payload = &tree;
     prop_assert_eq!(Shape::of_json(&text), Shape::of(payload), "shape of {}", text);
     same(read_events(text.as_str()), read_events(payload.clone()))?;
     same(

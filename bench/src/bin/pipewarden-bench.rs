@@ -9,10 +9,6 @@
 //! folder holding the Python peer's `notify_slack.py`. Results are printed as Markdown and also
 //! written to target/bench/results.md.
 
-// The allocator the functions use (their main.rs), so that CPU per event is theirs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -422,6 +418,9 @@ fn cpu(o: &Options) -> Result<String, Failure> {
     let mut rust_all = Vec::new();
     let mut rust_peer_events = Vec::new();
     let mut peer_us = Vec::new();
+    // The machine's speed drifts (a shared VM): each run's ratio is the peer against the Rust
+    // readings just before and just after it, and the ratios are summarised.
+    let mut ratios = Vec::new();
     for _ in 0..o.runs {
         rust_all.push(rust_cpu_us_per_event(&workload, &all_raw, o.iterations)?);
         rust_peer_events.push(rust_cpu_us_per_event(&workload, &peer_raw, o.iterations)?);
@@ -437,7 +436,11 @@ fn cpu(o: &Options) -> Result<String, Failure> {
                 return Err(format!("the Python peer failed: {}", String::from_utf8_lossy(&out.stderr)).into());
             }
             let reading: Value = serde_json::from_slice(&out.stdout)?;
-            peer_us.push(reading["cpu_us_per_event"].as_f64().ok_or("cpu_peer.py printed no cpu_us_per_event")?);
+            let peer_run = reading["cpu_us_per_event"].as_f64().ok_or("cpu_peer.py printed no cpu_us_per_event")?;
+            let after = rust_cpu_us_per_event(&workload, &peer_raw, o.iterations)?;
+            let before = *rust_peer_events.last().expect("measured above");
+            peer_us.push(peer_run);
+            ratios.push(peer_run / ((before + after) / 2.0));
         }
     }
     let (rust_all, rust_peer_events) = (Summary::of(&rust_all), Summary::of(&rust_peer_events));
@@ -454,12 +457,17 @@ fn cpu(o: &Options) -> Result<String, Failure> {
         rust_peer_events.show(1),
     );
     if !peer_us.is_empty() {
-        let python = Summary::of(&peer_us);
+        let (python, ratio) = (Summary::of(&peer_us), Summary::of(&ratios));
         let _ = writeln!(
             text,
-            "| Python peer (notify-slack), SNS-wrapped alarms | {} | {} |\n\nPipewarden uses {:.0}x less CPU per event on the same events.",
+            "| Python peer (notify-slack), SNS-wrapped alarms | {} | {} |\n\nPipewarden uses {:.1}x ({:.1}-{:.1}) less CPU \
+             per event on the same events (median of the runs' ratios, each the peer against the Rust readings just \
+             before and after it; the ratio of the medians is {:.1}x).",
             peer_raw.len(),
             python.show(1),
+            ratio.median,
+            ratio.min,
+            ratio.max,
             python.median / rust_peer_events.median
         );
     }

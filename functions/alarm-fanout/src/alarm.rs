@@ -64,8 +64,21 @@ pub struct AlarmTransition {
 impl AlarmTransition {
     /// The same transition has the same key whatever shape or delivery brought it.
     pub fn key(&self) -> String {
-        let when = self.state_time.map(|t| t.timestamp_millis().to_string()).unwrap_or_else(|| self.source_id.clone());
-        format!("{}:{}:{when}", self.subject(), self.state)
+        use std::fmt::Write;
+        // `subject:state:when`, written in one buffer (it is asked for several times per event).
+        let mut key = String::with_capacity(self.alarm_name.len() + 48);
+        key.push_str(&self.alarm_name);
+        if let Some((id, _)) = &self.contributor {
+            let _ = write!(key, "#{id}");
+        }
+        let _ = write!(key, ":{}:", self.state);
+        match self.state_time {
+            Some(t) => {
+                let _ = write!(key, "{}", t.timestamp_millis());
+            }
+            None => key.push_str(&self.source_id),
+        }
+        key
     }
 
     /// The alarm (and contributor) whose memory this transition belongs to.

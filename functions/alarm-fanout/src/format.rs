@@ -29,16 +29,19 @@ pub fn subject(alarm: &AlarmTransition) -> String {
 }
 
 fn metric_words(m: &MetricRef) -> String {
-    let mut text = format!("{} {}", m.namespace.as_deref().unwrap_or("?"), m.name.as_deref().unwrap_or("?"));
+    let mut text = String::with_capacity(128);
+    let _ = write!(text, "{} {}", m.namespace.as_deref().unwrap_or("?"), m.name.as_deref().unwrap_or("?"));
+    for (i, (k, v)) in m.dimensions.iter().enumerate() {
+        let _ = write!(text, "{}{k}={v}", if i == 0 { " (" } else { ", " });
+    }
     if !m.dimensions.is_empty() {
-        let dims: Vec<String> = m.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        text.push_str(&format!(" ({})", dims.join(", ")));
+        text.push(')');
     }
     if let Some(stat) = &m.stat {
-        text.push_str(&format!(" {stat}"));
+        let _ = write!(text, " {stat}");
     }
     if let Some(period) = m.period {
-        text.push_str(&format!(" over {period}s"));
+        let _ = write!(text, " over {period}s");
     }
     text
 }
@@ -114,7 +117,9 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
         let _ = write!(out, "\nReason:       {}", clean_text(reason, 1000));
     }
     for (label, value) in watched_lines(alarm) {
-        let _ = write!(out, "\n{:<13} {}", format!("{label}:"), clean_text(&value, 500));
+        // The label and its colon padded to 13 columns, as `{:<13}` would.
+        let pad = 12usize.saturating_sub(label.chars().count());
+        let _ = write!(out, "\n{label}:{:pad$} {}", "", clean_text(&value, 500));
     }
     if let Some(description) = &alarm.description {
         let _ = write!(out, "\nDescription:  {}", clean_text(description, 1000));

@@ -12,10 +12,6 @@ use serde_json::value::RawValue;
 
 // One thread: Lambda hands a function one event at a time, and what runs concurrently within it
 // is I/O. No worker threads to start makes the cold start shorter and smaller.
-// mimalloc: each event's work is many small allocations, which glibc's malloc made a third of it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     pipewarden_shared::logging::init();
