@@ -209,6 +209,14 @@ fn every_parser(payload: &Value) -> Result<(), TestCaseError> {
 /// The functions read the invocation as Lambda sends it, text, in one pass: whatever the document,
 /// that must read exactly as the tree does (errors may add where in the text they are).
 fn same_from_text(payload: &Value) -> Result<(), TestCaseError> {
+    let text = payload.to_string();
+    // The tree read from that same text, as `lambda_runtime` built it before (a float read back
+    // from its text may differ from the generated one in its last bit).
+    let tree: Value = serde_json::from_str(&text).expect("serde_json reads what it wrote");
+    same_from_text_of(&text, &tree)
+}
+
+fn same_from_text_of(text: &str, payload: &Value) -> Result<(), TestCaseError> {
     fn same<T: PartialEq + std::fmt::Debug>(
         text: Result<T, EventError>,
         tree: Result<T, EventError>,
@@ -220,19 +228,14 @@ fn same_from_text(payload: &Value) -> Result<(), TestCaseError> {
         }
         Ok(())
     }
-    let text = payload.to_string();
-    // The tree read from that same text, as `lambda_runtime` built it before (a float read back
-    // from its text may differ from the generated one in its last bit).
-    let tree: Value = serde_json::from_str(&text).expect("serde_json reads what it wrote");
-    let payload = &tree;
-    prop_assert_eq!(Shape::of_json(&text), Shape::of(payload), "shape of {}", text);
-    same(read_events(text.as_str()), read_events(payload.clone()))?;
+    prop_assert_eq!(Shape::of_json(text), Shape::of(payload), "shape of {}", text);
+    same(read_events(text), read_events(payload.clone()))?;
     same(
-        alarm_fanout::handler::read_transitions(text.as_str()).map(|(a, e)| (a, e.len())),
+        alarm_fanout::handler::read_transitions(text).map(|(a, e)| (a, e.len())),
         alarm_fanout::handler::read_transitions(payload.clone()).map(|(a, e)| (a, e.len())),
     )?;
-    same(parse_hook(text.as_str()), parse_hook(payload.clone()))?;
-    match (workload().render(text.as_str()), workload().render(payload.clone())) {
+    same(parse_hook(text), parse_hook(payload.clone()))?;
+    match (workload().render(text), workload().render(payload.clone())) {
         (Ok(a), Ok(b)) => prop_assert_eq!(a.messages.len(), b.messages.len()),
         (Err(a), Err(b)) => prop_assert_eq!((a.event, a.field), (b.event, b.field)),
         (a, b) => prop_assert!(false, "text rendered {a:?}, the tree {b:?}"),
@@ -372,4 +375,33 @@ fn deeply_nested_events_are_an_error_not_a_stack_overflow() {
     assert!(error.to_string().contains("recursion limit"), "{error}");
     let message = json!({"Records": [{"EventSource": "aws:sns", "Sns": {"MessageId": "m-1", "Message": deep}}]});
     every_parser(&message).unwrap();
+}
+
+/// Text the property cannot write (`Value` keeps one of each key, sorted): a key given twice,
+/// and arrays where AWS sends objects. Each must read from its text as from its tree.
+#[test]
+fn unusual_text_reads_as_its_tree() {
+    let metric = std::fs::read_to_string(repo_root().join("events/cloudwatch-alarm-metric.json")).unwrap();
+    let twice = metric.replacen('{', r#"{"id": "first", "account": "999999999999", "#, 1);
+    let sns = std::fs::read_to_string(repo_root().join("events/sns-classic-alarm-metric.json")).unwrap();
+    let message_twice =
+        sns.replacen(r#"{\"AlarmName\": "#, r#"{\"AWSAccountId\": \"999999999999\", \"AlarmName\": "#, 1);
+    assert_ne!(message_twice, sns, "the sample's message starts with its AlarmName");
+    let cases = [
+        twice.as_str(),
+        message_twice.as_str(),
+        r#"{"Records": [{"Sns": ["m", null, null, "{\"AlarmName\": \"a\", \"NewStateValue\": \"ALARM\"}"]}]}"#,
+        r#"{"Records": [{"Sns": ["m", null, null, "x"]}], "alarmData": {}}"#,
+        r#"{"Records": [["x", {"MessageId": "m", "Message": "{\"AlarmName\": \"a\"}"}]]}"#,
+        r#"{"source": "aws.codepipeline", "source": "aws.cloudwatch", "detail-type": "CloudWatch Alarm State Change"}"#,
+    ];
+    for text in cases {
+        let tree: Value = serde_json::from_str(text).unwrap();
+        same_from_text_of(text, &tree).unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+    // The key given twice is its last value, as in the tree, not an error.
+    let (alarms, _) = alarm_fanout::handler::read_transitions(twice.as_str()).unwrap();
+    assert_eq!(alarms[0].account, "123456789012");
+    let (alarms, _) = alarm_fanout::handler::read_transitions(message_twice.as_str()).unwrap();
+    assert_eq!(alarms[0].account, "123456789012");
 }

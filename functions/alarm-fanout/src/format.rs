@@ -3,8 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chrono::{Datelike, Timelike};
-
 use pipewarden_shared::deploy_context::InFlight;
 use pipewarden_shared::format::{
     ascii_subject, chat_escape, chat_icon, chat_link, clean_text, one_line, ChatNotification,
@@ -102,16 +100,7 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     let _ = write!(out, "\n\nSeverity:     {} (rule {})", target.severity.as_str(), target.rule);
     let _ = write!(out, "\nAccount:      {}", one_line(&alarm.account));
     if let Some(at) = alarm.state_time {
-        let _ = write!(
-            out,
-            "\nWhen:         {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            at.year(),
-            at.month(),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second()
-        );
+        let _ = write!(out, "\nWhen:         {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
     }
     if let Some(reason) = &alarm.reason {
         let _ = write!(out, "\nReason:       {}", clean_text(reason, 1000));

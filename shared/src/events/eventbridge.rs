@@ -56,8 +56,8 @@ struct InnerKeys {
     detail_type: Option<serde::de::IgnoredAny>,
 }
 
-/// The top-level keys [`Shape::of`] reads, read from JSON text in one pass that allocates nothing
-/// but SNS records, which are read in full (typed) since they are the event. Any other type where a
+/// The top-level keys [`Shape::of`] reads, read from JSON text without building a tree: other keys
+/// are skipped, SNS records are read in full (typed) since they are the event. Any other type where a
 /// key is expected, or a record that does not read, is an error, and the caller falls back to
 /// [`Shape::of`] on the whole document (which this must always agree with).
 #[derive(Deserialize)]
@@ -66,7 +66,7 @@ struct TopKeys<'a> {
     deployment_id: Present,
     #[serde(rename = "LifecycleEventHookExecutionId", default)]
     hook_execution_id: Present,
-    #[serde(rename = "Records", default)]
+    #[serde(rename = "Records", default, deserialize_with = "records")]
     records: Option<Vec<SnsRecord>>,
     #[serde(rename = "alarmData", default)]
     alarm_data: Present,
@@ -77,6 +77,12 @@ struct TopKeys<'a> {
     /// There (even `null`), and its text if it is text.
     #[serde(rename = "detail-type", borrow, default, deserialize_with = "there")]
     detail_type: Option<Option<std::borrow::Cow<'a, str>>>,
+}
+
+fn records<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<SnsRecord>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Records(#[serde(deserialize_with = "lenient::objects")] Vec<SnsRecord>);
+    Ok(Option::<Records>::deserialize(d)?.map(|r| r.0))
 }
 
 fn there<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {

@@ -61,6 +61,33 @@ pub fn decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
     }
 }
 
+/// An object only: a derived struct would also read a JSON array, field by field, which no AWS
+/// event sends and which `Value::pointer` (how a shape is told) does not see as one.
+pub fn map_only<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    struct Object<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Object<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Object(std::marker::PhantomData))
+}
+
+/// [`map_only`] for each element of a list.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct Element<T>(T);
+    impl<'de, T: Deserialize<'de>> Deserialize<'de> for Element<T> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            map_only(d).map(Element)
+        }
+    }
+    Ok(Vec::<Element<T>>::deserialize(d)?.into_iter().map(|e| e.0).collect())
+}
+
 /// `null` is read as the type's default (an empty list, an empty map, an empty string).
 pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where

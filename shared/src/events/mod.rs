@@ -107,6 +107,11 @@ pub fn parse_str<T: DeserializeOwned>(event: &str, json: &str) -> Result<T, Even
     if let Ok(parsed) = serde_json::from_str(json) {
         return Ok(parsed);
     }
+    // Read as a tree, as it always was: a key given twice is its last value there (a typed read
+    // refuses it), and an error names its field the same way, without a position in the text.
+    if let Ok(value) = serde_json::from_str::<serde_json::Value>(json) {
+        return parse_value(event, value);
+    }
     let de = &mut serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(de).map_err(|e| path_error(event, e))
 }

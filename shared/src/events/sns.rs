@@ -9,7 +9,7 @@ use super::{lenient, Document, EventError};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SnsEvent {
-    #[serde(rename = "Records")]
+    #[serde(rename = "Records", deserialize_with = "lenient::objects")]
     pub records: Vec<SnsRecord>,
 }
 
@@ -17,7 +17,7 @@ pub struct SnsEvent {
 pub struct SnsRecord {
     #[serde(rename = "EventSubscriptionArn", default)]
     pub event_subscription_arn: Option<String>,
-    #[serde(rename = "Sns")]
+    #[serde(rename = "Sns", deserialize_with = "lenient::map_only")]
     pub sns: SnsMessage,
 }
 
