@@ -172,6 +172,12 @@ fn console_link(region: &str, path: &str, rest: &str) -> Option<String> {
     Some(format!("{}/{path}?region={}{rest}", region.console()?, region.as_str()))
 }
 
+/// The CloudWatch console graphing metrics: `graph` is the graph's JSON (metrics, start, end,
+/// view...), as the console's deep link takes it after `#metricsV2:graph=`.
+pub fn metrics_graph(region: &str, graph: &str) -> Option<String> {
+    console_link(region, "cloudwatch/deeplink.js", &format!("#metricsV2:graph={}", encode(graph)))
+}
+
 pub fn pipeline_execution(region: &str, pipeline: &str, execution_id: &str) -> Option<String> {
     let path =
         format!("codesuite/codepipeline/pipelines/{}/executions/{}/timeline", encode(pipeline), encode(execution_id));

@@ -117,6 +117,7 @@ import cbor2
 from moto.cloudwatch.exceptions import CloudWatchException
 from moto.cloudwatch.exceptions import InvalidParameterValue as CloudWatchInvalidParameterValue
 from moto.cloudwatch.exceptions import ResourceNotFound as CloudWatchResourceNotFound
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
@@ -848,6 +849,63 @@ def cloudwatch_describe_alarms(self):
     return ActionResult(out)
 
 
+_MOTO_GET_METRIC_DATA = CloudWatchResponse.get_metric_data
+_MOTO_BACKEND_GET_METRIC_DATA = CloudWatchBackend.get_metric_data
+_METRIC_QUERY_ID = re.compile(r"[a-z][a-zA-Z0-9_]{0,254}")
+
+
+def cloudwatch_get_metric_data(self):
+    """moto's GetMetricData, refusing what AWS refuses and moto lets through: no query or more than
+    500, an Id that does not start with a lowercase letter followed by letters, digits and
+    underscores (at most 255), an Id used twice, a MetricStat without Stat, and a Period that is
+    neither 1, 5, 10, 20 or 30 (high resolution) nor a multiple of 60."""
+    queries = self._get_params().get("MetricDataQueries") or []
+    if not 1 <= len(queries) <= 500:
+        raise CloudWatchException("ValidationError", f"MetricDataQueries must hold 1 to 500 queries, not {len(queries)}.")
+    seen = set()
+    for i, query in enumerate(queries, start=1):
+        query_id = query.get("Id") or ""
+        if not _METRIC_QUERY_ID.fullmatch(query_id):
+            raise CloudWatchException(
+                "ValidationError",
+                f"The value {query_id!r} for field Id (MetricDataQueries.member.{i}) is invalid: it must start with "
+                "a lowercase letter and hold only letters, numbers and underscores.",
+            )
+        if query_id in seen:
+            raise CloudWatchException("ValidationError", f"The value {query_id!r} for field Id is used twice.")
+        seen.add(query_id)
+        stat = query.get("MetricStat")
+        if stat is None:
+            continue
+        if not stat.get("Stat"):
+            raise CloudWatchException("ValidationError", f"MetricDataQueries.member.{i}.MetricStat.Stat is required.")
+        period = int(stat.get("Period") or 0)
+        if not (period in (1, 5, 10, 20, 30) or (period > 0 and period % 60 == 0)):
+            raise CloudWatchException(
+                "ValidationError",
+                f"The parameter MetricDataQueries.member.{i}.MetricStat.Period must be 1, 5, 10, 20, 30 or a multiple of 60.",
+            )
+    return _MOTO_GET_METRIC_DATA(self)
+
+
+def cloudwatch_backend_get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
+    """moto's, but a metric query reads only its own namespace (moto drops the namespace when the
+    query names dimensions, so a metric of the same name and dimensions in another namespace
+    would answer it). Queries are answered one by one when none is an expression."""
+    if any("MetricStat" not in q for q in queries):
+        return _MOTO_BACKEND_GET_METRIC_DATA(self, queries, start_time, end_time, scan_by)
+    results = []
+    everything = self.get_all_metrics()
+    for query in queries:
+        namespace = query["MetricStat"]["Metric"].get("Namespace")
+        self.get_all_metrics = lambda ns=namespace: [m for m in everything if m.namespace == ns]
+        try:
+            results.extend(_MOTO_BACKEND_GET_METRIC_DATA(self, [query], start_time, end_time, scan_by))
+        finally:
+            del self.get_all_metrics
+    return results
+
+
 _MOTO_LIST_TAGS_FOR_RESOURCE = CloudWatchResponse.list_tags_for_resource
 
 
@@ -866,6 +924,8 @@ def cloudwatch_list_tags_for_resource(self):
 
 
 CloudWatchResponse.list_tags_for_resource = cloudwatch_list_tags_for_resource
+CloudWatchResponse.get_metric_data = cloudwatch_get_metric_data
+CloudWatchBackend.get_metric_data = cloudwatch_backend_get_metric_data
 CloudWatchResponse.describe_alarms = cloudwatch_describe_alarms
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
 CodeDeployResponse.list_deployment_targets = list_deployment_targets

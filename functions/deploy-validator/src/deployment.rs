@@ -6,6 +6,8 @@ use pipewarden_shared::adapters::classify_sdk_error;
 use pipewarden_shared::ports::{HookStatus, PortError};
 use tracing::warn;
 
+use crate::canary::{CanaryFacts, LambdaShift, TaskSet};
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeploymentFacts {
     pub application: String,
@@ -21,6 +23,8 @@ pub struct DeploymentFacts {
     /// ended (see [`already_reported`]): a report now would be refused. `None` while it goes on,
     /// or when that could not be told.
     pub already_reported: Option<HookStatus>,
+    /// The versions or task sets the canary check compares, and when the deployment began.
+    pub canary: CanaryFacts,
 }
 
 /// The lifecycle events CodeDeploy can run a hook function for (Lambda and ECS deployments), as
@@ -110,26 +114,35 @@ impl DeploymentLookup for CodeDeployLookup {
             })?;
         let appspec =
             info.revision.as_ref().and_then(|r| r.app_spec_content.as_ref()).and_then(|c| c.content.as_deref());
+        let canary = CanaryFacts {
+            lambda: appspec.and_then(lambda_shift),
+            task_sets: events.as_ref().map(|(_, sets)| sets.clone()).unwrap_or_default(),
+            deployment_created: info
+                .create_time
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        };
         Ok(DeploymentFacts {
+            canary,
             application: info.application_name.unwrap_or_default(),
             group: info.deployment_group_name.unwrap_or_default(),
             compute_platform: info.compute_platform.map(|p| p.as_str().to_string()),
             lambda_target: appspec.and_then(lambda_target),
-            lifecycle_event: events.as_ref().ok().and_then(|events| hook_in_progress(events)),
+            lifecycle_event: events.as_ref().ok().and_then(|(events, _)| hook_in_progress(events)),
             already_reported: events
                 .inspect_err(
                     |e| warn!(error = %e, "lifecycle event not known: the deployment's targets are unreadable"),
                 )
                 .ok()
-                .and_then(|events| already_reported(info.status.as_ref().map(|s| s.as_str()), &events)),
+                .and_then(|(events, _)| already_reported(info.status.as_ref().map(|s| s.as_str()), &events)),
         })
     }
 }
 
 impl CodeDeployLookup {
     /// The lifecycle events of the deployment's targets (ListDeploymentTargets, then
-    /// BatchGetDeploymentTargets for the first 25: a Lambda or ECS deployment has one target).
-    async fn target_events(&self, deployment_id: &str) -> Result<Vec<TargetEvent>, PortError> {
+    /// BatchGetDeploymentTargets for the first 25: a Lambda or ECS deployment has one target),
+    /// and an ECS target's task sets.
+    async fn target_events(&self, deployment_id: &str) -> Result<(Vec<TargetEvent>, Vec<TaskSet>), PortError> {
         let listed = self
             .client
             .list_deployment_targets()
@@ -139,7 +152,7 @@ impl CodeDeployLookup {
             .map_err(|e| classify_sdk_error("CodeDeploy", "ListDeploymentTargets", &e))?;
         let ids: Vec<String> = listed.target_ids.unwrap_or_default().into_iter().take(25).collect();
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let targets = self
             .client
@@ -151,6 +164,17 @@ impl CodeDeployLookup {
             .map_err(|e| classify_sdk_error("CodeDeploy", "BatchGetDeploymentTargets", &e))?
             .deployment_targets
             .unwrap_or_default();
+        let task_sets: Vec<TaskSet> = targets
+            .iter()
+            .filter_map(|t| t.ecs_target.as_ref())
+            .flat_map(|t| t.task_sets_info.iter().flatten())
+            .filter_map(|set| {
+                Some(TaskSet {
+                    label: set.task_set_label.as_ref()?.as_str().to_string(),
+                    target_group: set.target_group.as_ref()?.name.clone()?,
+                })
+            })
+            .collect();
         let events = targets.into_iter().flat_map(|target| {
             // An ECS blue/green deployment made by CloudFormation's AWS::CodeDeploy::BlueGreen
             // hook has a CloudFormation target, with the same lifecycle events.
@@ -165,7 +189,7 @@ impl CodeDeployLookup {
                 status: e.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
             })
         });
-        Ok(events.collect())
+        Ok((events.collect(), task_sets))
     }
 }
 
@@ -173,6 +197,37 @@ impl CodeDeployLookup {
 /// `Resources: [{name: {Type: AWS::Lambda::Function, Properties: {Name, Alias, TargetVersion}}}]`.
 /// An ECS AppSpec's `AWS::ECS::Service` names no function: `None`.
 pub fn lambda_target(appspec: &str) -> Option<String> {
+    lambda_resource(appspec, |name, properties| {
+        Some(match version(properties, "TargetVersion") {
+            Some(version) => format!("{name}:{version}"),
+            None => name.to_string(),
+        })
+    })
+}
+
+/// A version as an AppSpec gives it: a string, or a number in YAML.
+fn version(properties: &serde_yaml_ng::Value, key: &str) -> Option<String> {
+    properties.get(key).and_then(|v| match v {
+        serde_yaml_ng::Value::String(s) => Some(s.clone()),
+        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// The function, alias and versions of a Lambda AppSpec, when it names all four.
+pub fn lambda_shift(appspec: &str) -> Option<LambdaShift> {
+    lambda_resource(appspec, |name, properties| {
+        Some(LambdaShift {
+            function: name.to_string(),
+            alias: properties.get("Alias")?.as_str()?.to_string(),
+            current_version: version(properties, "CurrentVersion")?,
+            target_version: version(properties, "TargetVersion")?,
+        })
+    })
+}
+
+/// What `read` makes of the first `AWS::Lambda::Function` resource's name and properties.
+fn lambda_resource<T>(appspec: &str, read: impl Fn(&str, &serde_yaml_ng::Value) -> Option<T>) -> Option<T> {
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(appspec).ok()?;
     let resources = doc.get("Resources")?.as_sequence()?;
     resources.iter().filter_map(|r| r.as_mapping()).flat_map(|m| m.values()).find_map(|resource| {
@@ -182,15 +237,7 @@ pub fn lambda_target(appspec: &str) -> Option<String> {
         }
         let properties = resource.get("Properties")?;
         let name = properties.get("Name")?.as_str()?;
-        let target = properties.get("TargetVersion").and_then(|v| match v {
-            serde_yaml_ng::Value::String(s) => Some(s.clone()),
-            serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
-        Some(match target {
-            Some(version) => format!("{name}:{version}"),
-            None => name.to_string(),
-        })
+        read(name, properties)
     })
 }
 

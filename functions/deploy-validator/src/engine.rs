@@ -8,9 +8,10 @@ use futures_util::future::join_all;
 use futures_util::FutureExt;
 use serde::Serialize;
 
+use crate::canary::{self, CanaryFacts, MetricJudgement};
 use crate::function_scope::FunctionScope;
-use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse};
-use crate::spec::{AlarmCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
+use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse, MetricSource};
+use crate::spec::{AlarmCheck, CanaryCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
 
 /// What a check saw on one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -24,7 +25,7 @@ pub struct Attempt {
     pub problem: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckResult {
     pub name: String,
@@ -37,6 +38,9 @@ pub struct CheckResult {
     // must read the decision it finds, not decide afresh.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// A canary check's evidence, metric by metric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricJudgement>,
 }
 
 /// What the checks may know about the deployment under validation.
@@ -45,10 +49,13 @@ pub struct Release {
     pub deployment_id: Option<String>,
     /// `function:qualifier` of the new Lambda version or alias, for Lambda deployments.
     pub lambda_target: Option<String>,
+    /// What the canary check compares.
+    pub canary: CanaryFacts,
 }
 
 pub struct Probes<H, A, F> {
     pub http: H,
+    /// CloudWatch: alarm states for the alarms check, metrics for the canary check.
     pub alarms: A,
     pub functions: F,
     /// The functions the Lambda check may invoke.
@@ -56,7 +63,7 @@ pub struct Probes<H, A, F> {
 }
 
 /// Runs every check concurrently; each stops by `deadline`. A check that panics fails.
-pub async fn run<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
+pub async fn run<H: HttpProbe, A: AlarmGate + MetricSource, F: FunctionInvoker>(
     spec: &Spec,
     checks: &[Check],
     release: &Release,
@@ -92,6 +99,7 @@ fn failed(check: &Check, detail: String, attempts: Vec<Attempt>) -> CheckResult 
         detail,
         duration_ms: 0,
         attempts,
+        metrics: Vec::new(),
     }
 }
 
@@ -99,7 +107,7 @@ fn passed(check: &Check, detail: String, attempts: Vec<Attempt>) -> CheckResult 
     CheckResult { passed: true, ..failed(check, detail, attempts) }
 }
 
-async fn run_one<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
+async fn run_one<H: HttpProbe, A: AlarmGate + MetricSource, F: FunctionInvoker>(
     spec: &Spec,
     check: &Check,
     release: &Release,
@@ -110,6 +118,7 @@ async fn run_one<H: HttpProbe, A: AlarmGate, F: FunctionInvoker>(
         Check::Http(http) => run_http(spec, check, http, release, &probes.http, deadline).await,
         Check::Alarms(alarms) => run_alarms(check, alarms, &probes.alarms, deadline).await,
         Check::Lambda(lambda) => run_lambda(check, lambda, release, probes, deadline).await,
+        Check::Canary(canary) => run_canary(check, canary, release, &probes.alarms, deadline).await,
     }
 }
 
@@ -288,6 +297,40 @@ async fn run_alarms<A: AlarmGate>(check: &Check, alarms: &AlarmCheck, gate: &A, 
         Ok(Ok(firing)) if firing.is_empty() => passed(check, "no watched alarm is in ALARM".to_string(), Vec::new()),
         Ok(Ok(firing)) => failed(check, format!("in ALARM: {}", firing.join(", ")), Vec::new()),
     }
+}
+
+/// Reads both sides' metrics (one GetMetricData per window, every page) and judges them. Out of
+/// time, it fails saying the analysis could not finish.
+async fn run_canary<A: MetricSource>(
+    check: &Check,
+    canary: &CanaryCheck,
+    release: &Release,
+    source: &A,
+    deadline: Instant,
+) -> CheckResult {
+    let plan = match canary::plan(canary, &release.canary, chrono::Utc::now()) {
+        Ok(plan) => plan,
+        Err(problem) => return failed(check, problem, Vec::new()),
+    };
+    let reads = plan.reads.iter().map(|(window, queries)| source.metric_data(queries, *window));
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let series = match tokio::time::timeout(remaining, futures_util::future::try_join_all(reads)).await {
+        Err(_) => {
+            return failed(
+                check,
+                "the analysis could not finish: ran out of time reading CloudWatch metrics".to_string(),
+                Vec::new(),
+            )
+        }
+        Ok(Err(e)) => return failed(check, format!("the analysis could not finish: {e}"), Vec::new()),
+        Ok(Ok(pages)) => pages.into_iter().flatten().collect(),
+    };
+    let judgements = canary::judge(canary, &plan, &series, &source.region());
+    let (ok, detail) = canary::outcome(canary, &judgements);
+    let detail = format!("{} against {}: {detail}", plan.sides[0], plan.sides[1]);
+    let mut result = if ok { passed(check, detail, Vec::new()) } else { failed(check, detail, Vec::new()) };
+    result.metrics = judgements;
+    result
 }
 
 async fn run_lambda<H, A, F: FunctionInvoker>(

@@ -34,7 +34,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::deployment::{DeploymentFacts, DeploymentLookup};
 use crate::engine::{self, CheckResult, Probes, Release};
-use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe};
+use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, MetricSource};
 use crate::spec::Spec;
 use crate::spec_source::SpecSlot;
 
@@ -135,7 +135,7 @@ where
     P: Publisher,
     L: DeploymentLookup,
     H: HttpProbe,
-    A: AlarmGate,
+    A: AlarmGate + MetricSource,
     F: FunctionInvoker,
 {
     /// Handles one hook invocation that must be answered by `deadline`.
@@ -408,7 +408,11 @@ where
             at: Utc::now(),
         };
         let checks = spec.checks_for(&facts.application, &facts.group, facts.lifecycle_event.as_deref());
-        let release = Release { deployment_id: Some(hook.deployment_id.clone()), lambda_target: facts.lambda_target };
+        let release = Release {
+            deployment_id: Some(hook.deployment_id.clone()),
+            lambda_target: facts.lambda_target,
+            canary: facts.canary,
+        };
         let remaining = work_deadline.saturating_duration_since(Instant::now());
         let run = async {
             let checks = checks?;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipewarden_shared::adapters::classify_sdk_error;
-use pipewarden_shared::ports::PortError;
+use pipewarden_shared::ports::{FailureKind, PortError};
+
+use crate::canary::{MetricQuery, Series, Window};
 
 pub use egress::StaticLookup;
 use egress::{
@@ -52,6 +54,20 @@ pub trait AlarmGate: Send + Sync {
         names: &[String],
         prefix: Option<&str>,
     ) -> impl Future<Output = Result<Vec<String>, PortError>> + Send;
+}
+
+/// CloudWatch's metrics, for the canary check.
+pub trait MetricSource: Send + Sync {
+    /// The values of each query over `window` (every page), by query id; a query with no data
+    /// points is absent or empty.
+    fn metric_data(
+        &self,
+        queries: &[MetricQuery],
+        window: Window,
+    ) -> impl Future<Output = Result<Series, PortError>> + Send;
+
+    /// The region the metrics come from, for console links.
+    fn region(&self) -> String;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +278,92 @@ impl AlarmGate for CloudWatchAlarmGate {
         in_alarm.sort();
         in_alarm.dedup();
         Ok(in_alarm)
+    }
+}
+
+/// GetMetricData takes at most 500 queries a call.
+const QUERIES_PER_CALL: usize = 500;
+/// Pages read for one set of queries at most: a canary window of a day at one-minute periods is
+/// 1,440 points a query, well within one page of 100,800 points for a few dozen queries.
+const MAX_PAGES: usize = 20;
+
+fn to_smithy(time: chrono::DateTime<chrono::Utc>) -> aws_sdk_cloudwatch::primitives::DateTime {
+    aws_sdk_cloudwatch::primitives::DateTime::from_secs(time.timestamp())
+}
+
+impl MetricSource for CloudWatchAlarmGate {
+    async fn metric_data(&self, queries: &[MetricQuery], window: Window) -> Result<Series, PortError> {
+        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, StatusCode};
+        let mut series = Series::new();
+        for chunk in queries.chunks(QUERIES_PER_CALL) {
+            let built: Vec<MetricDataQuery> = chunk
+                .iter()
+                .map(|q| {
+                    let metric = Metric::builder()
+                        .namespace(&q.namespace)
+                        .metric_name(&q.metric_name)
+                        .set_dimensions(Some(
+                            q.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect(),
+                        ))
+                        .build();
+                    let stat = MetricStat::builder()
+                        .metric(metric)
+                        .period(i32::try_from(q.period_seconds).unwrap_or(i32::MAX))
+                        .stat(&q.stat)
+                        .build();
+                    MetricDataQuery::builder().id(&q.id).metric_stat(stat).return_data(true).build()
+                })
+                .collect();
+            let mut token: Option<String> = None;
+            for page in 1..=MAX_PAGES {
+                let output = self
+                    .client
+                    .get_metric_data()
+                    .set_metric_data_queries(Some(built.clone()))
+                    .start_time(to_smithy(window.start))
+                    .end_time(to_smithy(window.end))
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error("CloudWatch", "GetMetricData", &e))?;
+                for result in output.metric_data_results.unwrap_or_default() {
+                    if matches!(result.status_code, Some(StatusCode::Forbidden) | Some(StatusCode::InternalError)) {
+                        let messages: Vec<String> =
+                            result.messages.unwrap_or_default().into_iter().filter_map(|m| m.value).collect();
+                        return Err(PortError::new(
+                            "CloudWatch",
+                            "GetMetricData",
+                            FailureKind::Rejected,
+                            format!(
+                                "query {} answered {}: {}",
+                                result.id.unwrap_or_default(),
+                                result.status_code.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                                messages.join("; ")
+                            ),
+                        ));
+                    }
+                    let id = result.id.unwrap_or_default();
+                    series.entry(id).or_default().extend(result.values.unwrap_or_default());
+                }
+                match output.next_token.filter(|t| !t.is_empty()) {
+                    None => break,
+                    Some(_) if page == MAX_PAGES => {
+                        return Err(PortError::new(
+                            "CloudWatch",
+                            "GetMetricData",
+                            FailureKind::Rejected,
+                            format!("more than {MAX_PAGES} pages of data points; shorten windowMinutes"),
+                        ))
+                    }
+                    Some(next) => token = Some(next),
+                }
+            }
+        }
+        Ok(series)
+    }
+
+    fn region(&self) -> String {
+        self.client.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".to_string())
     }
 }
 

@@ -76,6 +76,7 @@ pub enum Check {
     Http(HttpCheck),
     Lambda(LambdaCheck),
     Alarms(AlarmCheck),
+    Canary(CanaryCheck),
 }
 
 impl Check {
@@ -84,6 +85,7 @@ impl Check {
             Check::Http(c) => &c.name,
             Check::Lambda(c) => &c.name,
             Check::Alarms(c) => &c.name,
+            Check::Canary(c) => &c.name,
         }
     }
 
@@ -92,6 +94,7 @@ impl Check {
             Check::Http(_) => "http",
             Check::Lambda(_) => "lambda",
             Check::Alarms(_) => "alarms",
+            Check::Canary(_) => "canary",
         }
     }
 }
@@ -180,6 +183,182 @@ pub struct AlarmCheck {
     /// Nor any alarm whose name starts with this.
     #[serde(default)]
     pub alarm_name_prefix: Option<String>,
+}
+
+/// What the canary check compares the new release with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// The old release over the same window (a canary or linear deployment, while both serve).
+    #[default]
+    Concurrent,
+    /// The old release's own window before the deployment began.
+    Previous,
+}
+
+/// What a metric without enough data counts as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoData {
+    #[default]
+    Fail,
+    Pass,
+}
+
+/// The new release judged against the old one on CloudWatch metrics (see [`crate::canary`]).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryCheck {
+    pub name: String,
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// How far back the metrics are read (never before the deployment began, for the new side).
+    #[serde(default = "default_window_minutes")]
+    pub window_minutes: u32,
+    /// CloudWatch's period: a multiple of 60.
+    #[serde(default = "default_period_seconds")]
+    pub period_seconds: u32,
+    /// The significance level of each one-sided test.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Requests each side needs before its error rate is judged.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: u64,
+    /// Periods with data each side needs before a distribution is judged.
+    #[serde(default = "default_min_periods")]
+    pub min_periods: usize,
+    /// The largest increase of the error rate that passes, however significant (0.01: one point).
+    #[serde(default = "default_max_error_rate_increase")]
+    pub max_error_rate_increase: f64,
+    /// The largest relative increase of the median latency that passes (0.2: 20% slower).
+    #[serde(default = "default_max_latency_increase")]
+    pub max_latency_increase: f64,
+    #[serde(default)]
+    pub no_data: NoData,
+    /// ECS blue/green: the ALB's `LoadBalancer` dimension (`app/<name>/<id>`).
+    #[serde(default)]
+    pub load_balancer: Option<String>,
+    /// ECS blue/green: both target groups' `TargetGroup` dimensions (`targetgroup/<name>/<id>`);
+    /// which one is green comes from CodeDeploy's task sets.
+    #[serde(default)]
+    pub target_groups: Vec<String>,
+    /// The error rate and latency of the platform's own metrics (AWS/Lambda or AWS/ApplicationELB).
+    #[serde(default = "yes")]
+    pub built_in: bool,
+    #[serde(default)]
+    pub metrics: Vec<CustomMetric>,
+}
+
+/// Any CloudWatch metric, compared between the sides as a distribution of per-period values.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomMetric {
+    pub name: String,
+    pub namespace: String,
+    pub metric_name: String,
+    /// Values may hold `{version}` (the side's Lambda version, or its target group), `{function}`
+    /// and `{alias}`.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, String>,
+    #[serde(default = "default_stat")]
+    pub stat: String,
+    #[serde(default = "yes")]
+    pub higher_is_worse: bool,
+    /// The largest relative worsening of the median that passes; default the check's
+    /// maxLatencyIncrease.
+    #[serde(default)]
+    pub max_increase: Option<f64>,
+}
+
+fn default_window_minutes() -> u32 {
+    10
+}
+fn default_period_seconds() -> u32 {
+    60
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+fn default_min_requests() -> u64 {
+    100
+}
+fn default_min_periods() -> usize {
+    3
+}
+fn default_max_error_rate_increase() -> f64 {
+    0.01
+}
+fn default_max_latency_increase() -> f64 {
+    0.2
+}
+fn default_stat() -> String {
+    "Average".to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+/// CloudWatch's statistics: the five plain ones and percentiles (`p99`, `p99.9`).
+fn is_statistic(stat: &str) -> bool {
+    matches!(stat, "SampleCount" | "Average" | "Sum" | "Minimum" | "Maximum")
+        || stat.strip_prefix('p').is_some_and(|p| p.parse::<f64>().is_ok_and(|v| (0.0..=100.0).contains(&v)))
+}
+
+fn validate_canary(canary: &CanaryCheck) -> Result<(), String> {
+    if !(1..=1440).contains(&canary.window_minutes) {
+        return Err(format!("windowMinutes {} must be between 1 and 1440 (a day)", canary.window_minutes));
+    }
+    if canary.period_seconds == 0 || canary.period_seconds % 60 != 0 || canary.period_seconds > 3600 {
+        return Err(format!("periodSeconds {} must be a multiple of 60, at most 3600", canary.period_seconds));
+    }
+    if canary.period_seconds > canary.window_minutes * 60 {
+        return Err(format!(
+            "periodSeconds {} is longer than the window ({} minutes)",
+            canary.period_seconds, canary.window_minutes
+        ));
+    }
+    if !(canary.alpha > 0.0 && canary.alpha <= 0.5) {
+        return Err(format!("alpha {} must be above 0 and at most 0.5", canary.alpha));
+    }
+    if canary.min_periods < 2 {
+        return Err(format!("minPeriods {} must be at least 2", canary.min_periods));
+    }
+    for (field, value) in
+        [("maxErrorRateIncrease", canary.max_error_rate_increase), ("maxLatencyIncrease", canary.max_latency_increase)]
+    {
+        if !(value.is_finite() && value >= 0.0) {
+            return Err(format!("{field} {value} must be 0 or more"));
+        }
+    }
+    if let Some(lb) = canary.load_balancer.as_deref().filter(|lb| !lb.starts_with("app/") || lb.split('/').count() != 3)
+    {
+        return Err(format!("loadBalancer {lb:?} must be the ALB's dimension, app/<name>/<id>"));
+    }
+    if let Some(tg) =
+        canary.target_groups.iter().find(|tg| !tg.starts_with("targetgroup/") || tg.split('/').count() != 3)
+    {
+        return Err(format!("targetGroups {tg:?} must be a target group's dimension, targetgroup/<name>/<id>"));
+    }
+    if !canary.built_in && canary.metrics.is_empty() {
+        return Err("builtIn is false and metrics is empty: nothing to judge".to_string());
+    }
+    for (i, metric) in canary.metrics.iter().enumerate() {
+        let at = format!("metrics[{i}] ({:?})", metric.name);
+        if metric.name.trim().is_empty() || metric.namespace.is_empty() || metric.metric_name.is_empty() {
+            return Err(format!("{at}: name, namespace and metricName must not be empty"));
+        }
+        if !is_statistic(&metric.stat) {
+            return Err(format!("{at}: stat {:?} is not a CloudWatch statistic (Average, Sum, p99, ...)", metric.stat));
+        }
+        // CloudWatch's own limit on a metric's dimensions.
+        if metric.dimensions.len() > 30 {
+            return Err(format!("{at}: more than 30 dimensions"));
+        }
+        if let Some(bad) = metric.max_increase.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(format!("{at}: maxIncrease {bad} must be 0 or more"));
+        }
+    }
+    Ok(())
 }
 
 fn default_method() -> String {
@@ -283,6 +462,7 @@ impl Spec {
                     Check::Alarms(a) if a.alarm_names.is_empty() && a.alarm_name_prefix.is_none() => {
                         return Err(format!("{at}: needs alarmNames or alarmNamePrefix"))
                     }
+                    Check::Canary(c) => validate_canary(c).map_err(|p| format!("{at}: {p}"))?,
                     _ => {}
                 }
             }

@@ -28,11 +28,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deploy_validator::canary::{MetricQuery, Series, Window};
 use deploy_validator::deployment::{already_reported, DeploymentFacts, DeploymentLookup, TargetEvent};
 use deploy_validator::engine::Probes;
 use deploy_validator::function_scope::FunctionScope;
 use deploy_validator::hook::{Evidence, Validator};
-use deploy_validator::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse, Invocation};
+use deploy_validator::probes::{
+    AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse, Invocation, MetricSource,
+};
 use deploy_validator::spec::Spec;
 use futures_util::future::join_all;
 use pipewarden_shared::fakes::{
@@ -264,12 +267,24 @@ impl DeploymentLookup for LambdaDeployment {
             lambda_target: None,
             lifecycle_event: Some("BeforeAllowTraffic".into()),
             already_reported: already_reported(Some(status), &events),
+            canary: Default::default(),
         })
     }
 }
 
 /// CloudWatch's answers, in turn.
 struct ScriptedAlarms(Mutex<VecDeque<Alarms>>);
+
+/// The scenarios' specs have no canary check: no metric is ever read.
+impl MetricSource for ScriptedAlarms {
+    async fn metric_data(&self, _: &[MetricQuery], _: Window) -> Result<Series, PortError> {
+        Ok(Series::new())
+    }
+
+    fn region(&self) -> String {
+        "us-east-1".to_string()
+    }
+}
 
 impl AlarmGate for ScriptedAlarms {
     async fn alarms_in_alarm(&self, names: &[String], _: Option<&str>) -> Result<Vec<String>, PortError> {

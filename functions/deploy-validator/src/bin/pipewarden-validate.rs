@@ -134,7 +134,7 @@ async fn main() -> ExitCode {
             }
         },
     };
-    let release = Release { deployment_id: args.deployment_id.clone(), lambda_target: None };
+    let release = Release { deployment_id: args.deployment_id.clone(), ..Release::default() };
     let results = engine::run(&spec, checks, &release, &probes, Instant::now() + args.timeout).await;
     if args.json {
         println!("{}", serde_json::json!({"passed": engine::all_passed(&results), "checks": results}));
