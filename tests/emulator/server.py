@@ -179,7 +179,14 @@ TARGET_EVENTS = {
     ),
 }
 # AWS's page sizes where the request cannot set one (ListDeploymentTargets) or sets none.
-DEFAULT_PAGE_SIZES = {"ListDeploymentTargets": 100, "ListDeployments": 100, "ListActionExecutions": 100, "DescribeAlarms": 50}
+DEFAULT_PAGE_SIZES = {
+    "ListDeploymentTargets": 100,
+    "ListDeployments": 100,
+    "ListActionExecutions": 100,
+    "DescribeAlarms": 50,
+    # Data points a page, over all queries (GetMetricData's MaxDatapoints default).
+    "GetMetricData": 100800,
+}
 
 
 def _body(response) -> dict:
@@ -885,7 +892,67 @@ def cloudwatch_get_metric_data(self):
                 "ValidationError",
                 f"The parameter MetricDataQueries.member.{i}.MetricStat.Period must be 1, 5, 10, 20, 30 or a multiple of 60.",
             )
-    return _MOTO_GET_METRIC_DATA(self)
+    params = self._get_params()
+    result = _MOTO_GET_METRIC_DATA(self).result
+    # Paged by data points, as AWS pages (MaxDatapoints, default 100,800; NextToken; each page
+    # answers every query, PartialData while more follow); moto answers all at once.
+    everything = result.get("MetricDataResults", [])
+    points = [(r["id"], v, t) for r in everything for v, t in zip(r.get("values") or [], r.get("timestamps") or [])]
+    key = json.dumps({k: v for k, v in params.items() if k not in ("MaxDatapoints", "NextToken")}, sort_keys=True, default=str)
+    max_points = self._get_param("MaxDatapoints")
+    page, token = _page(
+        "GetMetricData",
+        key,
+        points,
+        self._get_param("NextToken"),
+        int(max_points) if max_points else None,
+        lambda message: CloudWatchException("InvalidNextToken", message),
+    )
+    results = []
+    for r in everything:
+        mine = [(v, t) for i, v, t in page if i == r["id"]]
+        results.append(
+            dict(r, values=[v for v, _ in mine], timestamps=[t for _, t in mine], status_code="PartialData" if token else "Complete")
+        )
+    out = {"MetricDataResults": results, "Messages": []}
+    if token:
+        out["NextToken"] = token
+    return ActionResult(out)
+
+
+_MOTO_PUT_METRIC_DATA = CloudWatchResponse.put_metric_data
+
+
+def cloudwatch_put_metric_data(self):
+    """moto's PutMetricData, refusing a namespace that starts with "AWS/" as AWS does (those are AWS's
+    own services'; a test plays them through /_pipewarden/metrics)."""
+    namespace = self._get_param("Namespace") or ""
+    if namespace.startswith("AWS/"):
+        raise CloudWatchInvalidParameterValue(f"The value {namespace} for parameter Namespace is invalid.")
+    return _MOTO_PUT_METRIC_DATA(self)
+
+
+def seed_metrics(payload: dict) -> None:
+    """Metrics as an AWS service publishes them (AWS/Lambda, AWS/ApplicationELB): PutMetricData's
+    Namespace and MetricData (Timestamp as epoch seconds or ISO 8601), straight into the backend."""
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = cloudwatch_backends[payload.get("accountId", DEFAULT_ACCOUNT_ID)][payload.get("region", "us-east-1")]
+    data = []
+    for datum in payload.get("metricData") or []:
+        datum = dict(datum)
+        stamp = datum.get("Timestamp")
+        if isinstance(stamp, (int, float)):
+            stamp = datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
+        elif isinstance(stamp, str):
+            stamp = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        if stamp is not None and stamp.tzinfo is not None:
+            # moto keeps naive UTC times.
+            stamp = stamp.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        datum["Timestamp"] = stamp
+        data.append(datum)
+    backend.put_metric_data(payload["namespace"], data)
 
 
 def cloudwatch_backend_get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
@@ -925,6 +992,7 @@ def cloudwatch_list_tags_for_resource(self):
 
 CloudWatchResponse.list_tags_for_resource = cloudwatch_list_tags_for_resource
 CloudWatchResponse.get_metric_data = cloudwatch_get_metric_data
+CloudWatchResponse.put_metric_data = cloudwatch_put_metric_data
 CloudWatchBackend.get_metric_data = cloudwatch_backend_get_metric_data
 CloudWatchResponse.describe_alarms = cloudwatch_describe_alarms
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
@@ -1171,6 +1239,9 @@ class Extension:
                 return _json(start_response, "200 OK", register_deployment(payload))
             if path == "/_pipewarden/hooks" and method == "POST":
                 return _json(start_response, "200 OK", register_hook(payload))
+            if path == "/_pipewarden/metrics" and method == "POST":
+                seed_metrics(payload)
+                return _json(start_response, "200 OK", {})
         except ControlError as e:
             return _json(start_response, e.args[0], {"error": e.args[1]})
         if path == "/_pipewarden/deployment-targets" and method == "POST":

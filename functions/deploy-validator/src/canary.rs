@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{Baseline, CanaryCheck, CustomMetric, NoData};
@@ -210,6 +210,8 @@ enum Kind {
 /// since the deployment began and the old side over as long before it.
 fn windows(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Result<[Window; 2], String> {
     let window = Duration::minutes(i64::from(check.window_minutes));
+    // Whole seconds: what CloudWatch takes.
+    let now = now.with_nanosecond(0).unwrap_or(now);
     let since = facts.deployment_created.map_or(now - window, |created| created.max(now - window));
     let new = Window { start: since, end: now };
     match check.baseline {
@@ -314,7 +316,11 @@ pub fn plan(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Res
     let mut reads: BTreeMap<Window, Vec<MetricQuery>> = BTreeMap::new();
     for pair in read {
         for (side, query) in pair.into_iter().enumerate() {
-            reads.entry(windows[side]).or_default().push(query);
+            // A window shorter than a period holds no data point (and CloudWatch refuses an
+            // empty one): not read, judged as no data.
+            if windows[side].end - windows[side].start >= Duration::seconds(i64::from(period)) {
+                reads.entry(windows[side]).or_default().push(query);
+            }
         }
     }
     Ok(Plan { reads, windows, sides: names, metrics })
@@ -331,6 +337,14 @@ fn sum(values: &[f64]) -> Option<f64> {
 
 /// What the series say about each planned metric.
 pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) -> Vec<MetricJudgement> {
+    let period = Duration::seconds(i64::from(check.period_seconds));
+    let short = ["new", "old"].iter().zip(plan.windows).find(|(_, w)| w.end - w.start < period).map(|(side, w)| {
+        format!(
+            "no data yet: the {side} side's window is {} s, shorter than one period ({} s)",
+            (w.end - w.start).num_seconds().max(0),
+            check.period_seconds
+        )
+    });
     plan.metrics
         .iter()
         .map(|planned| {
@@ -377,6 +391,7 @@ pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) ->
                         check.max_error_rate_increase,
                         |e| format!("{:+.2} percentage points", e * 100.0),
                         graph,
+                        &short,
                     )
                 }
                 Comparison::Distribution { values: ids, higher_is_worse, max_increase } => {
@@ -423,8 +438,12 @@ pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) ->
                         judged,
                         effect,
                         *max_increase,
-                        |e| format!("median {:+.1}% worse", e * 100.0),
+                        |e| match e >= 0.0 {
+                            true => format!("median {:.1}% worse", e * 100.0),
+                            false => format!("median {:.1}% better", -e * 100.0),
+                        },
                         graph,
+                        &short,
                     )
                 }
             }
@@ -444,9 +463,10 @@ fn verdict(
     tolerance: f64,
     effect_words: impl Fn(f64) -> String,
     graph: String,
+    short: &Option<String>,
 ) -> MetricJudgement {
     let (verdict, p_value, reason) = match judged {
-        Err(problem) => (Verdict::NoData, None, problem),
+        Err(problem) => (Verdict::NoData, None, short.clone().unwrap_or(problem)),
         Ok(outcome) => {
             let effect = effect.unwrap_or(0.0);
             let significant = outcome.p_value < check.alpha;
@@ -491,6 +511,46 @@ pub fn outcome(check: &CanaryCheck, judgements: &[MetricJudgement]) -> (bool, St
     }
     let line = judgements.iter().map(|j| format!("{}: {}", j.metric, j.reason)).collect::<Vec<_>>().join("; ");
     (true, if line.is_empty() { "no metric to judge".to_string() } else { line })
+}
+
+/// A metric's evidence for a person: the verdict, both sides, the test with its p-value and
+/// effect, and where to see the graph.
+pub fn describe(judgement: &MetricJudgement) -> String {
+    let side = |role: &str, v: &SideValue| match (v.rate, v.requests, v.periods) {
+        (Some(rate), Some(requests), _) => format!(
+            "{role} {} {:.2}% ({} errors in {} requests)",
+            v.side,
+            rate * 100.0,
+            v.errors.unwrap_or(0.0),
+            requests
+        ),
+        (None, Some(requests), _) => format!("{role} {} {requests} requests", v.side),
+        (_, _, Some(periods)) => match v.median {
+            Some(median) => format!("{role} {} median {median:.4} over {periods} periods", v.side),
+            None => format!("{role} {} no data", v.side),
+        },
+        _ => format!("{role} {} no data", v.side),
+    };
+    let verdict = match judgement.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::NoData => "NO DATA",
+    };
+    let mut line = format!(
+        "{} [{verdict}]: {}; {}; {}",
+        judgement.metric,
+        side("new", &judgement.new),
+        side("old", &judgement.old),
+        judgement.test
+    );
+    if let Some(p) = judgement.p_value {
+        line.push_str(&format!(", p = {p:.4}"));
+    }
+    line.push_str(&format!("; {}", judgement.reason));
+    if !judgement.graph.is_empty() {
+        line.push_str(&format!("\n    graph: {}", judgement.graph));
+    }
+    line
 }
 
 /// The CloudWatch console graphing the two queries over both windows.
@@ -602,6 +662,19 @@ mod tests {
         assert!(problem.contains("flask-green"), "{problem}");
         let none = super::plan(&check(""), &CanaryFacts::default(), at("2026-11-27T10:30:00Z")).unwrap_err();
         assert!(none.contains("neither"), "{none}");
+    }
+
+    #[test]
+    fn a_deployment_younger_than_a_period_is_not_read_and_has_no_data_yet() {
+        let check = check("");
+        let facts = CanaryFacts { deployment_created: Some(at("2026-11-27T10:29:30Z")), ..lambda_facts() };
+        let now = DateTime::parse_from_rfc3339("2026-11-27T10:30:00.750Z").unwrap().with_timezone(&Utc);
+        let plan = plan(&check, &facts, now).unwrap();
+        assert!(plan.reads.is_empty(), "{:?}", plan.reads);
+        assert_eq!(plan.windows[0].end, at("2026-11-27T10:30:00Z"), "whole seconds");
+        let judged = judge(&check, &plan, &Series::new(), "us-east-1");
+        assert_eq!(judged[0].verdict, Verdict::NoData);
+        assert!(judged[0].reason.contains("window is 30 s, shorter than one period (60 s)"), "{}", judged[0].reason);
     }
 
     #[test]

@@ -401,6 +401,9 @@ pub fn report_text(results: &[CheckResult]) -> String {
             r.duration_ms,
             r.detail
         ));
+        for metric in &r.metrics {
+            out.push(format!("  {}", canary::describe(metric)));
+        }
     }
     let verdict = if all_passed(results) { "PASSED" } else { "FAILED" };
     out.push(format!(
