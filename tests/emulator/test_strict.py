@@ -541,6 +541,60 @@ def s3_conditional_writes():
     assert second["ETag"] != first["ETag"]
 
 
+
+@check
+def cloudwatch_metric_data():
+    """GetMetricData as AWS answers it: query ids and periods AWS refuses are refused, a query reads
+    its own namespace only, data points come in pages (MaxDatapoints, NextToken, PartialData until
+    the last page); PutMetricData refuses the AWS/ namespaces, which only AWS's services write."""
+    import datetime
+
+    cw = client("cloudwatch")
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    dims = [{"Name": "FunctionName", "Value": "f"}]
+    got = error(cw.put_metric_data, Namespace="AWS/Lambda", MetricData=[{"MetricName": "Errors", "Value": 1.0}])
+    assert got == ("InvalidParameterValue", 400), got
+    status, _ = control(
+        "metrics",
+        {
+            "namespace": "AWS/Lambda",
+            "metricData": [
+                {"MetricName": "Errors", "Dimensions": dims, "Value": float(i), "Timestamp": (now - datetime.timedelta(minutes=i + 1)).isoformat()}
+                for i in range(5)
+            ],
+        },
+    )
+    assert status == 200, status
+    cw.put_metric_data(Namespace="Other", MetricData=[{"MetricName": "Errors", "Dimensions": dims, "Value": 99.0, "Timestamp": now - datetime.timedelta(minutes=1)}])
+
+    def query(query_id="errors", period=60, namespace="AWS/Lambda"):
+        return {"Id": query_id, "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": "Errors", "Dimensions": dims}, "Period": period, "Stat": "Sum"}}
+
+    window = {"StartTime": now - datetime.timedelta(minutes=10), "EndTime": now}
+    for bad in (query("Errors"), query("1x"), query("a-b"), query(period=90)):
+        got = error(cw.get_metric_data, MetricDataQueries=[bad], **window)
+        assert got == ("ValidationError", 400), (bad, got)
+    got = error(cw.get_metric_data, MetricDataQueries=[query(), query()], **window)
+    assert got == ("ValidationError", 400), got
+    whole = cw.get_metric_data(MetricDataQueries=[query(), query("other", namespace="Other")], **window)
+    values = {r["Id"]: sorted(r["Values"]) for r in whole["MetricDataResults"]}
+    assert values == {"errors": [0.0, 1.0, 2.0, 3.0, 4.0], "other": [99.0]}, values
+    assert "NextToken" not in whole
+    pages, token, seen = 0, None, []
+    while True:
+        page = cw.get_metric_data(MetricDataQueries=[query()], MaxDatapoints=2, **window, **({"NextToken": token} if token else {}))
+        pages += 1
+        result = page["MetricDataResults"][0]
+        seen += result["Values"]
+        token = page.get("NextToken")
+        assert result["StatusCode"] == ("PartialData" if token else "Complete"), result
+        if not token:
+            break
+    assert (pages, sorted(seen)) == (3, [0.0, 1.0, 2.0, 3.0, 4.0]), (pages, seen)
+    got = error(cw.get_metric_data, MetricDataQueries=[query()], NextToken="made-up", **window)
+    assert got == ("InvalidNextToken", 400), got
+
+
 def main():
     passed = failed = 0
     for fn in CHECKS:
