@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::spec::{Baseline, CanaryCheck, CustomMetric, NoData};
@@ -84,6 +84,8 @@ pub struct Plan {
     /// The new side's window and the old side's.
     pub windows: [Window; 2],
     pub sides: [String; 2],
+    /// `concurrent` or `previous`: what the old side's window is.
+    pub baseline: Baseline,
     metrics: Vec<Planned>,
 }
 
@@ -104,6 +106,9 @@ pub enum Verdict {
 pub struct SideValue {
     /// `flask-api:7` (a Lambda version) or `targetgroup/green/...` (an ECS target group).
     pub side: String,
+    /// The window read, `start/end` (ISO 8601, end exclusive).
+    #[serde(default)]
+    pub window: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -208,25 +213,36 @@ enum Kind {
 
 /// The two windows, new then old: the same one (`concurrent`), or for `previous` the new side
 /// since the deployment began and the old side over as long before it.
-fn windows(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Result<[Window; 2], String> {
+fn windows(
+    check: &CanaryCheck,
+    facts: &CanaryFacts,
+    now: DateTime<Utc>,
+    baseline: Baseline,
+) -> Result<[Window; 2], String> {
     let window = Duration::minutes(i64::from(check.window_minutes));
-    // Whole seconds: what CloudWatch takes.
-    let now = now.with_nanosecond(0).unwrap_or(now);
-    let since = facts.deployment_created.map_or(now - window, |created| created.max(now - window));
-    let new = Window { start: since, end: now };
-    match check.baseline {
-        Baseline::Concurrent => Ok([new, new]),
+    // The last whole period: the one in progress is still being published (and would weigh
+    // less on the side that has it). Starts on a minute, as CloudWatch rounds them.
+    let period = i64::from(check.period_seconds);
+    let floor =
+        |t: DateTime<Utc>, step: i64| DateTime::from_timestamp(t.timestamp().div_euclid(step) * step, 0).unwrap_or(t);
+    let end = floor(now, period);
+    let since = facts.deployment_created.map_or(end - window, |created| created.max(end - window));
+    let new = Window { start: floor(since, 60).min(end), end };
+    match baseline {
+        Baseline::Auto | Baseline::Concurrent => Ok([new, new]),
         Baseline::Previous => {
             let created = facts
                 .deployment_created
                 .ok_or("baseline previous needs the deployment's creation time, which CodeDeploy did not give")?;
+            let created = floor(created, 60);
             Ok([new, Window { start: created - window, end: created }])
         }
     }
 }
 
-/// `{version}` (the side's version or target group), `{function}` and `{alias}` filled in.
-fn fill(template: &str, side: &str, facts: &CanaryFacts, kind: Kind) -> String {
+/// `{version}` (the side's version or target group), `{function}` and `{alias}` filled in; a
+/// placeholder the deployment cannot fill (`{function}` in an ECS deployment) is an error.
+fn fill(template: &str, side: &str, facts: &CanaryFacts, kind: Kind) -> Result<String, String> {
     let version = match (kind, &facts.lambda) {
         (Kind::Lambda, Some(_)) => side.rsplit(':').next().unwrap_or(side),
         _ => side,
@@ -235,13 +251,17 @@ fn fill(template: &str, side: &str, facts: &CanaryFacts, kind: Kind) -> String {
     if let Some(shift) = &facts.lambda {
         out = out.replace("{function}", &shift.function).replace("{alias}", &shift.alias);
     }
-    out
+    match ["{function}", "{alias}"].iter().find(|p| out.contains(**p)) {
+        Some(left) => Err(format!("{left} in {template:?} names a Lambda function, and this deployment is ECS")),
+        None => Ok(out),
+    }
 }
 
-/// Which series to read for `check` over this deployment, at `now`.
-pub fn plan(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Result<Plan, String> {
+/// Which series to read for `check` over this deployment, at `now`, against `baseline` (`auto`
+/// plans `concurrent` first: see [`old_side_served`]).
+pub fn plan(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>, baseline: Baseline) -> Result<Plan, String> {
     let Sides { kind, dimensions, names } = sides(check, facts)?;
-    let windows = windows(check, facts, now)?;
+    let windows = windows(check, facts, now, baseline)?;
     let period = check.period_seconds;
     let query = |id: String, namespace: &str, metric: &str, side: usize, stat: &str| MetricQuery {
         id,
@@ -290,18 +310,22 @@ pub fn plan(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Res
         });
     }
     for (i, custom) in check.metrics.iter().enumerate() {
-        let side_query = |side: usize| {
+        let side_query = |side: usize| -> Result<MetricQuery, String> {
             let CustomMetric { namespace, metric_name, dimensions: wanted, stat, .. } = custom;
-            MetricQuery {
+            Ok(MetricQuery {
                 id: format!("custom{i}_{}", if side == 0 { "new" } else { "old" }),
                 namespace: namespace.clone(),
                 metric_name: metric_name.clone(),
-                dimensions: wanted.iter().map(|(k, v)| (k.clone(), fill(v, &names[side], facts, kind))).collect(),
+                dimensions: wanted
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), fill(v, &names[side], facts, kind)?)))
+                    .collect::<Result<_, String>>()
+                    .map_err(|e| format!("metrics[{i}] ({:?}): {e}", custom.name))?,
                 stat: stat.clone(),
                 period_seconds: period,
-            }
+            })
         };
-        let graphed = [side_query(0), side_query(1)];
+        let graphed = [side_query(0)?, side_query(1)?];
         read.push(graphed.clone());
         metrics.push(Planned {
             name: custom.name.clone(),
@@ -323,7 +347,21 @@ pub fn plan(check: &CanaryCheck, facts: &CanaryFacts, now: DateTime<Utc>) -> Res
             }
         }
     }
-    Ok(Plan { reads, windows, sides: names, metrics })
+    Ok(Plan { reads, windows, sides: names, metrics, baseline })
+}
+
+/// Whether the old release served alongside the new one in a `concurrent` plan's window: enough
+/// requests for the error rate, or (custom metrics only) enough periods for each metric. An
+/// `auto` baseline falls back to `previous` when it did not.
+pub fn old_side_served(check: &CanaryCheck, plan: &Plan, series: &Series) -> bool {
+    plan.metrics.iter().all(|m| match &m.comparison {
+        Comparison::Rate { totals, .. } => sum(values(series, &totals[1])).unwrap_or(0.0) >= check.min_requests as f64,
+        Comparison::Distribution { values: ids, .. } if !check.built_in => {
+            values(series, &ids[1]).len() >= check.min_periods
+        }
+        // The built-in latency follows the built-in error rate's requests.
+        Comparison::Distribution { .. } => true,
+    })
 }
 
 /// The values read for one query (none when CloudWatch had no data points).
@@ -351,6 +389,11 @@ pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) ->
             let graph = console_link(region, &planned.graphed, plan.windows);
             let side = |i: usize| SideValue {
                 side: plan.sides[i].clone(),
+                window: format!(
+                    "{}/{}",
+                    plan.windows[i].start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    plan.windows[i].end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
                 errors: None,
                 requests: None,
                 rate: None,
@@ -412,22 +455,13 @@ pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) ->
                     } else {
                         stats::mann_whitney_greater(b, a).ok_or_else(|| "no values".to_string())
                     };
-                    // The median's relative change, signed so that worse is positive.
-                    let effect = new.median.zip(old.median).map(|(m1, m0)| {
-                        let change = if m0 == 0.0 {
-                            if m1 == 0.0 {
-                                0.0
-                            } else {
-                                f64::INFINITY * m1.signum()
-                            }
-                        } else {
-                            (m1 - m0) / m0.abs()
-                        };
-                        if *higher_is_worse {
-                            change
-                        } else {
-                            -change
-                        }
+                    // The median's relative change, signed so that worse is positive. From a median
+                    // of 0, any worsening is more than any tolerance (there is no ratio to give).
+                    let sign = if *higher_is_worse { 1.0 } else { -1.0 };
+                    let effect = new.median.zip(old.median).map(|(m1, m0)| match m0 == 0.0 {
+                        false => sign * (m1 - m0) / m0.abs(),
+                        true if sign * m1 > 0.0 => f64::MAX,
+                        true => 0.0,
                     });
                     verdict(
                         check,
@@ -438,9 +472,10 @@ pub fn judge(check: &CanaryCheck, plan: &Plan, series: &Series, region: &str) ->
                         judged,
                         effect,
                         *max_increase,
-                        |e| match e >= 0.0 {
-                            true => format!("median {:.1}% worse", e * 100.0),
-                            false => format!("median {:.1}% better", -e * 100.0),
+                        |e| match e {
+                            f64::MAX => "median worse than the old side's 0".to_string(),
+                            e if e >= 0.0 => format!("median {:.1}% worse", e * 100.0),
+                            e => format!("median {:.1}% better", -e * 100.0),
                         },
                         graph,
                         &short,
@@ -487,7 +522,8 @@ fn verdict(
         old,
         test: test.to_string(),
         p_value,
-        effect,
+        // A worsening from 0 has no ratio to record.
+        effect: effect.filter(|e| *e < f64::MAX),
         verdict,
         reason,
         graph,
@@ -586,10 +622,15 @@ mod tests {
     use super::*;
     use crate::spec::{Check, Spec};
 
+    /// A canary check with these fields (YAML lines, indented alike), where a spec puts it.
     fn check(extra: &str) -> CanaryCheck {
-        let text = format!("checks:\n  - name: judge\n    type: canary\n{extra}");
+        let indent = extra.lines().filter(|l| !l.trim().is_empty()).map(|l| l.len() - l.trim_start().len()).min();
+        let extra: String =
+            extra.lines().map(|l| format!("        {}\n", &l[indent.unwrap_or(0).min(l.len())..])).collect();
+        let text =
+            format!("hooks:\n  AfterAllowTraffic:\n    checks:\n      - name: judge\n        type: canary\n{extra}");
         let spec = Spec::parse(&text, "test").unwrap();
-        let Check::Canary(canary) = spec.checks[0].clone() else { panic!("a canary check") };
+        let Check::Canary(canary) = spec.hooks["AfterAllowTraffic"].checks[0].clone() else { panic!("a canary check") };
         canary
     }
 
@@ -616,7 +657,7 @@ mod tests {
 
     #[test]
     fn a_lambda_deployment_reads_the_alias_metrics_of_each_executed_version_since_it_began() {
-        let plan = plan(&check(""), &lambda_facts(), at("2026-11-27T10:30:00Z")).unwrap();
+        let plan = plan(&check(""), &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
         // Concurrent: one window, the last 10 minutes, both sides in one GetMetricData.
         let window = Window { start: at("2026-11-27T10:20:00Z"), end: at("2026-11-27T10:30:00Z") };
         assert_eq!(plan.reads.keys().copied().collect::<Vec<_>>(), vec![window]);
@@ -633,11 +674,16 @@ mod tests {
         assert_eq!(plan.sides, ["flask-api:7".to_string(), "flask-api:6".to_string()]);
         assert_eq!(ids(&plan).len(), 6);
         // Five minutes in: the new side never looks before the deployment began.
-        let early = super::plan(&check(""), &lambda_facts(), at("2026-11-27T10:05:00Z")).unwrap();
+        let early = super::plan(&check(""), &lambda_facts(), at("2026-11-27T10:05:00Z"), Baseline::Auto).unwrap();
         assert_eq!(early.windows[0].start, at("2026-11-27T10:00:00Z"));
         // Previous: the old version over the window before the deployment.
-        let previous =
-            super::plan(&check("    baseline: previous\n"), &lambda_facts(), at("2026-11-27T10:30:00Z")).unwrap();
+        let previous = super::plan(
+            &check("    baseline: previous\n"),
+            &lambda_facts(),
+            at("2026-11-27T10:30:00Z"),
+            Baseline::Previous,
+        )
+        .unwrap();
         assert_eq!(previous.windows[1], Window { start: at("2026-11-27T09:50:00Z"), end: at("2026-11-27T10:00:00Z") });
         assert_eq!(previous.reads.len(), 2);
     }
@@ -652,15 +698,16 @@ mod tests {
             ..CanaryFacts::default()
         };
         let spec = "    loadBalancer: app/flask-alb/50dc6c495c0c9188\n    targetGroups: [targetgroup/flask-blue/aaa, targetgroup/flask-green/bbb]\n";
-        let plan = plan(&check(spec), &facts, at("2026-11-27T10:30:00Z")).unwrap();
+        let plan = plan(&check(spec), &facts, at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
         assert_eq!(plan.sides, ["targetgroup/flask-green/bbb".to_string(), "targetgroup/flask-blue/aaa".to_string()]);
         let five_xx = plan.reads.values().flatten().find(|q| q.id == "errors_new").unwrap();
         assert_eq!(five_xx.metric_name, "HTTPCode_Target_5XX_Count");
         assert!(five_xx.dimensions.contains(&("TargetGroup".to_string(), "targetgroup/flask-green/bbb".to_string())));
         let unknown = "    loadBalancer: app/flask-alb/1\n    targetGroups: [targetgroup/other/aaa]\n";
-        let problem = super::plan(&check(unknown), &facts, at("2026-11-27T10:30:00Z")).unwrap_err();
+        let problem = super::plan(&check(unknown), &facts, at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap_err();
         assert!(problem.contains("flask-green"), "{problem}");
-        let none = super::plan(&check(""), &CanaryFacts::default(), at("2026-11-27T10:30:00Z")).unwrap_err();
+        let none =
+            super::plan(&check(""), &CanaryFacts::default(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap_err();
         assert!(none.contains("neither"), "{none}");
     }
 
@@ -668,19 +715,20 @@ mod tests {
     fn a_deployment_younger_than_a_period_is_not_read_and_has_no_data_yet() {
         let check = check("");
         let facts = CanaryFacts { deployment_created: Some(at("2026-11-27T10:29:30Z")), ..lambda_facts() };
-        let now = DateTime::parse_from_rfc3339("2026-11-27T10:30:00.750Z").unwrap().with_timezone(&Utc);
-        let plan = plan(&check, &facts, now).unwrap();
+        // Twenty seconds in: the last whole period ended before the deployment began.
+        let now = DateTime::parse_from_rfc3339("2026-11-27T10:29:50.750Z").unwrap().with_timezone(&Utc);
+        let plan = plan(&check, &facts, now, Baseline::Auto).unwrap();
         assert!(plan.reads.is_empty(), "{:?}", plan.reads);
-        assert_eq!(plan.windows[0].end, at("2026-11-27T10:30:00Z"), "whole seconds");
+        assert_eq!(plan.windows[0].end, at("2026-11-27T10:29:00Z"), "the last whole period");
         let judged = judge(&check, &plan, &Series::new(), "us-east-1");
         assert_eq!(judged[0].verdict, Verdict::NoData);
-        assert!(judged[0].reason.contains("window is 30 s, shorter than one period (60 s)"), "{}", judged[0].reason);
+        assert!(judged[0].reason.contains("window is 0 s, shorter than one period (60 s)"), "{}", judged[0].reason);
     }
 
     #[test]
     fn a_custom_metric_names_each_side_through_the_version_placeholder() {
         let spec = "    builtIn: false\n    metrics:\n      - {name: checkout, namespace: Shop, metricName: CheckoutMs, dimensions: {Version: '{function}@{version}'}, stat: p90}\n";
-        let plan = plan(&check(spec), &lambda_facts(), at("2026-11-27T10:30:00Z")).unwrap();
+        let plan = plan(&check(spec), &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
         let queries: Vec<&MetricQuery> = plan.reads.values().flatten().collect();
         assert_eq!(queries.len(), 2);
         assert_eq!(queries[0].dimensions, vec![("Version".to_string(), "flask-api@7".to_string())]);
@@ -695,7 +743,7 @@ mod tests {
     #[test]
     fn a_release_that_doubles_its_errors_fails_and_one_that_does_not_passes() {
         let check = check("");
-        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z")).unwrap();
+        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
         let latency = |new: f64| {
             [("latency_new", vec![new, new + 1.0, new + 2.0, new + 3.0]), ("latency_old", vec![50.0, 51.0, 52.0, 53.0])]
         };
@@ -734,7 +782,7 @@ mod tests {
     #[test]
     fn a_significant_but_tiny_increase_passes() {
         let check = check("    maxErrorRateIncrease: 0.01\n");
-        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z")).unwrap();
+        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
         // 1.2% against 1.0% over a million requests each: significant, but 0.2 points.
         let data = series(&[
             ("errors_new", vec![12_000.0]),
@@ -745,5 +793,69 @@ mod tests {
         let judged = judge(&check, &plan, &data, "us-east-1");
         assert!(judged[0].p_value.unwrap() < 0.001);
         assert_eq!(judged[0].verdict, Verdict::Pass, "{:?}", judged[0]);
+    }
+
+    #[test]
+    fn the_next_deployment_swaps_blue_and_green_and_the_comparison_follows() {
+        let spec = "loadBalancer: app/flask-alb/1\ntargetGroups: [targetgroup/tg-a/1, targetgroup/tg-b/2]\n";
+        let facts = |green: &str, blue: &str| CanaryFacts {
+            task_sets: vec![
+                TaskSet { label: "Green".into(), target_group: green.into() },
+                TaskSet { label: "Blue".into(), target_group: blue.into() },
+            ],
+            ..CanaryFacts::default()
+        };
+        let now = at("2026-11-27T10:30:00Z");
+        let first = plan(&check(spec), &facts("tg-b", "tg-a"), now, Baseline::Auto).unwrap();
+        assert_eq!(first.sides, ["targetgroup/tg-b/2".to_string(), "targetgroup/tg-a/1".to_string()]);
+        let next = plan(&check(spec), &facts("tg-a", "tg-b"), now, Baseline::Auto).unwrap();
+        assert_eq!(next.sides, ["targetgroup/tg-a/1".to_string(), "targetgroup/tg-b/2".to_string()]);
+        // {function} means nothing in an ECS deployment: said, not read as a literal.
+        let custom =
+            format!("{spec}metrics: [{{name: m, namespace: N, metricName: M, dimensions: {{F: '{{function}}'}}}}]\n");
+        let problem = plan(&check(&custom), &facts("tg-a", "tg-b"), now, Baseline::Auto).unwrap_err();
+        assert!(problem.contains("{function}") && problem.contains("ECS"), "{problem}");
+    }
+
+    #[test]
+    fn lower_is_worse_metrics_and_medians_of_zero_are_judged_the_right_way_round() {
+        let spec = "builtIn: false\nmetrics:\n  - {name: hit rate, namespace: N, metricName: Hits, dimensions: {V: '{version}'}, higherIsWorse: false, maxIncrease: 0.1}\n  - {name: queue, namespace: N, metricName: Queued, dimensions: {V: '{version}'}}\n";
+        let check = check(spec);
+        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Auto).unwrap();
+        // The hit rate fell by half (worse, as lower is worse); the queue went from empty to busy.
+        let data = series(&[
+            ("custom0_new", vec![0.40, 0.41, 0.42, 0.43, 0.44]),
+            ("custom0_old", vec![0.80, 0.81, 0.82, 0.83, 0.84]),
+            ("custom1_new", vec![5.0, 6.0, 7.0, 8.0, 9.0]),
+            ("custom1_old", vec![0.0, 0.0, 0.0, 0.0, 0.0]),
+        ]);
+        let judged = judge(&check, &plan, &data, "us-east-1");
+        assert_eq!(judged[0].verdict, Verdict::Fail, "{:?}", judged[0]);
+        assert!(
+            (judged[0].effect.unwrap() - 0.40 / 0.82).abs() < 1e-9,
+            "medians 0.42 against 0.82: {:?}",
+            judged[0].effect
+        );
+        assert_eq!(judged[1].verdict, Verdict::Fail, "{:?}", judged[1]);
+        assert_eq!(judged[1].effect, None, "no ratio from 0");
+        assert!(judged[1].reason.contains("worse than the old side's 0"), "{}", judged[1].reason);
+        // The other way round both pass: a higher hit rate, an emptier queue.
+        let better = series(&[
+            ("custom0_new", vec![0.80, 0.81, 0.82, 0.83, 0.84]),
+            ("custom0_old", vec![0.40, 0.41, 0.42, 0.43, 0.44]),
+            ("custom1_new", vec![0.0, 0.0, 0.0, 0.0, 0.0]),
+            ("custom1_old", vec![5.0, 6.0, 7.0, 8.0, 9.0]),
+        ]);
+        assert!(judge(&check, &plan, &better, "us-east-1").iter().all(|j| j.verdict == Verdict::Pass));
+    }
+
+    #[test]
+    fn an_auto_baseline_falls_back_when_the_old_release_served_nothing_alongside() {
+        let check = check("");
+        let plan = plan(&check, &lambda_facts(), at("2026-11-27T10:30:00Z"), Baseline::Concurrent).unwrap();
+        let served = |old: f64| series(&[("requests_new", vec![500.0]), ("requests_old", vec![old])]);
+        assert!(old_side_served(&check, &plan, &served(100.0)));
+        assert!(!old_side_served(&check, &plan, &served(99.0)));
+        assert!(!old_side_served(&check, &plan, &Series::new()));
     }
 }

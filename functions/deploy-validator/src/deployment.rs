@@ -318,6 +318,18 @@ Resources:
         TargetVersion: 5
 "#;
         assert_eq!(super::lambda_target(appspec).as_deref(), Some("flask-api:5"));
+        // YAML numbers, as a hand-written AppSpec gives them.
+        let shift = super::lambda_shift(appspec).expect("function, alias and both versions");
+        assert_eq!(
+            (
+                shift.function.as_str(),
+                shift.alias.as_str(),
+                shift.current_version.as_str(),
+                shift.target_version.as_str()
+            ),
+            ("flask-api", "live", "4", "5")
+        );
+        assert_eq!(super::lambda_shift("Resources: [{f: {Type: AWS::Lambda::Function, Properties: {Name: a}}}]"), None);
         let json = r#"{"version":0.0,"Resources":[{"fn":{"Type":"AWS::Lambda::Function","Properties":{"Name":"api","Alias":"live","TargetVersion":"7"}}}]}"#;
         assert_eq!(super::lambda_target(json).as_deref(), Some("api:7"));
         assert_eq!(super::lambda_target("not: [an appspec"), None);

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::canary::{self, CanaryFacts, MetricJudgement};
 use crate::function_scope::FunctionScope;
 use crate::probes::{AlarmGate, FunctionInvoker, HttpProbe, HttpRequest, HttpResponse, MetricSource};
-use crate::spec::{AlarmCheck, CanaryCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
+use crate::spec::{AlarmCheck, Baseline, CanaryCheck, Check, HttpCheck, JsonFieldMatch, LambdaCheck, Spec};
 
 /// What a check saw on one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -308,26 +308,47 @@ async fn run_canary<A: MetricSource>(
     source: &A,
     deadline: Instant,
 ) -> CheckResult {
-    let plan = match canary::plan(canary, &release.canary, chrono::Utc::now()) {
-        Ok(plan) => plan,
-        Err(problem) => return failed(check, problem, Vec::new()),
-    };
-    let reads = plan.reads.iter().map(|(window, queries)| source.metric_data(queries, *window));
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    let series = match tokio::time::timeout(remaining, futures_util::future::try_join_all(reads)).await {
-        Err(_) => {
-            return failed(
-                check,
-                "the analysis could not finish: ran out of time reading CloudWatch metrics".to_string(),
-                Vec::new(),
-            )
+    let now = chrono::Utc::now();
+    // The reads stop a little before the checks' deadline, so that running out of time is said
+    // by this check (what could not finish) rather than by the hook's bound on all checks.
+    let reads_deadline = deadline.checked_sub(Duration::from_millis(200)).unwrap_or(deadline);
+    let read = |plan: canary::Plan| async move {
+        let reads = plan.reads.iter().map(|(window, queries)| source.metric_data(queries, *window));
+        let remaining = reads_deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, futures_util::future::try_join_all(reads)).await {
+            Err(_) => Err("the analysis could not finish: ran out of time reading CloudWatch metrics".to_string()),
+            Ok(Err(e)) => Err(format!("the analysis could not finish: {e}")),
+            Ok(Ok(pages)) => Ok((plan, pages.into_iter().flatten().collect::<canary::Series>())),
         }
-        Ok(Err(e)) => return failed(check, format!("the analysis could not finish: {e}"), Vec::new()),
-        Ok(Ok(pages)) => pages.into_iter().flatten().collect(),
+    };
+    let first = match canary.baseline {
+        Baseline::Previous => Baseline::Previous,
+        Baseline::Auto | Baseline::Concurrent => Baseline::Concurrent,
+    };
+    let mut outcome = match canary::plan(canary, &release.canary, now, first) {
+        Ok(plan) => read(plan).await,
+        Err(problem) => Err(problem),
+    };
+    // An all-at-once deployment: the old release served nothing alongside the new one.
+    if let Ok((plan, series)) = &outcome {
+        if canary.baseline == Baseline::Auto && !canary::old_side_served(canary, plan, series) {
+            outcome = match canary::plan(canary, &release.canary, now, Baseline::Previous) {
+                Ok(plan) => read(plan).await,
+                Err(problem) => Err(problem),
+            };
+        }
+    }
+    let (plan, series) = match outcome {
+        Ok(read) => read,
+        Err(problem) => return failed(check, problem, Vec::new()),
     };
     let judgements = canary::judge(canary, &plan, &series, &source.region());
     let (ok, detail) = canary::outcome(canary, &judgements);
-    let detail = format!("{} against {}: {detail}", plan.sides[0], plan.sides[1]);
+    let against = match plan.baseline {
+        Baseline::Previous => " before the deployment",
+        _ => "",
+    };
+    let detail = format!("{} against {}{against}: {detail}", plan.sides[0], plan.sides[1]);
     let mut result = if ok { passed(check, detail, Vec::new()) } else { failed(check, detail, Vec::new()) };
     result.metrics = judgements;
     result

@@ -330,10 +330,14 @@ impl MetricSource for CloudWatchAlarmGate {
                     if matches!(result.status_code, Some(StatusCode::Forbidden) | Some(StatusCode::InternalError)) {
                         let messages: Vec<String> =
                             result.messages.unwrap_or_default().into_iter().filter_map(|m| m.value).collect();
+                        let kind = match result.status_code {
+                            Some(StatusCode::InternalError) => FailureKind::ServerError,
+                            _ => FailureKind::Rejected,
+                        };
                         return Err(PortError::new(
                             "CloudWatch",
                             "GetMetricData",
-                            FailureKind::Rejected,
+                            kind,
                             format!(
                                 "query {} answered {}: {}",
                                 result.id.unwrap_or_default(),

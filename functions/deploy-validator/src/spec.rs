@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probes::egress::AllowedHosts;
 
@@ -186,15 +186,23 @@ pub struct AlarmCheck {
 }
 
 /// What the canary check compares the new release with.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
-    /// The old release over the same window (a canary or linear deployment, while both serve).
+    /// `concurrent` when the old release served alongside the new one (`minRequests`, or
+    /// `minPeriods` for custom metrics only), else `previous`: an all-at-once deployment has no
+    /// time when both served.
     #[default]
+    Auto,
+    /// The old release over the same window (a canary or linear deployment, while both serve).
     Concurrent,
     /// The old release's own window before the deployment began.
     Previous,
 }
+
+/// The lifecycle events after which the new release has served traffic: the only ones a canary
+/// check can judge (ECS AfterAllowTestTraffic: the test listener's traffic).
+pub const CANARY_EVENTS: [&str; 2] = ["AfterAllowTestTraffic", "AfterAllowTraffic"];
 
 /// What a metric without enough data counts as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -350,6 +358,15 @@ fn validate_canary(canary: &CanaryCheck) -> Result<(), String> {
         if !is_statistic(&metric.stat) {
             return Err(format!("{at}: stat {:?} is not a CloudWatch statistic (Average, Sum, p99, ...)", metric.stat));
         }
+        // While both serve, each side gets its share of the traffic: a sum or a count measures the
+        // share, not the release.
+        if matches!(metric.stat.as_str(), "Sum" | "SampleCount") && canary.baseline != Baseline::Previous {
+            return Err(format!(
+                "{at}: stat {} measures how much traffic a side served, and the sides serve different shares \
+                 while both run: use Average or a percentile (or baseline: previous)",
+                metric.stat
+            ));
+        }
         // CloudWatch's own limit on a metric's dimensions.
         if metric.dimensions.len() > 30 {
             return Err(format!("{at}: more than 30 dimensions"));
@@ -439,12 +456,27 @@ impl Spec {
         if let Some(v) = self.version.filter(|v| *v != 1) {
             return Err(format!("version {v} is not supported (expected 1)"));
         }
-        let lists = std::iter::once(("checks".to_string(), &self.checks))
-            .chain(self.deployment_groups.iter().map(|(k, g)| (format!("deploymentGroups.{k}.checks"), &g.checks)))
+        // Each list of checks, where it stands, and the lifecycle event it is for (none: any).
+        let lists = std::iter::once(("checks".to_string(), None, &self.checks))
+            .chain(
+                self.deployment_groups.iter().map(|(k, g)| (format!("deploymentGroups.{k}.checks"), None, &g.checks)),
+            )
             .chain(hook_maps.flat_map(|(place, hooks)| {
-                hooks.iter().map(move |(event, h)| (format!("{place}.{event}.checks"), &h.checks))
+                hooks.iter().map(move |(event, h)| (format!("{place}.{event}.checks"), Some(event.as_str()), &h.checks))
             }));
-        for (place, checks) in lists {
+        for (place, event, checks) in lists.clone() {
+            if let Some((i, check)) = checks.iter().enumerate().find(|(_, c)| matches!(c, Check::Canary(_))) {
+                if !event.is_some_and(|e| CANARY_EVENTS.contains(&e)) {
+                    return Err(format!(
+                        "{place}[{i}] ({:?}): a canary check judges traffic the new release has served: put it under \
+                         hooks.AfterAllowTraffic (or, for ECS, hooks.AfterAllowTestTraffic), not where it would also run \
+                         before any traffic",
+                        check.name()
+                    ));
+                }
+            }
+        }
+        for (place, _, checks) in lists {
             let mut seen = std::collections::BTreeSet::new();
             for (i, check) in checks.iter().enumerate() {
                 let at = format!("{place}[{i}] ({:?})", check.name());
@@ -773,5 +805,35 @@ deploymentGroups:
         assert!(problem("hooks: {AfterAllowTraffic: {checks: [{name: a, type: alarms}]}}")
             .contains("hooks.AfterAllowTraffic.checks[0] (\"a\"): needs alarmNames"));
         assert!(problem("hooks: {AfterAllowTraffic: {checks: []}}").contains("has no checks"));
+    }
+
+    #[test]
+    fn a_canary_check_stands_after_traffic_with_settings_cloudwatch_can_answer() {
+        let problem = |text: &str| Spec::parse(text, "t").unwrap_err().problem;
+        let at =
+            |fields: &str| format!("hooks: {{AfterAllowTraffic: {{checks: [{{name: c, type: canary{fields}}}]}}}}");
+        assert!(Spec::parse(&at(""), "t").is_ok());
+        assert!(Spec::parse("hooks: {AfterAllowTestTraffic: {checks: [{name: c, type: canary}]}}", "t").is_ok());
+        // Where it would also run before any traffic (every event, or BeforeAllowTraffic): refused.
+        assert!(
+            problem("checks: [{name: c, type: canary}]").contains("checks[0] (\"c\"): a canary check judges traffic")
+        );
+        assert!(problem("hooks: {BeforeAllowTraffic: {checks: [{name: c, type: canary}]}}").contains("a canary check"));
+        assert!(problem("deploymentGroups: {'*': {checks: [{name: c, type: canary}]}}").contains("a canary check"));
+        assert!(problem(&at(", periodSeconds: 90")).contains("periodSeconds 90 must be a multiple of 60"));
+        assert!(problem(&at(", windowMinutes: 1, periodSeconds: 120")).contains("longer than the window"));
+        assert!(problem(&at(", alpha: 0")).contains("alpha 0 must be above 0"));
+        assert!(problem(&at(", minPeriods: 1")).contains("minPeriods 1 must be at least 2"));
+        assert!(problem(&at(", maxLatencyIncrease: -1")).contains("maxLatencyIncrease -1 must be 0 or more"));
+        assert!(problem(&at(", loadBalancer: my-alb")).contains("app/<name>/<id>"));
+        assert!(problem(&at(", targetGroups: [green]")).contains("targetgroup/<name>/<id>"));
+        assert!(problem(&at(", builtIn: false")).contains("nothing to judge"));
+        let custom = |stat: &str, extra: &str| {
+            at(&format!(", metrics: [{{name: m, namespace: N, metricName: M, stat: {stat}}}]{extra}"))
+        };
+        assert!(Spec::parse(&custom("p99.9", ""), "t").is_ok());
+        assert!(problem(&custom("p101", "")).contains("not a CloudWatch statistic"));
+        assert!(problem(&custom("Sum", "")).contains("stat Sum measures how much traffic a side served"));
+        assert!(Spec::parse(&custom("Sum", ", baseline: previous"), "t").is_ok());
     }
 }

@@ -53,8 +53,15 @@ struct Minutely<'a> {
     values: Vec<f64>,
 }
 
+/// One point in each of the last ten whole minutes (the one in progress is not judged).
 async fn publish(aws: &Emulator, namespace: &str, series: &[Minutely<'_>]) {
-    let now = Utc::now();
+    publish_before(aws, namespace, series, 0).await;
+}
+
+/// One point in each of the ten whole minutes that ended `minutes_ago`.
+async fn publish_before(aws: &Emulator, namespace: &str, series: &[Minutely<'_>], minutes_ago: i64) {
+    let minute = Utc::now().timestamp() / 60 * 60 - 60 * minutes_ago;
+    let now = chrono::DateTime::from_timestamp(minute, 0).unwrap();
     let data: Vec<Value> = series
         .iter()
         .flat_map(|s| {
@@ -81,9 +88,13 @@ fn lambda_dimensions(version: &str) -> Value {
 
 /// Ten minutes of both versions: `errors` of 100 invocations a minute, durations around `ms`.
 async fn lambda_metrics(aws: &Emulator, version: &str, errors: f64, ms: f64) {
+    lambda_metrics_before(aws, version, errors, ms, 0).await;
+}
+
+async fn lambda_metrics_before(aws: &Emulator, version: &str, errors: f64, ms: f64, minutes_ago: i64) {
     let d = lambda_dimensions(version);
     let durations = (0..10).map(|i| ms + f64::from(i % 3)).collect();
-    publish(
+    publish_before(
         aws,
         "AWS/Lambda",
         &[
@@ -91,11 +102,15 @@ async fn lambda_metrics(aws: &Emulator, version: &str, errors: f64, ms: f64) {
             Minutely { metric: "Errors", dimensions: d.clone(), values: vec![errors; 10] },
             Minutely { metric: "Duration", dimensions: d, values: durations },
         ],
+        minutes_ago,
     )
     .await;
 }
 
-const SPEC: &str = "checks:\n  - name: judge\n    type: canary\n";
+/// The check where a spec puts it: after traffic has shifted. Twelve minutes hold the ten seeded
+/// even when the minute turns between seeding and judging.
+const SPEC: &str =
+    "hooks:\n  AfterAllowTraffic:\n    checks:\n      - name: judge\n        type: canary\n        windowMinutes: 12\n";
 
 async fn evidence(aws: &Emulator, deployment: &str, hook_id: &str) -> Evidence {
     serde_json::from_slice(&aws.object(BUCKET, &Evidence::key(deployment, hook_id)).await.expect("evidence")).unwrap()
@@ -192,7 +207,7 @@ async fn without_metrics_the_no_data_policy_decides() {
     );
 
     // noData: pass
-    let out = run(&aws, &format!("{SPEC}    noData: pass\n"), None, "d-CANARY003", "hook-canary-4").await;
+    let out = run(&aws, &format!("{SPEC}        noData: pass\n"), None, "d-CANARY003", "hook-canary-4").await;
     assert_eq!(out["status"], "Succeeded", "{out}");
 }
 
@@ -240,7 +255,7 @@ async fn ecs_deployment(aws: &Emulator, id: &str, hook_id: &str) {
 }
 
 const LOAD_BALANCER: &str = "app/flask-alb/50dc6c495c0c9188";
-const ECS_SPEC: &str = "checks:\n  - name: judge\n    type: canary\n    loadBalancer: app/flask-alb/50dc6c495c0c9188\n    targetGroups: [targetgroup/flask-tg-blue/73e2d6bc24d8a067, targetgroup/flask-tg-green/943f017f100becff]\n";
+const ECS_SPEC: &str = "hooks:\n  AfterAllowTraffic:\n    checks:\n      - name: judge\n        type: canary\n        windowMinutes: 12\n        loadBalancer: app/flask-alb/50dc6c495c0c9188\n        targetGroups: [targetgroup/flask-tg-blue/73e2d6bc24d8a067, targetgroup/flask-tg-green/943f017f100becff]\n";
 
 /// Ten minutes of one target group behind the ALB: 200 requests a minute, `five_xx` of them
 /// failing, response times around `seconds`.
@@ -325,8 +340,65 @@ async fn when_cloudwatch_does_not_answer_in_time_the_hook_still_reports_failed()
     assert_eq!(reported(&aws).await, vec![("hook-canary-6".to_string(), "Failed".to_string())]);
     let evidence = evidence(&aws, "d-CANARY006", "hook-canary-6").await;
     assert!(
-        evidence.reason.contains("could not finish") || evidence.reason.contains("ran out of time"),
+        evidence.reason.contains("the analysis could not finish: ran out of time reading CloudWatch metrics"),
         "{}",
         evidence.reason
     );
+}
+
+/// The application's own metric, as it publishes it (PutMetricData), one per minute.
+async fn checkout_times(aws: &Emulator, version: &str, ms: f64, minutes_ago: i64) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let minute = Utc::now().timestamp() / 60 * 60 - 60 * minutes_ago;
+    let data: Vec<MetricDatum> = (0..10)
+        .map(|i| {
+            MetricDatum::builder()
+                .metric_name("CheckoutMs")
+                .dimensions(Dimension::builder().name("Version").value(version).build())
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(minute - 30 - 60 * i))
+                .value(ms + (i % 3) as f64)
+                .unit(StandardUnit::Milliseconds)
+                .build()
+        })
+        .collect();
+    aws_sdk_cloudwatch::Client::new(&aws.sdk)
+        .put_metric_data()
+        .namespace("FlaskApp")
+        .set_metric_data(Some(data))
+        .send()
+        .await
+        .expect("PutMetricData");
+}
+
+#[tokio::test]
+async fn an_all_at_once_release_is_judged_against_the_old_version_before_the_deployment() {
+    // GIVEN an all-at-once deployment 15 minutes ago: version 6 served until then, version 7 since
+    // (failing 12% where 6 failed 1%), and the app's own checkout time per version, as fast
+    let aws = Emulator::fresh().await;
+    lambda_deployment(&aws, "d-CANARY007", "hook-canary-7").await;
+    lambda_metrics(&aws, "7", 12.0, 80.0).await;
+    lambda_metrics_before(&aws, "6", 1.0, 80.0, 16).await;
+    checkout_times(&aws, "7", 300.0, 0).await;
+    checkout_times(&aws, "6", 300.0, 16).await;
+    let spec = format!(
+        "{SPEC}        metrics:\n          - {{name: checkout, namespace: FlaskApp, metricName: CheckoutMs, dimensions: {{Version: '{{version}}'}}}}\n"
+    );
+
+    let out = run(&aws, &spec, None, "d-CANARY007", "hook-canary-7").await;
+
+    // THEN the old side is version 6 before the deployment (it served nothing alongside 7)
+    assert_eq!(out["status"], "Failed", "{out}");
+    let evidence = evidence(&aws, "d-CANARY007", "hook-canary-7").await;
+    let check = &evidence.checks[0];
+    assert!(
+        check.detail.starts_with("flask-api:7 against flask-api:6 before the deployment: error rate: worse"),
+        "{}",
+        check.detail
+    );
+    let rate = &check.metrics[0];
+    assert_eq!((rate.verdict, rate.old.rate, rate.old.requests), (Verdict::Fail, Some(0.01), Some(1000.0)), "{rate:?}");
+    let checkout = &check.metrics[2];
+    assert_eq!((checkout.metric.as_str(), checkout.verdict), ("checkout", Verdict::Pass), "{checkout:?}");
+    assert_eq!((checkout.new.periods, checkout.old.periods), (Some(10), Some(10)));
+    assert!(checkout.old.window < checkout.new.window, "{} before {}", checkout.old.window, checkout.new.window);
 }
