@@ -102,6 +102,7 @@ import base64
 import datetime
 import io
 import json
+import math
 import os
 import re
 import socket
@@ -118,6 +119,7 @@ from moto.cloudwatch.exceptions import CloudWatchException
 from moto.cloudwatch.exceptions import InvalidParameterValue as CloudWatchInvalidParameterValue
 from moto.cloudwatch.exceptions import ResourceNotFound as CloudWatchResourceNotFound
 from moto.cloudwatch.models import CloudWatchBackend
+from moto.cloudwatch.models import Statistics as CloudWatchStatistics
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.codedeploy.responses import CodeDeployResponse
 from moto.codepipeline.responses import CodePipelineResponse
@@ -958,7 +960,12 @@ def seed_metrics(payload: dict) -> None:
 def cloudwatch_backend_get_metric_data(self, queries, start_time, end_time, scan_by="TimestampAscending"):
     """moto's, but a metric query reads only its own namespace (moto drops the namespace when the
     query names dimensions, so a metric of the same name and dimensions in another namespace
-    would answer it). Queries are answered one by one when none is an expression."""
+    would answer it), and StartTime is rounded down to the minute as AWS rounds a start within the
+    last 15 days for periods of a minute or more (moto starts its periods at the raw time).
+    Queries are answered one by one when none is an expression."""
+    periods = [int(q["MetricStat"].get("Period") or 0) for q in queries if "MetricStat" in q]
+    if periods and min(periods) >= 60:
+        start_time = start_time.replace(second=0, microsecond=0)
     if any("MetricStat" not in q for q in queries):
         return _MOTO_BACKEND_GET_METRIC_DATA(self, queries, start_time, end_time, scan_by)
     results = []
@@ -971,6 +978,23 @@ def cloudwatch_backend_get_metric_data(self, queries, start_time, end_time, scan
         finally:
             del self.get_all_metrics
     return results
+
+
+_MOTO_STATISTIC = CloudWatchStatistics.get_statistics_for_type
+_PERCENTILE = re.compile(r"p(\d{1,2}(?:\.\d+)?|100)")
+
+
+def cloudwatch_statistic(self, stat):
+    """moto's statistics, and percentiles (p90, p99.9), which moto answers None for: the
+    nearest-rank percentile of the period's values (CloudWatch's own are estimates of the same)."""
+    match = _PERCENTILE.fullmatch(stat or "")
+    if not match:
+        return _MOTO_STATISTIC(self, stat)
+    values = sorted(self.metric_single_values_list)
+    if not values:
+        return None
+    rank = max(1, math.ceil(float(match.group(1)) / 100 * len(values)))
+    return values[rank - 1]
 
 
 _MOTO_LIST_TAGS_FOR_RESOURCE = CloudWatchResponse.list_tags_for_resource
@@ -994,6 +1018,7 @@ CloudWatchResponse.list_tags_for_resource = cloudwatch_list_tags_for_resource
 CloudWatchResponse.get_metric_data = cloudwatch_get_metric_data
 CloudWatchResponse.put_metric_data = cloudwatch_put_metric_data
 CloudWatchBackend.get_metric_data = cloudwatch_backend_get_metric_data
+CloudWatchStatistics.get_statistics_for_type = cloudwatch_statistic
 CloudWatchResponse.describe_alarms = cloudwatch_describe_alarms
 CodeDeployResponse.put_lifecycle_event_hook_execution_status = put_lifecycle_event_hook_execution_status
 CodeDeployResponse.list_deployment_targets = list_deployment_targets

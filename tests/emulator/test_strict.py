@@ -593,6 +593,18 @@ def cloudwatch_metric_data():
     assert (pages, sorted(seen)) == (3, [0.0, 1.0, 2.0, 3.0, 4.0]), (pages, seen)
     got = error(cw.get_metric_data, MetricDataQueries=[query()], NextToken="made-up", **window)
     assert got == ("InvalidNextToken", 400), got
+    # Percentiles, and a start rounded down to the minute: a point 10 s into a minute is read by a
+    # start 30 s into it.
+    p90 = {"Id": "p", "MetricStat": dict(query()["MetricStat"], Stat="p90", Period=600)}
+    values = cw.get_metric_data(MetricDataQueries=[p90], **window)["MetricDataResults"][0]["Values"]
+    assert values == [4.0], values
+    minute = now.replace(second=0)
+    point = minute - datetime.timedelta(seconds=110)
+    cw.put_metric_data(Namespace="Other", MetricData=[{"MetricName": "Rounded", "Value": 7.0, "Timestamp": point}])
+    rounded = {"Id": "r", "MetricStat": {"Metric": {"Namespace": "Other", "MetricName": "Rounded"}, "Period": 60, "Stat": "Sum"}}
+    late = {"StartTime": point + datetime.timedelta(seconds=20), "EndTime": now}
+    values = cw.get_metric_data(MetricDataQueries=[rounded], **late)["MetricDataResults"][0]["Values"]
+    assert values == [7.0], values
 
 
 def main():
