@@ -86,6 +86,21 @@ pub fn python() -> PathBuf {
     std::env::var_os("PIPEWARDEN_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
+/// template.yaml as CloudFormation reads it (short-form tags become `Ref`, `Fn::Sub`, ...), decoded
+/// by cfn-lint from the project's .venv.
+pub fn template_json() -> Value {
+    let out = std::process::Command::new(python())
+        .args([
+            "-c",
+            "import json, sys\nfrom cfnlint.decode import decode\nt, e = decode(sys.argv[1])\nassert not e, e\nprint(json.dumps(t))",
+        ])
+        .arg(repo_root().join("template.yaml"))
+        .output()
+        .expect("the project's Python (run `make test`, which installs cfn-lint into .venv)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("cfn-lint's decoding is JSON")
+}
+
 fn start_server() -> Server {
     let python = python();
     assert!(

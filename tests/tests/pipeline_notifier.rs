@@ -1047,3 +1047,92 @@ async fn a_success_after_a_failure_says_the_pipeline_was_restored_and_since_when
     let description = doc["content"]["description"].as_str().unwrap();
     assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes)\n"), "{description}");
 }
+
+/// The template's delivery dashboard graphs what the notifier emits: every SEARCH names a
+/// namespace, a dimension set and a metric that the notifier's EMF documents declare, after a
+/// failure and the success that restores the pipeline (with its lead time).
+#[tokio::test]
+async fn the_delivery_dashboard_graphs_the_metrics_the_notifier_emits() {
+    let world = World::new().await;
+    seed_v2_execution(&world.aws, "2026-11-20T09:55:00Z").await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let mut succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    succeeded["time"] = json!("2026-11-21T14:55:20Z");
+    notifier.handle(event("codepipeline-pipeline-deploy-failed-v2.json"), "req-1", now()).await.unwrap();
+    notifier.handle(succeeded, "req-2", now()).await.unwrap();
+    let emitted = notifier.metrics.0.lock().unwrap().clone();
+    assert_eq!(emitted.len(), 2, "{emitted:#?}");
+    let declares = |namespace: &str, dimensions: &[&str], metric: &str| {
+        emitted.iter().any(|doc| {
+            doc["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten().any(|set| {
+                set["Namespace"] == namespace
+                    && set["Dimensions"].as_array().is_some_and(|d| d.contains(&json!(dimensions)))
+                    && set["Metrics"].as_array().is_some_and(|m| m.iter().any(|m| m["Name"] == metric))
+            })
+        })
+    };
+
+    let template = pipewarden_devkit::template_json();
+    let dashboard = &template["Resources"]["DeliveryDashboardResource"];
+    assert_eq!(dashboard["Type"], "AWS::CloudWatch::Dashboard");
+    assert_eq!(dashboard["Condition"], "WantsDashboard");
+    let body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"].as_str().expect("a Fn::Sub body");
+    let body: Value =
+        serde_json::from_str(&body.replace("${AWS::Region}", "us-east-1").replace("${AWS::StackName}", "pipewarden"))
+            .expect("the dashboard body is JSON");
+    let search = searches();
+    let mut graphed = Vec::new();
+    for widget in body["widgets"].as_array().unwrap() {
+        let queries: Vec<&Value> = widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| row.as_array())
+            .flatten()
+            .collect();
+        let ids: Vec<&str> = queries.iter().filter_map(|q| q["id"].as_str()).collect();
+        for query in queries {
+            let Some(expression) = query["expression"].as_str() else { continue };
+            for (namespace, dimensions, metric) in search(expression) {
+                let dimensions: Vec<&str> = dimensions.iter().map(String::as_str).collect();
+                assert!(
+                    declares(&namespace, &dimensions, &metric),
+                    "{expression}: the notifier declares no {metric} in {namespace} by {dimensions:?}"
+                );
+                graphed.push(metric);
+            }
+            // Metric math (no SEARCH of its own) names only queries of its own widget.
+            if !expression.contains("SEARCH(") {
+                for word in expression.split(|c: char| !c.is_ascii_alphanumeric() && c != '_') {
+                    if word.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
+                        assert!(ids.contains(&word), "{expression}: {word} is no query of this widget ({ids:?})");
+                    }
+                }
+            }
+        }
+    }
+    graphed.sort();
+    graphed.dedup();
+    assert_eq!(
+        graphed,
+        ["ChangeFailures", "Deployments", "DurationSeconds", "Executions", "LeadTimeSeconds", "TimeToRestoreSeconds"],
+        "every DORA measure the notifier emits is on the dashboard"
+    );
+}
+
+/// `SEARCH('{Namespace,Dim1,Dim2} MetricName="X"', ...)` occurrences: (namespace, dimensions, X).
+fn searches() -> impl Fn(&str) -> Vec<(String, Vec<String>, String)> {
+    |expression: &str| {
+        expression
+            .split("SEARCH('{")
+            .skip(1)
+            .map(|rest| {
+                let (schema, rest) = rest.split_once('}').expect("a schema in braces");
+                let mut parts = schema.split(',').map(|p| p.trim().to_string());
+                let namespace = parts.next().unwrap();
+                let metric = rest.split("MetricName=\"").nth(1).and_then(|r| r.split('"').next()).expect("MetricName");
+                (namespace, parts.collect(), metric.to_string())
+            })
+            .collect()
+    }
+}

@@ -7,27 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipewarden_devkit::repo_root;
+use pipewarden_devkit::{repo_root, template_json};
 use serde_json::{json, Value};
 
 fn venv(tool: &str) -> PathBuf {
     let path = repo_root().join(".venv/bin").join(tool);
     assert!(path.exists(), "{} is missing: run `make test`, which installs it", path.display());
     path
-}
-
-/// The template as CloudFormation reads it (short-form tags become `Ref`, `Fn::Sub`, ...).
-fn template_json() -> Value {
-    let out = Command::new(venv("python"))
-        .args([
-            "-c",
-            "import json, sys\nfrom cfnlint.decode import decode\nt, e = decode(sys.argv[1])\nassert not e, e\nprint(json.dumps(t))",
-        ])
-        .arg(repo_root().join("template.yaml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn template_text() -> String {
