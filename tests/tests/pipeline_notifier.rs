@@ -1037,7 +1037,7 @@ async fn a_success_after_a_failure_says_the_pipeline_was_restored_and_since_when
     assert!(!got[0].message.contains("Restored"), "{}", got[0].message);
     assert!(
         got[1].message.starts_with(
-            "Pipeline flask-web-app SUCCEEDED\n\nRestored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes)\n"
+            "Pipeline flask-web-app SUCCEEDED\n\nRestored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes, 1 failed execution)\n"
         ),
         "{}",
         got[1].message
@@ -1045,7 +1045,7 @@ async fn a_success_after_a_failure_says_the_pipeline_was_restored_and_since_when
     let chat = world.aws.received(&world.chat).await;
     let doc: Value = serde_json::from_str(&chat[1].message).unwrap();
     let description = doc["content"]["description"].as_str().unwrap();
-    assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes)\n"), "{description}");
+    assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes, 1 failed execution)\n"), "{description}");
 }
 
 /// The template's delivery dashboard graphs what the notifier emits: every SEARCH names a
@@ -1135,4 +1135,39 @@ fn searches() -> impl Fn(&str) -> Vec<(String, Vec<String>, String)> {
             })
             .collect()
     }
+}
+
+/// A pipeline that keeps failing says since when and how many in a row, once per execution
+/// (a retried outcome sends nothing more and counts once), and the success that ends it counts
+/// them.
+#[tokio::test]
+async fn a_pipeline_that_keeps_failing_says_so_and_its_recovery_counts_the_failures() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let failed = |n: u32, time: &str| {
+        let mut e = event("codepipeline-pipeline-deploy-failed-v2.json");
+        e["id"] = json!(format!("failed-{n}"));
+        e["time"] = json!(time);
+        e["detail"]["execution-id"] = json!(format!("c0ffee00-2222-4e5f-8a9b-00000000000{n}"));
+        e
+    };
+    notifier.handle(failed(1, "2026-11-21T14:21:09Z"), "req-1", now()).await.unwrap();
+    notifier.handle(failed(2, "2026-11-21T14:40:00Z"), "req-2", now()).await.unwrap();
+    // Lambda retries the second one's event: nothing new is sent, and it counts once.
+    notifier.handle(failed(2, "2026-11-21T14:40:00Z"), "req-2-retry", now()).await.unwrap();
+    notifier.handle(failed(3, "2026-11-21T15:01:09Z"), "req-3", now()).await.unwrap();
+    let mut succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    succeeded["time"] = json!("2026-11-21T15:21:09Z");
+    notifier.handle(succeeded, "req-4", now()).await.unwrap();
+
+    let got = world.received().await;
+    let second_lines: Vec<String> = got.iter().map(|m| m.message.lines().nth(2).unwrap_or("").to_string()).collect();
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(!got[0].message.contains("Failing:"), "the first failure is no streak: {}", got[0].message);
+    assert_eq!(second_lines[1], "Failing:    since 2026-11-21 14:21:09 UTC (18 minutes): 2 failed executions in a row");
+    assert_eq!(second_lines[2], "Failing:    since 2026-11-21 14:21:09 UTC (40 minutes): 3 failed executions in a row");
+    assert_eq!(
+        second_lines[3],
+        "Restored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (1 hour, 3 failed executions)"
+    );
 }

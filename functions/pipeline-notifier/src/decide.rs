@@ -6,6 +6,7 @@ use pipewarden_shared::links;
 
 use crate::config::{NotifyOn, Target};
 use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
+use crate::metrics::Streak;
 use crate::timeline::{Timeline, Trigger};
 use pipewarden_shared::events::parse_time;
 use pipewarden_shared::ledger::{self, delivery_key};
@@ -236,9 +237,9 @@ pub struct Report {
     pub failure: Option<FailureReport>,
     /// The execution in the console; `None` when the event's region is not an AWS region.
     pub execution_link: Option<String>,
-    /// For a pipeline's SUCCEEDED that ends a failing streak: the first failure of the streak
-    /// (`PipelineHealth::restored_from`). `None` otherwise, or when the health could not be read.
-    pub restored_from: Option<DateTime<Utc>>,
+    /// For a pipeline's SUCCEEDED that ends a failing streak, or a FAILED that continues one: the
+    /// streak (`PipelineHealth::streak`). `None` otherwise, or when the health could not be read.
+    pub streak: Option<Streak>,
 }
 
 impl Report {
@@ -246,11 +247,18 @@ impl Report {
         Some((self.at? - self.started_at?).num_seconds()).filter(|s| *s >= 0)
     }
 
-    /// Since when the pipeline had been failing and for how long (seconds), when this outcome
-    /// ended a failing streak.
-    pub fn restored(&self) -> Option<(DateTime<Utc>, i64)> {
-        let since = self.restored_from?;
-        Some((since, (self.at? - since).num_seconds())).filter(|(_, s)| *s >= 0)
+    /// Since when the pipeline had been failing, for how long (seconds) and how many executions
+    /// failed, when this outcome ended a failing streak.
+    pub fn restored(&self) -> Option<(DateTime<Utc>, i64, u32)> {
+        let Some(Streak::Restored { since, failures }) = self.streak else { return None };
+        Some((since, (self.at? - since).num_seconds(), failures)).filter(|(_, s, _)| *s >= 0)
+    }
+
+    /// Since when the pipeline has been failing, for how long (seconds), and this failure's
+    /// number in the streak (2 or more), when this outcome continues a failing streak.
+    pub fn still_failing(&self) -> Option<(DateTime<Utc>, i64, u32)> {
+        let Some(Streak::StillFailing { since, failures }) = self.streak else { return None };
+        Some((since, (self.at? - since).num_seconds(), failures)).filter(|(_, s, _)| *s >= 0)
     }
 
     /// `critical` for failures, `warning` for stops and waiting approvals, `info` otherwise.
@@ -352,6 +360,6 @@ pub fn report(
         revisions,
         failure,
         execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
-        restored_from: None,
+        streak: None,
     }
 }

@@ -94,6 +94,15 @@ fn trigger_line(report: &Report) -> Option<String> {
 
 /// How long a failing streak lasted, as a reader says it: `34 minutes`, `2 hours 5 minutes`,
 /// `3 days 4 hours` (the unit below the largest only).
+/// `, 3 failed executions`; nothing when the count is unknown (health written before counting).
+fn failed_executions(failures: u32) -> String {
+    match failures {
+        0 => String::new(),
+        1 => ", 1 failed execution".to_string(),
+        n => format!(", {n} failed executions"),
+    }
+}
+
 fn streak_words(seconds: i64) -> String {
     let unit = |n: i64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
@@ -169,9 +178,17 @@ pub fn text(report: &Report) -> String {
     let mut out = Vec::new();
     out.push(format!("Pipeline {} {}", one_line(&report.pipeline), one_line(&report.what())));
     out.push(String::new());
-    if let Some((since, seconds)) = report.restored() {
+    if let Some((since, seconds, failures)) = report.restored() {
         out.push(format!(
-            "Restored:   the pipeline had been failing since {} ({})",
+            "Restored:   the pipeline had been failing since {} ({}{})",
+            since.format("%Y-%m-%d %H:%M:%S UTC"),
+            streak_words(seconds),
+            failed_executions(failures)
+        ));
+    }
+    if let Some((since, seconds, failures)) = report.still_failing() {
+        out.push(format!(
+            "Failing:    since {} ({}): {failures} failed executions in a row",
             since.format("%Y-%m-%d %H:%M:%S UTC"),
             streak_words(seconds)
         ));
@@ -263,9 +280,17 @@ pub fn text(report: &Report) -> String {
 /// [`ChatNotification::to_json`] for keywords and summary.
 pub fn chat(report: &Report) -> String {
     let mut description = Vec::new();
-    if let Some((since, seconds)) = report.restored() {
+    if let Some((since, seconds, failures)) = report.restored() {
         description.push(format!(
-            "*Restored:* failing since {} ({})",
+            "*Restored:* failing since {} ({}{})",
+            since.format("%Y-%m-%d %H:%M UTC"),
+            streak_words(seconds),
+            failed_executions(failures)
+        ));
+    }
+    if let Some((since, seconds, failures)) = report.still_failing() {
+        description.push(format!(
+            "*Failing:* since {} ({}): {failures} failed executions in a row",
             since.format("%Y-%m-%d %H:%M UTC"),
             streak_words(seconds)
         ));
@@ -365,6 +390,7 @@ mod tests {
     use super::*;
     use crate::decide::{FailureReport, Outcome};
     use crate::lookups::FailedActionDetail;
+    use crate::metrics::Streak;
     use crate::timeline::Trigger;
     use pipewarden_shared::events::codepipeline::{ExecutionState, Level};
 
@@ -391,7 +417,7 @@ mod tests {
             revisions,
             failure: None,
             execution_link: Some("https://console.example/execution".into()),
-            restored_from: None,
+            streak: None,
         }
     }
 
@@ -562,13 +588,14 @@ mod tests {
         let mut r = report(None, vec![]);
         r.started_at = Some(at("2026-11-26T10:30:00Z"));
         r.at = Some(at("2026-11-26T10:36:11Z"));
-        r.restored_from = Some(at("2026-11-26T10:02:11Z"));
+        r.streak = Some(Streak::Restored { since: at("2026-11-26T10:02:11Z"), failures: 3 });
 
         let body = text(&r);
         let lines: Vec<&str> = body.lines().collect();
         assert_eq!(lines[0], "Pipeline flask-web-app SUCCEEDED", "{body}");
         assert_eq!(
-            lines[2], "Restored:   the pipeline had been failing since 2026-11-26 10:02:11 UTC (34 minutes)",
+            lines[2],
+            "Restored:   the pipeline had been failing since 2026-11-26 10:02:11 UTC (34 minutes, 3 failed executions)",
             "{body}"
         );
         assert!(lines[3].starts_with("Execution:  "), "{body}");
@@ -576,13 +603,38 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
         let description = doc["content"]["description"].as_str().unwrap();
         assert!(
-            description.starts_with("*Restored:* failing since 2026-11-26 10:02 UTC (34 minutes)\n*Execution:*"),
+            description.starts_with(
+                "*Restored:* failing since 2026-11-26 10:02 UTC (34 minutes, 3 failed executions)\n*Execution:*"
+            ),
             "{description}"
         );
 
-        r.restored_from = None;
+        r.streak = None;
         assert!(!text(&r).contains("Restored"), "an ordinary success says nothing of it");
         assert!(!chat(&r).contains("Restored"));
+    }
+
+    #[test]
+    fn a_failure_that_continues_a_streak_says_since_when_and_how_many() {
+        let mut r = report(None, vec![]);
+        r.outcome.state = ExecutionState::Failed;
+        r.at = Some(at("2026-11-26T10:36:11Z"));
+        r.streak = Some(Streak::StillFailing { since: at("2026-11-26T10:02:11Z"), failures: 3 });
+        let body = text(&r);
+        assert_eq!(
+            body.lines().nth(2),
+            Some("Failing:    since 2026-11-26 10:02:11 UTC (34 minutes): 3 failed executions in a row"),
+            "{body}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        let description = doc["content"]["description"].as_str().unwrap();
+        assert!(
+            description
+                .starts_with("*Failing:* since 2026-11-26 10:02 UTC (34 minutes): 3 failed executions in a row\n"),
+            "{description}"
+        );
+        r.streak = None;
+        assert!(!text(&r).contains("Failing:"), "a first failure is no streak");
     }
 
     #[test]

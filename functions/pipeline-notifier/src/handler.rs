@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::decide::{self, EventDecision, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
-use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
+use crate::metrics::{outcome_document, MetricSink, PipelineHealth, Streak};
 use crate::timeline::Timeline;
 
 /// At most this long for the deploy actions of an execution (and a quarter of the time left).
@@ -203,17 +203,17 @@ where
             return Ok(EventResult::Recorded);
         };
 
-        let (failure, revisions, restored_from) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
+        let (failure, revisions, streak) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
             tokio::join!(
                 self.failure(&timeline, &outcome),
                 self.source_revisions(&timeline),
-                self.restored_from(&timeline, &outcome, event)
+                self.streak(&timeline, &outcome, event)
             )
         } else {
             (self.failure(&timeline, &outcome).await, Vec::new(), None)
         };
         let mut report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
-        report.restored_from = restored_from;
+        report.streak = streak;
         // Each topic independently and at once: one that hangs does not hold the others back.
         let sends = claimed.iter().map(|target| async {
             let message = format::message(&report, target.format);
@@ -367,17 +367,13 @@ where
         Some(failure)
     }
 
-    /// For a pipeline's SUCCEEDED: since when the pipeline had been failing, if this success ends
-    /// the streak (one read of the pipeline's health, before the success updates it; a retry finds
-    /// the restore it recorded). A read that fails or hangs leaves the line out rather than the
-    /// notification.
-    async fn restored_from(
-        &self,
-        timeline: &Timeline,
-        outcome: &Outcome,
-        event: &PipelineEvent,
-    ) -> Option<DateTime<Utc>> {
-        if outcome.level != Level::Pipeline || outcome.state != ExecutionState::Succeeded {
+    /// For a pipeline's SUCCEEDED or FAILED: the failing streak it ends or continues (one read
+    /// of the pipeline's health, before the outcome updates it; a retry finds what it recorded). A
+    /// read that fails or hangs leaves the line out rather than the notification.
+    async fn streak(&self, timeline: &Timeline, outcome: &Outcome, event: &PipelineEvent) -> Option<Streak> {
+        if outcome.level != Level::Pipeline
+            || !matches!(outcome.state, ExecutionState::Succeeded | ExecutionState::Failed)
+        {
             return None;
         }
         let at = pipewarden_shared::events::parse_time(event.time.as_deref())?;
@@ -389,7 +385,7 @@ where
             Err(e) => Err(e.to_string()),
         };
         match health {
-            Ok(health) => health.restored_from(at),
+            Ok(health) => health.streak(&outcome.state, at, &timeline.execution_id),
             Err(e) => {
                 warn!(error = %e, "pipeline health unknown; the notification leaves out whether it ended a failing streak");
                 None
@@ -441,7 +437,7 @@ where
         let at = report.at.unwrap_or(now);
         let state = report.outcome.state.clone();
         let updated = ledger::read_modify_write(&self.store, &key, PipelineHealth::default, |health| {
-            let (next, restored) = health.after(&state, at);
+            let (next, restored) = health.after(&state, at, &timeline.execution_id);
             (next != *health).then(|| {
                 *health = next;
                 restored

@@ -44,6 +44,25 @@ pub struct PipelineHealth {
     /// this keeps what it ended. (Absent from objects written before it existed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restore: Option<Restore>,
+    /// Failed executions in the current streak (0 while healthy).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u32,
+    /// The last failed execution counted in `failures`: a retried outcome is counted once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What an outcome's notification says of the pipeline's streak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streak {
+    /// A success that ended a failing streak: its first failure and how many executions failed.
+    Restored { since: DateTime<Utc>, failures: u32 },
+    /// A failure that continues a streak: its first failure, and this one's number in it (2 or more).
+    StillFailing { since: DateTime<Utc>, failures: u32 },
 }
 
 /// A success that ended a failing streak.
@@ -53,6 +72,9 @@ pub struct Restore {
     pub at: DateTime<Utc>,
     /// The first failure of the streak it ended.
     pub failing_since: DateTime<Utc>,
+    /// The failed executions of that streak (0 in objects written before it was counted).
+    #[serde(default)]
+    pub failures: u32,
 }
 
 impl PipelineHealth {
@@ -60,24 +82,40 @@ impl PipelineHealth {
         format!("pipeline-notifier/pipelines/{pipeline}.json")
     }
 
-    /// The health after this outcome, and the time to restore if it restored the pipeline.
-    pub fn after(&self, state: &ExecutionState, at: DateTime<Utc>) -> (PipelineHealth, Option<i64>) {
+    /// The health after execution `execution`'s outcome at `at`, and the time to restore if it
+    /// restored the pipeline.
+    pub fn after(&self, state: &ExecutionState, at: DateTime<Utc>, execution: &str) -> (PipelineHealth, Option<i64>) {
         match state {
             ExecutionState::Failed => {
-                let failing_since = match self.failing_since {
-                    Some(since) if since <= at => Some(since),
-                    _ if self.last_success.map(|s| s > at).unwrap_or(false) => self.failing_since,
-                    _ => Some(at),
+                if self.last_failed.as_deref() == Some(execution) {
+                    return (self.clone(), None);
+                }
+                let (failing_since, counted) = match self.failing_since {
+                    Some(since) if since <= at => (Some(since), true),
+                    // A failure older than the last success, delivered late: not in any streak.
+                    _ if self.last_success.map(|s| s > at).unwrap_or(false) => (self.failing_since, false),
+                    _ => (Some(at), true),
                 };
-                (PipelineHealth { failing_since, ..self.clone() }, None)
+                let (failures, last_failed) = match counted {
+                    true => (self.failures + 1, Some(execution.to_string())),
+                    false => (self.failures, self.last_failed.clone()),
+                };
+                (PipelineHealth { failing_since, failures, last_failed, ..self.clone() }, None)
             }
             ExecutionState::Succeeded => {
                 let ended = self.failing_since.filter(|since| *since <= at);
                 let failing_since = self.failing_since.filter(|since| *since > at);
                 let last_success = Some(self.last_success.map_or(at, |s| s.max(at)));
-                let last_restore = ended.map(|since| Restore { at, failing_since: since }).or(self.last_restore);
+                let last_restore = ended
+                    .map(|since| Restore { at, failing_since: since, failures: self.failures })
+                    .or(self.last_restore);
+                // A failure after this success (delivered first) keeps its streak.
+                let (failures, last_failed) = match failing_since {
+                    Some(_) => (self.failures, self.last_failed.clone()),
+                    None => (0, None),
+                };
                 (
-                    PipelineHealth { failing_since, last_success, last_restore },
+                    PipelineHealth { failing_since, last_success, last_restore, failures, last_failed },
                     ended.map(|since| (at - since).num_seconds()),
                 )
             }
@@ -85,13 +123,34 @@ impl PipelineHealth {
         }
     }
 
+    /// What execution `execution`'s outcome at `at` says of the streak: a success that ends one, or
+    /// a failure that continues one. Read before the outcome updates the health or after (a
+    /// retry), it gives the same answer.
+    pub fn streak(&self, state: &ExecutionState, at: DateTime<Utc>, execution: &str) -> Option<Streak> {
+        match state {
+            ExecutionState::Succeeded => {
+                self.restored_from(at).map(|(since, failures)| Streak::Restored { since, failures })
+            }
+            ExecutionState::Failed => {
+                let since = self.failing_since?;
+                let nth = match self.last_failed.as_deref() == Some(execution) {
+                    true => self.failures,
+                    false if since <= at => self.failures + 1,
+                    false => return None,
+                };
+                (nth >= 2).then_some(Streak::StillFailing { since, failures: nth })
+            }
+            _ => None,
+        }
+    }
+
     /// Since when the pipeline had been failing, if a success at `at` ends (or, as recorded, ended)
     /// a failing streak: what its notification says. Read before the success updates the health,
     /// or after (a retry), it gives the same answer.
-    pub fn restored_from(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn restored_from(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, u32)> {
         match self.last_restore {
-            Some(restore) if restore.at == at => Some(restore.failing_since),
-            _ => self.failing_since.filter(|since| *since <= at),
+            Some(restore) if restore.at == at => Some((restore.failing_since, restore.failures)),
+            _ => self.failing_since.filter(|since| *since <= at).map(|since| (since, self.failures)),
         }
     }
 }
@@ -197,7 +256,7 @@ mod tests {
                 .collect(),
             failure: None,
             execution_link: None,
-            restored_from: None,
+            streak: None,
         }
     }
 
@@ -228,37 +287,41 @@ mod tests {
     #[test]
     fn restore_time_runs_from_first_failure_to_next_success() {
         let healthy = PipelineHealth::default();
-        let (failing, _) = healthy.after(&ExecutionState::Failed, t("2026-11-20T10:00:00Z"));
-        let (still, _) = failing.after(&ExecutionState::Failed, t("2026-11-20T10:30:00Z"));
+        let (failing, _) = healthy.after(&ExecutionState::Failed, t("2026-11-20T10:00:00Z"), "e1");
+        let (still, _) = failing.after(&ExecutionState::Failed, t("2026-11-20T10:30:00Z"), "e2");
         assert_eq!(still.failing_since, Some(t("2026-11-20T10:00:00Z")));
-        let (restored, seconds) = still.after(&ExecutionState::Succeeded, t("2026-11-20T11:00:00Z"));
+        let (restored, seconds) = still.after(&ExecutionState::Succeeded, t("2026-11-20T11:00:00Z"), "e3");
         assert_eq!(seconds, Some(3600));
         assert_eq!(restored.failing_since, None);
-        let (_, again) = restored.after(&ExecutionState::Succeeded, t("2026-11-20T12:00:00Z"));
+        let (_, again) = restored.after(&ExecutionState::Succeeded, t("2026-11-20T12:00:00Z"), "e4");
         assert_eq!(again, None);
     }
 
     #[test]
     fn the_success_that_ends_a_streak_says_since_when_before_and_after_it_is_recorded() {
-        let (failing, _) = PipelineHealth::default().after(&ExecutionState::Failed, t("2026-11-26T10:02:11Z"));
-        let (failing, _) = failing.after(&ExecutionState::Failed, t("2026-11-26T10:20:00Z"));
+        let (failing, _) = PipelineHealth::default().after(&ExecutionState::Failed, t("2026-11-26T10:02:11Z"), "e5");
+        let (failing, _) = failing.after(&ExecutionState::Failed, t("2026-11-26T10:20:00Z"), "e6");
         let success = t("2026-11-26T10:36:11Z");
-        assert_eq!(failing.restored_from(success), Some(t("2026-11-26T10:02:11Z")));
+        assert_eq!(failing.restored_from(success), Some((t("2026-11-26T10:02:11Z"), 2)));
 
-        let (restored, seconds) = failing.after(&ExecutionState::Succeeded, success);
+        let (restored, seconds) = failing.after(&ExecutionState::Succeeded, success, "e7");
         assert_eq!(seconds, Some(34 * 60));
         assert_eq!(restored.failing_since, None);
         assert_eq!(
             restored.restored_from(success),
-            Some(t("2026-11-26T10:02:11Z")),
+            Some((t("2026-11-26T10:02:11Z"), 2)),
             "a retry of the notification, after the first invocation recorded the success"
         );
-        assert_eq!(restored.after(&ExecutionState::Succeeded, success).1, None, "one restore, one time to restore");
+        assert_eq!(
+            restored.after(&ExecutionState::Succeeded, success, "e8").1,
+            None,
+            "one restore, one time to restore"
+        );
         assert_eq!(restored.restored_from(t("2026-11-26T11:00:00Z")), None, "the next success restores nothing");
 
-        let (failing_again, _) = restored.after(&ExecutionState::Failed, t("2026-11-26T12:00:00Z"));
-        assert_eq!(failing_again.restored_from(success), Some(t("2026-11-26T10:02:11Z")), "still remembered");
-        assert_eq!(failing_again.restored_from(t("2026-11-26T13:00:00Z")), Some(t("2026-11-26T12:00:00Z")));
+        let (failing_again, _) = restored.after(&ExecutionState::Failed, t("2026-11-26T12:00:00Z"), "e9");
+        assert_eq!(failing_again.restored_from(success), Some((t("2026-11-26T10:02:11Z"), 2)), "still remembered");
+        assert_eq!(failing_again.restored_from(t("2026-11-26T13:00:00Z")), Some((t("2026-11-26T12:00:00Z"), 1)));
         assert_eq!(failing_again.restored_from(t("2026-11-26T11:00:00Z")), None, "a success before the failure");
     }
 
@@ -270,8 +333,40 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(old.last_restore, None);
-        assert_eq!(old.restored_from(t("2026-11-26T10:36:11Z")), Some(t("2026-11-26T10:02:11Z")));
+        assert_eq!(old.restored_from(t("2026-11-26T10:36:11Z")), Some((t("2026-11-26T10:02:11Z"), 0)));
         let healthy = serde_json::to_value(PipelineHealth::default()).unwrap();
         assert_eq!(healthy, json!({"failing_since": null, "last_success": null}), "nothing new to write");
+    }
+
+    #[test]
+    fn failed_executions_are_counted_once_each_and_a_failure_that_continues_a_streak_says_so() {
+        let failed = ExecutionState::Failed;
+        let first = t("2026-11-26T10:02:11Z");
+        // The first failure is no streak yet; its retry neither.
+        let healthy = PipelineHealth::default();
+        assert_eq!(healthy.streak(&failed, first, "a"), None);
+        let (one, _) = healthy.after(&failed, first, "a");
+        assert_eq!(one.streak(&failed, first, "a"), None);
+        assert_eq!(one.after(&failed, first, "a").0, one, "a retried outcome is counted once");
+        // The second says it continues, read before its update and after (a retry).
+        let second = t("2026-11-26T10:20:00Z");
+        let still = Some(Streak::StillFailing { since: first, failures: 2 });
+        assert_eq!(one.streak(&failed, second, "b"), still);
+        let (two, _) = one.after(&failed, second, "b");
+        assert_eq!(two.failures, 2);
+        assert_eq!(two.streak(&failed, second, "b"), still);
+        let (three, _) = two.after(&failed, t("2026-11-26T10:30:00Z"), "c");
+        assert_eq!(three.failures, 3);
+        // The success ends it, saying how many failed, before and after it is recorded.
+        let success = t("2026-11-26T10:36:11Z");
+        let restored = Some(Streak::Restored { since: first, failures: 3 });
+        assert_eq!(three.streak(&ExecutionState::Succeeded, success, "d"), restored);
+        let (healthy, _) = three.after(&ExecutionState::Succeeded, success, "d");
+        assert_eq!((healthy.failures, healthy.last_failed.as_deref()), (0, None));
+        assert_eq!(healthy.streak(&ExecutionState::Succeeded, success, "d"), restored);
+        // A failure from before the success, delivered late, starts nothing and counts nowhere.
+        let (late, _) = healthy.after(&failed, t("2026-11-26T10:25:00Z"), "late");
+        assert_eq!((late.failures, late.failing_since), (0, None));
+        assert_eq!(late.streak(&failed, t("2026-11-26T10:25:00Z"), "late"), None);
     }
 }
