@@ -1045,7 +1045,10 @@ async fn a_success_after_a_failure_says_the_pipeline_was_restored_and_since_when
     let chat = world.aws.received(&world.chat).await;
     let doc: Value = serde_json::from_str(&chat[1].message).unwrap();
     let description = doc["content"]["description"].as_str().unwrap();
-    assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes, 1 failed execution)\n"), "{description}");
+    assert!(
+        description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes, 1 failed execution)\n"),
+        "{description}"
+    );
 }
 
 /// The template's delivery dashboard graphs what the notifier emits: every SEARCH names a
@@ -1169,5 +1172,53 @@ async fn a_pipeline_that_keeps_failing_says_so_and_its_recovery_counts_the_failu
     assert_eq!(
         second_lines[3],
         "Restored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (1 hour, 3 failed executions)"
+    );
+}
+
+/// Where the time went: each outcome lists its stages with their durations, and once the
+/// pipeline has five executions behind it, a stage much slower than its median says so.
+#[tokio::test]
+async fn the_outcome_says_where_the_time_went_and_flags_a_stage_slower_than_usual() {
+    let world = World::new().await;
+    let notifier = world.notifier(DEFAULT_NOTIFY_ON, false);
+    let succeeded = event("codepipeline-pipeline-succeeded-v2.json");
+    let pipeline = succeeded["detail"]["pipeline"].clone();
+    let at = |minutes: i64| {
+        (DateTime::parse_from_rfc3339("2026-11-20T10:00:00Z").unwrap() + chrono::Duration::minutes(minutes))
+            .to_rfc3339()
+    };
+    for n in 0..6i64 {
+        let execution = format!("8f2a1c3e-0000-4a6b-9c1d-0000000000{n:02}");
+        let start = n * 60;
+        // Build takes 2 minutes, except the sixth time: 7.
+        let build = if n == 5 { 7 } else { 2 };
+        for (i, (state, minute)) in [("STARTED", start + 1), ("SUCCEEDED", start + 1 + build)].into_iter().enumerate() {
+            let mut stage = event("codepipeline-stage-build-failed.json");
+            stage["id"] = json!(format!("stage-{n}-{i}"));
+            stage["time"] = json!(at(minute));
+            stage["region"] = succeeded["region"].clone();
+            stage["detail"]["pipeline"] = pipeline.clone();
+            stage["detail"]["execution-id"] = json!(execution);
+            stage["detail"]["state"] = json!(state);
+            notifier.handle(stage, &format!("req-stage-{n}-{i}"), now()).await.unwrap();
+        }
+        let mut done = succeeded.clone();
+        done["id"] = json!(format!("done-{n}"));
+        done["time"] = json!(at(start + 2 + build));
+        done["detail"]["execution-id"] = json!(execution);
+        done["detail"]["start-time"] = json!(at(start));
+        notifier.handle(done, &format!("req-done-{n}"), now()).await.unwrap();
+    }
+
+    let got = world.received().await;
+    assert_eq!(got.len(), 6, "{got:#?}");
+    let stages = |m: &Notification| m.message.lines().find(|l| l.starts_with("Stages:")).map(str::to_string);
+    assert_eq!(stages(&got[0]).as_deref(), Some("Stages:     Build 2m 00s"), "{}", got[0].message);
+    assert_eq!(stages(&got[4]).as_deref(), Some("Stages:     Build 2m 00s"));
+    assert_eq!(
+        stages(&got[5]).as_deref(),
+        Some("Stages:     Build 7m 00s (slow: usually 2m 00s)"),
+        "{}",
+        got[5].message
     );
 }

@@ -8,6 +8,7 @@ use crate::config::{NotifyOn, Target};
 use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
 use crate::metrics::Streak;
 use crate::timeline::{Timeline, Trigger};
+use crate::timings::Timings;
 use pipewarden_shared::events::parse_time;
 use pipewarden_shared::ledger::{self, delivery_key};
 
@@ -240,6 +241,8 @@ pub struct Report {
     /// For a pipeline's SUCCEEDED that ends a failing streak, or a FAILED that continues one: the
     /// streak (`PipelineHealth::streak`). `None` otherwise, or when the health could not be read.
     pub streak: Option<Streak>,
+    /// Where the time went: the stages and slowest actions, for a pipeline's final outcome.
+    pub timings: Timings,
 }
 
 impl Report {
@@ -361,5 +364,6 @@ pub fn report(
         failure,
         execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
         streak: None,
+        timings: Timings::default(),
     }
 }

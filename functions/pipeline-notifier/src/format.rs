@@ -14,6 +14,7 @@ use pipewarden_shared::ports::OutboundMessage;
 use crate::config::Format;
 use crate::decide::Report;
 use crate::lookups::SourceRevision;
+use crate::timings;
 
 /// At most this many source revisions are listed (a pipeline rarely has more sources).
 const MAX_REVISIONS: usize = 5;
@@ -94,6 +95,33 @@ fn trigger_line(report: &Report) -> Option<String> {
 
 /// How long a failing streak lasted, as a reader says it: `34 minutes`, `2 hours 5 minutes`,
 /// `3 days 4 hours` (the unit below the largest only).
+/// Where the time went, in one line each: `Source 12s, Build 6m 07s (usually 2m 00s), Deploy 2m 09s`
+/// and the slowest actions. Names come from the event: kept on one line.
+fn timing_lines(report: &Report) -> Option<(String, String)> {
+    let t = &report.timings;
+    if t.stages.is_empty() {
+        return None;
+    }
+    let stages = t
+        .stages
+        .iter()
+        .map(|s| match s.slow_against {
+            Some(usual) => {
+                format!("{} {} (slow: usually {})", one_line(&s.name), timings::words(s.seconds), timings::words(usual))
+            }
+            None => format!("{} {}", one_line(&s.name), timings::words(s.seconds)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let slowest = t
+        .slowest_actions
+        .iter()
+        .map(|a| format!("{} {}", one_line(&a.name), timings::words(a.seconds)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some((stages, slowest))
+}
+
 /// `, 3 failed executions`; nothing when the count is unknown (health written before counting).
 fn failed_executions(failures: u32) -> String {
     match failures {
@@ -254,6 +282,12 @@ pub fn text(report: &Report) -> String {
     if let Some(seconds) = report.duration_seconds() {
         out.push(format!("Duration:   {}", duration_words(seconds)));
     }
+    if let Some((stages, slowest)) = timing_lines(report) {
+        out.push(format!("Stages:     {stages}"));
+        if !slowest.is_empty() {
+            out.push(format!("Slowest:    {slowest}"));
+        }
+    }
     for revision in listed_revisions(report) {
         out.push(format!("Revision:   {}", revision_line(report, revision)));
     }
@@ -299,6 +333,12 @@ pub fn chat(report: &Report) -> String {
     description.push(format!("*Execution:* {}", execution.unwrap_or_else(|| chat_escape(&report.execution_id))));
     if let Some(seconds) = report.duration_seconds() {
         description.push(format!("*Duration:* {}", duration_words(seconds)));
+    }
+    if let Some((stages, slowest)) = timing_lines(report) {
+        description.push(format!("*Stages:* {}", chat_escape(&stages)));
+        if !slowest.is_empty() {
+            description.push(format!("*Slowest:* {}", chat_escape(&slowest)));
+        }
     }
     for revision in listed_revisions(report) {
         description.push(format!("*Revision:* {}", chat_revision_line(report, revision)));
@@ -418,6 +458,7 @@ mod tests {
             failure: None,
             execution_link: Some("https://console.example/execution".into()),
             streak: None,
+            timings: Default::default(),
         }
     }
 
@@ -612,6 +653,35 @@ mod tests {
         r.streak = None;
         assert!(!text(&r).contains("Restored"), "an ordinary success says nothing of it");
         assert!(!chat(&r).contains("Restored"));
+    }
+
+    #[test]
+    fn the_stages_and_slowest_actions_follow_the_duration_in_both_formats() {
+        use crate::timings::{Span, Timings};
+        let mut r = report(None, vec![]);
+        r.started_at = Some(at("2026-11-26T10:00:00Z"));
+        r.at = Some(at("2026-11-26T10:09:12Z"));
+        let span = |name: &str, seconds, slow_against| Span { name: name.into(), seconds, slow_against };
+        r.timings = Timings {
+            stages: vec![span("Source", 12, None), span("Build*", 420, Some(120))],
+            slowest_actions: vec![span("Build*/CodeBuild", 400, None)],
+        };
+        let body = text(&r);
+        let at_duration = body.lines().position(|l| l.starts_with("Duration:")).expect("a duration");
+        let lines: Vec<&str> = body.lines().skip(at_duration + 1).take(2).collect();
+        assert_eq!(
+            lines,
+            vec!["Stages:     Source 12s, Build* 7m 00s (slow: usually 2m 00s)", "Slowest:    Build*/CodeBuild 6m 40s"],
+            "{body}"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&chat(&r)).unwrap();
+        let description = doc["content"]["description"].as_str().unwrap();
+        assert!(
+            description.contains(
+                "*Stages:* Source 12s, Build\\* 7m 00s (slow: usually 2m 00s)\n*Slowest:* Build\\*/CodeBuild 6m 40s"
+            ),
+            "names escaped for chat: {description}"
+        );
     }
 
     #[test]

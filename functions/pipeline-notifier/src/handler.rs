@@ -7,6 +7,8 @@
 //! so Lambda retries and the retry sends what is missing. A claim left by an invocation that died
 //! expires after `CLAIM_TTL_SECONDS`.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 use pipewarden_shared::deadline::bounded_optional;
 use pipewarden_shared::deploy_context;
@@ -22,8 +24,9 @@ use crate::config::Config;
 use crate::decide::{self, EventDecision, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
-use crate::metrics::{outcome_document, MetricSink, PipelineHealth, Streak};
+use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
 use crate::timeline::Timeline;
+use crate::timings;
 
 /// At most this long for the deploy actions of an execution (and a quarter of the time left).
 const DEPLOY_LOOKUP_CAP: std::time::Duration = std::time::Duration::from_secs(3);
@@ -203,17 +206,24 @@ where
             return Ok(EventResult::Recorded);
         };
 
-        let (failure, revisions, streak) = if outcome.level == Level::Pipeline && outcome.state.is_final() {
+        let final_outcome = outcome.level == Level::Pipeline && outcome.state.is_final();
+        let (failure, revisions, health) = if final_outcome {
             tokio::join!(
                 self.failure(&timeline, &outcome),
                 self.source_revisions(&timeline),
-                self.streak(&timeline, &outcome, event)
+                self.health(&timeline, &outcome)
             )
         } else {
             (self.failure(&timeline, &outcome).await, Vec::new(), None)
         };
         let mut report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
-        report.streak = streak;
+        let at = pipewarden_shared::events::parse_time(event.time.as_deref());
+        report.streak =
+            health.as_ref().zip(at).and_then(|(health, at)| health.streak(&outcome.state, at, &timeline.execution_id));
+        if final_outcome {
+            let recent = health.map(|h| h.recent_stages).unwrap_or_default();
+            report.timings = timings::of(&timeline, &recent);
+        }
         // Each topic independently and at once: one that hangs does not hold the others back.
         let sends = claimed.iter().map(|target| async {
             let message = format::message(&report, target.format);
@@ -367,27 +377,25 @@ where
         Some(failure)
     }
 
-    /// For a pipeline's SUCCEEDED or FAILED: the failing streak it ends or continues (one read
-    /// of the pipeline's health, before the outcome updates it; a retry finds what it recorded). A
-    /// read that fails or hangs leaves the line out rather than the notification.
-    async fn streak(&self, timeline: &Timeline, outcome: &Outcome, event: &PipelineEvent) -> Option<Streak> {
-        if outcome.level != Level::Pipeline
-            || !matches!(outcome.state, ExecutionState::Succeeded | ExecutionState::Failed)
-        {
+    /// For a pipeline's final outcome: the pipeline's health, for the failing streak it ends or
+    /// continues and the stages' usual durations (one read, before the outcome updates it; a
+    /// retry finds what it recorded). A read that fails or hangs leaves those lines out rather
+    /// than the notification; a pipeline never seen has a healthy, empty one.
+    async fn health(&self, timeline: &Timeline, outcome: &Outcome) -> Option<PipelineHealth> {
+        if outcome.level != Level::Pipeline || !outcome.state.is_final() {
             return None;
         }
-        let at = pipewarden_shared::events::parse_time(event.time.as_deref())?;
         let key = PipelineHealth::key(&timeline.pipeline);
         let read = self.store.get(&key);
         let health = match bounded_optional("S3", "GetObject", HEALTH_LOOKUP_CAP, Box::pin(read)).await {
             Ok(Some(object)) => serde_json::from_slice::<PipelineHealth>(&object.body).map_err(|e| e.to_string()),
-            Ok(None) => return None,
+            Ok(None) => return Some(PipelineHealth::default()),
             Err(e) => Err(e.to_string()),
         };
         match health {
-            Ok(health) => health.streak(&outcome.state, at, &timeline.execution_id),
+            Ok(health) => Some(health),
             Err(e) => {
-                warn!(error = %e, "pipeline health unknown; the notification leaves out whether it ended a failing streak");
+                warn!(error = %e, "pipeline health unknown; the notification leaves out the failing streak and which stages were slow");
                 None
             }
         }
@@ -437,7 +445,8 @@ where
         let at = report.at.unwrap_or(now);
         let state = report.outcome.state.clone();
         let updated = ledger::read_modify_write(&self.store, &key, PipelineHealth::default, |health| {
-            let (next, restored) = health.after(&state, at, &timeline.execution_id);
+            let (mut next, restored) = health.after(&state, at, &timeline.execution_id);
+            next.recent_stages = timings::remember(&health.recent_stages, &timings::of(timeline, &BTreeMap::new()));
             (next != *health).then(|| {
                 *health = next;
                 restored

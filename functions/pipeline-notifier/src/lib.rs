@@ -8,6 +8,7 @@ pub mod handler;
 pub mod lookups;
 pub mod metrics;
 pub mod timeline;
+pub mod timings;
 
 use pipewarden_shared::events::codepipeline::PipelineEvent;
 use pipewarden_shared::events::eventbridge::Shape;

@@ -50,6 +50,10 @@ pub struct PipelineHealth {
     /// The last failed execution counted in `failures`: a retried outcome is counted once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failed: Option<String>,
+    /// Each stage's recent durations in seconds, oldest first (at most
+    /// [`crate::timings::RECENT`] a stage): what "much longer than usual" is judged against.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub recent_stages: std::collections::BTreeMap<String, Vec<i64>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -115,7 +119,7 @@ impl PipelineHealth {
                     None => (0, None),
                 };
                 (
-                    PipelineHealth { failing_since, last_success, last_restore, failures, last_failed },
+                    PipelineHealth { failing_since, last_success, last_restore, failures, last_failed, ..self.clone() },
                     ended.map(|since| (at - since).num_seconds()),
                 )
             }
@@ -257,6 +261,7 @@ mod tests {
             failure: None,
             execution_link: None,
             streak: None,
+            timings: Default::default(),
         }
     }
 

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 const TEXT: &str = "arn:aws:sns:us-west-2:123456789012:pipeline";
 const CHAT: &str = "arn:aws:sns:us-west-2:123456789012:chat";
-const RESTORED: &str = "Restored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes, 1 failed execution)";
+const RESTORED: &str =
+    "Restored:   the pipeline had been failing since 2026-11-21 14:21:09 UTC (34 minutes, 1 failed execution)";
 
 /// The fake bucket, whose first `hang` reads of the pipeline's health never answer.
 #[derive(Default)]
@@ -111,7 +112,10 @@ async fn the_success_after_a_failure_says_since_when_in_text_and_chat() {
     assert!(body.starts_with(&format!("Pipeline flask-web-app SUCCEEDED\n\n{RESTORED}\n")), "{body}");
     let chat: Value = serde_json::from_str(&notifier.publisher.on(CHAT)[1].message.body).unwrap();
     let description = chat["content"]["description"].as_str().unwrap();
-    assert!(description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes, 1 failed execution)\n"), "{description}");
+    assert!(
+        description.starts_with("*Restored:* failing since 2026-11-21 14:21 UTC (34 minutes, 1 failed execution)\n"),
+        "{description}"
+    );
 
     // The next success ended nothing.
     let mut next = succeeded();
