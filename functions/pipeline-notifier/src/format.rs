@@ -122,6 +122,14 @@ fn timing_lines(report: &Report) -> Option<(String, String)> {
     Some((stages, slowest))
 }
 
+/// `: 3 failed executions in a row`; nothing when they were not counted.
+fn in_a_row(failures: u32) -> String {
+    match failures {
+        0 => String::new(),
+        n => format!(": {n} failed executions in a row"),
+    }
+}
+
 /// `, 3 failed executions`; nothing when the count is unknown (health written before counting).
 fn failed_executions(failures: u32) -> String {
     match failures {
@@ -216,9 +224,10 @@ pub fn text(report: &Report) -> String {
     }
     if let Some((since, seconds, failures)) = report.still_failing() {
         out.push(format!(
-            "Failing:    since {} ({}): {failures} failed executions in a row",
+            "Failing:    since {} ({}){}",
             since.format("%Y-%m-%d %H:%M:%S UTC"),
-            streak_words(seconds)
+            streak_words(seconds),
+            in_a_row(failures)
         ));
     }
     if let Some(f) = &report.failure {
@@ -324,9 +333,10 @@ pub fn chat(report: &Report) -> String {
     }
     if let Some((since, seconds, failures)) = report.still_failing() {
         description.push(format!(
-            "*Failing:* since {} ({}): {failures} failed executions in a row",
+            "*Failing:* since {} ({}){}",
             since.format("%Y-%m-%d %H:%M UTC"),
-            streak_words(seconds)
+            streak_words(seconds),
+            in_a_row(failures)
         ));
     }
     let execution = report.execution_link.as_deref().and_then(|url| chat_link(url, &report.execution_id));
@@ -665,6 +675,7 @@ mod tests {
         r.timings = Timings {
             stages: vec![span("Source", 12, None), span("Build*", 420, Some(120))],
             slowest_actions: vec![span("Build*/CodeBuild", 400, None)],
+            succeeded: Vec::new(),
         };
         let body = text(&r);
         let at_duration = body.lines().position(|l| l.starts_with("Duration:")).expect("a duration");

@@ -222,7 +222,7 @@ where
             health.as_ref().zip(at).and_then(|(health, at)| health.streak(&outcome.state, at, &timeline.execution_id));
         if final_outcome {
             let recent = health.map(|h| h.recent_stages).unwrap_or_default();
-            report.timings = timings::of(&timeline, &recent);
+            report.timings = timings::of(&timeline, &recent, report.at);
         }
         // Each topic independently and at once: one that hangs does not hold the others back.
         let sends = claimed.iter().map(|target| async {
@@ -446,7 +446,13 @@ where
         let state = report.outcome.state.clone();
         let updated = ledger::read_modify_write(&self.store, &key, PipelineHealth::default, |health| {
             let (mut next, restored) = health.after(&state, at, &timeline.execution_id);
-            next.recent_stages = timings::remember(&health.recent_stages, &timings::of(timeline, &BTreeMap::new()));
+            // A success's stages are what "usual" means; each execution's once (a retried
+            // attempt that succeeds is a first final outcome again).
+            if state == ExecutionState::Succeeded && health.stages_of.as_deref() != Some(&timeline.execution_id) {
+                let timings = timings::of(timeline, &BTreeMap::new(), Some(at));
+                next.recent_stages = timings::remember(&health.recent_stages, &timings);
+                next.stages_of = Some(timeline.execution_id.clone());
+            }
             (next != *health).then(|| {
                 *health = next;
                 restored

@@ -44,28 +44,42 @@ pub struct PipelineHealth {
     /// this keeps what it ended. (Absent from objects written before it existed.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_restore: Option<Restore>,
-    /// Failed executions in the current streak (0 while healthy).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub failures: u32,
-    /// The last failed execution counted in `failures`: a retried outcome is counted once.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failed: Option<String>,
-    /// Each stage's recent durations in seconds, oldest first (at most
-    /// [`crate::timings::RECENT`] a stage): what "much longer than usual" is judged against.
+    /// The failed executions not yet ended by a success, oldest first: the current streak's, and
+    /// any that happened after a success delivered later (at most [`MAX_FAILED`]). Each execution
+    /// once, whatever the retries and the order of delivery.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedRun>,
+    /// The current streak began before its failures were counted (an object written before they
+    /// were, or more than [`MAX_FAILED`] of them): its count is not said.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncounted: bool,
+    /// Each stage's recent durations in seconds over successful executions, oldest first (at
+    /// most [`crate::timings::RECENT`] a stage): what "much longer than usual" is judged against.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub recent_stages: std::collections::BTreeMap<String, Vec<i64>>,
+    /// The execution whose stages were added last: an execution's stages are added once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages_of: Option<String>,
 }
 
-fn is_zero(n: &u32) -> bool {
-    *n == 0
+/// Failed executions remembered at most.
+pub const MAX_FAILED: usize = 100;
+
+/// One failed execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRun {
+    pub execution: String,
+    pub at: DateTime<Utc>,
 }
 
 /// What an outcome's notification says of the pipeline's streak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Streak {
-    /// A success that ended a failing streak: its first failure and how many executions failed.
+    /// A success that ended a failing streak: its first failure and how many executions failed
+    /// (0: not counted).
     Restored { since: DateTime<Utc>, failures: u32 },
-    /// A failure that continues a streak: its first failure, and this one's number in it (2 or more).
+    /// A failure that continues a streak: its first failure, and this one's number in it (2 or
+    /// more; 0: not counted).
     StillFailing { since: DateTime<Utc>, failures: u32 },
 }
 
@@ -76,7 +90,7 @@ pub struct Restore {
     pub at: DateTime<Utc>,
     /// The first failure of the streak it ended.
     pub failing_since: DateTime<Utc>,
-    /// The failed executions of that streak (0 in objects written before it was counted).
+    /// The failed executions of that streak (0: not counted, as in objects written before).
     #[serde(default)]
     pub failures: u32,
 }
@@ -91,40 +105,52 @@ impl PipelineHealth {
     pub fn after(&self, state: &ExecutionState, at: DateTime<Utc>, execution: &str) -> (PipelineHealth, Option<i64>) {
         match state {
             ExecutionState::Failed => {
-                if self.last_failed.as_deref() == Some(execution) {
+                let known = self.failed.iter().any(|f| f.execution == execution);
+                // A failure older than the last success, delivered late: not in any streak.
+                let before_success = self.last_success.is_some_and(|s| s > at);
+                if known || before_success {
                     return (self.clone(), None);
                 }
-                let (failing_since, counted) = match self.failing_since {
-                    Some(since) if since <= at => (Some(since), true),
-                    // A failure older than the last success, delivered late: not in any streak.
-                    _ if self.last_success.map(|s| s > at).unwrap_or(false) => (self.failing_since, false),
-                    _ => (Some(at), true),
-                };
-                let (failures, last_failed) = match counted {
-                    true => (self.failures + 1, Some(execution.to_string())),
-                    false => (self.failures, self.last_failed.clone()),
-                };
-                (PipelineHealth { failing_since, failures, last_failed, ..self.clone() }, None)
+                let mut next = self.clone();
+                next.uncounted |= self.legacy_streak();
+                next.failed.push(FailedRun { execution: execution.to_string(), at });
+                next.failed.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.execution.cmp(&b.execution)));
+                if next.failed.len() > MAX_FAILED {
+                    next.failed.remove(0);
+                    next.uncounted = true;
+                }
+                next.failing_since = Some(self.failing_since.map_or(at, |since| since.min(at)));
+                (next, None)
             }
             ExecutionState::Succeeded => {
                 let ended = self.failing_since.filter(|since| *since <= at);
-                let failing_since = self.failing_since.filter(|since| *since > at);
-                let last_success = Some(self.last_success.map_or(at, |s| s.max(at)));
-                let last_restore = ended
-                    .map(|since| Restore { at, failing_since: since, failures: self.failures })
-                    .or(self.last_restore);
-                // A failure after this success (delivered first) keeps its streak.
-                let (failures, last_failed) = match failing_since {
-                    Some(_) => (self.failures, self.last_failed.clone()),
-                    None => (0, None),
-                };
-                (
-                    PipelineHealth { failing_since, last_success, last_restore, failures, last_failed, ..self.clone() },
-                    ended.map(|since| (at - since).num_seconds()),
-                )
+                // Failures after this success (delivered before it) are the next streak.
+                let later: Vec<FailedRun> = self.failed.iter().filter(|f| f.at > at).cloned().collect();
+                let mut next = self.clone();
+                next.last_success = Some(self.last_success.map_or(at, |s| s.max(at)));
+                if let Some(since) = ended {
+                    next.last_restore = Some(Restore { at, failing_since: since, failures: self.count_until(at) });
+                    next.failing_since = later.first().map(|f| f.at);
+                    next.failed = later;
+                    next.uncounted = false;
+                }
+                (next, ended.map(|since| (at - since).num_seconds()))
             }
             _ => (self.clone(), None),
         }
+    }
+
+    /// A streak recorded before failures were counted: a first failure, none counted.
+    fn legacy_streak(&self) -> bool {
+        self.failing_since.is_some() && self.failed.is_empty()
+    }
+
+    /// The failures of the current streak up to `at` (0 when they were not counted).
+    fn count_until(&self, at: DateTime<Utc>) -> u32 {
+        if self.uncounted || self.legacy_streak() {
+            return 0;
+        }
+        self.failed.iter().filter(|f| f.at <= at).count() as u32
     }
 
     /// What execution `execution`'s outcome at `at` says of the streak: a success that ends one, or
@@ -136,25 +162,30 @@ impl PipelineHealth {
                 self.restored_from(at).map(|(since, failures)| Streak::Restored { since, failures })
             }
             ExecutionState::Failed => {
-                let since = self.failing_since?;
-                let nth = match self.last_failed.as_deref() == Some(execution) {
-                    true => self.failures,
-                    false if since <= at => self.failures + 1,
-                    false => return None,
+                if self.last_success.is_some_and(|s| s > at) {
+                    return None;
+                }
+                let since = self.failing_since.filter(|since| *since < at)?;
+                let counted = self.failed.iter().any(|f| f.execution == execution);
+                let failures = match self.count_until(at) {
+                    0 if self.uncounted || self.legacy_streak() => 0,
+                    n if counted => n,
+                    n => n + 1,
                 };
-                (nth >= 2).then_some(Streak::StillFailing { since, failures: nth })
+                (failures != 1).then_some(Streak::StillFailing { since, failures })
             }
             _ => None,
         }
     }
 
-    /// Since when the pipeline had been failing, if a success at `at` ends (or, as recorded, ended)
-    /// a failing streak: what its notification says. Read before the success updates the health,
-    /// or after (a retry), it gives the same answer.
+    /// Since when the pipeline had been failing and how many executions failed (0: not counted),
+    /// if a success at `at` ends (or, as recorded, ended) a failing streak: what its notification
+    /// says. Read before the success updates the health, or after (a retry), it gives the same
+    /// answer.
     pub fn restored_from(&self, at: DateTime<Utc>) -> Option<(DateTime<Utc>, u32)> {
-        match self.last_restore {
+        match &self.last_restore {
             Some(restore) if restore.at == at => Some((restore.failing_since, restore.failures)),
-            _ => self.failing_since.filter(|since| *since <= at).map(|since| (since, self.failures)),
+            _ => self.failing_since.filter(|since| *since <= at).map(|since| (since, self.count_until(at))),
         }
     }
 }
@@ -358,20 +389,58 @@ mod tests {
         let still = Some(Streak::StillFailing { since: first, failures: 2 });
         assert_eq!(one.streak(&failed, second, "b"), still);
         let (two, _) = one.after(&failed, second, "b");
-        assert_eq!(two.failures, 2);
         assert_eq!(two.streak(&failed, second, "b"), still);
         let (three, _) = two.after(&failed, t("2026-11-26T10:30:00Z"), "c");
-        assert_eq!(three.failures, 3);
+        // A retry of an older execution's outcome, after a newer one: its own number, not one more.
+        assert_eq!(three.streak(&failed, second, "b"), still);
+        assert_eq!(three.after(&failed, second, "b").0, three);
         // The success ends it, saying how many failed, before and after it is recorded.
         let success = t("2026-11-26T10:36:11Z");
         let restored = Some(Streak::Restored { since: first, failures: 3 });
         assert_eq!(three.streak(&ExecutionState::Succeeded, success, "d"), restored);
         let (healthy, _) = three.after(&ExecutionState::Succeeded, success, "d");
-        assert_eq!((healthy.failures, healthy.last_failed.as_deref()), (0, None));
+        assert!(healthy.failed.is_empty() && healthy.failing_since.is_none(), "{healthy:?}");
         assert_eq!(healthy.streak(&ExecutionState::Succeeded, success, "d"), restored);
         // A failure from before the success, delivered late, starts nothing and counts nowhere.
         let (late, _) = healthy.after(&failed, t("2026-11-26T10:25:00Z"), "late");
-        assert_eq!((late.failures, late.failing_since), (0, None));
+        assert_eq!(late, healthy);
         assert_eq!(late.streak(&failed, t("2026-11-26T10:25:00Z"), "late"), None);
+    }
+
+    #[test]
+    fn a_failure_delivered_before_the_earlier_success_starts_the_next_streak() {
+        let failed = ExecutionState::Failed;
+        let (h, _) = PipelineHealth::default().after(&failed, t("2026-11-26T10:00:00Z"), "a");
+        let (h, _) = h.after(&failed, t("2026-11-26T10:20:00Z"), "b");
+        // C failed at 10:40 and its event came before the success at 10:30.
+        let (h, _) = h.after(&failed, t("2026-11-26T10:40:00Z"), "c");
+        let (h, restore) = h.after(&ExecutionState::Succeeded, t("2026-11-26T10:30:00Z"), "s");
+        assert_eq!(restore, Some(30 * 60));
+        assert_eq!(h.last_restore.as_ref().map(|r| r.failures), Some(2), "A and B, not C");
+        assert_eq!(h.failing_since, Some(t("2026-11-26T10:40:00Z")), "C's streak is kept");
+        assert_eq!(h.failed.len(), 1);
+        let (h, _) = h.after(&failed, t("2026-11-26T10:50:00Z"), "d");
+        assert_eq!(
+            h.streak(&failed, t("2026-11-26T10:50:00Z"), "d"),
+            Some(Streak::StillFailing { since: t("2026-11-26T10:40:00Z"), failures: 2 })
+        );
+    }
+
+    #[test]
+    fn a_streak_begun_before_failures_were_counted_says_since_when_but_no_count() {
+        let old: PipelineHealth =
+            serde_json::from_value(json!({"failing_since": "2026-11-26T10:02:11Z", "last_success": null})).unwrap();
+        let at = t("2026-11-26T10:30:00Z");
+        assert_eq!(
+            old.streak(&ExecutionState::Failed, at, "x"),
+            Some(Streak::StillFailing { since: t("2026-11-26T10:02:11Z"), failures: 0 })
+        );
+        let (next, _) = old.after(&ExecutionState::Failed, at, "x");
+        assert!(next.uncounted);
+        assert_eq!(next.streak(&ExecutionState::Failed, at, "x"), old.streak(&ExecutionState::Failed, at, "x"));
+        let success = t("2026-11-26T11:00:00Z");
+        assert_eq!(next.restored_from(success), Some((t("2026-11-26T10:02:11Z"), 0)));
+        let (healthy, _) = next.after(&ExecutionState::Succeeded, success, "y");
+        assert!(!healthy.uncounted, "the next streak is counted");
     }
 }
