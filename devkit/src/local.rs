@@ -28,6 +28,8 @@ pub async fn prepare_subscribed(aws: &Emulator) -> (Vec<(String, String)>, Vec<(
         ("AWS_SECRET_ACCESS_KEY", "local"),
         ("AUDIT_BUCKET", BUCKET),
         ("RUST_LOG", "info"),
+        // pipeline-notifier's digest, for the scheduled event among the samples.
+        ("DIGEST_PERIOD", "weekly"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

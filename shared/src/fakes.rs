@@ -432,6 +432,14 @@ impl ObjectStore for MemoryStore {
         })
         .await
     }
+
+    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, PortError> {
+        self.latency.wait().await;
+        reach_service().await;
+        self.calls.count("ListObjectsV2");
+        let objects = lock(&self.objects);
+        Ok(objects.keys().filter(|k| k.starts_with(prefix)).take(limit).cloned().collect())
+    }
 }
 
 // ---- publisher ---------------------------------------------------------------------------------

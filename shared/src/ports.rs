@@ -128,6 +128,13 @@ pub trait ObjectStore: Send + Sync {
         content_type: &str,
         condition: WriteCondition,
     ) -> impl Future<Output = Result<PutOutcome, PortError>> + Send;
+
+    /// The keys under `prefix`, in key order, at most `limit` of them (ListObjectsV2, following
+    /// its continuation tokens). A store that cannot list says so.
+    fn list(&self, prefix: &str, limit: usize) -> impl Future<Output = Result<Vec<String>, PortError>> + Send {
+        let _ = (prefix, limit);
+        async { Err(PortError::new("S3", "ListObjectsV2", FailureKind::Rejected, "this store cannot list its keys")) }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -313,6 +313,7 @@ impl Pipelines {
                 bucket: BUCKET.to_string(),
                 notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
                 claim_ttl_seconds: 120,
+                digest: None,
             },
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),

@@ -137,6 +137,7 @@ fn notifier(
             bucket: BUCKET.to_string(),
             notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
             claim_ttl_seconds: 120,
+            digest: None,
         },
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),

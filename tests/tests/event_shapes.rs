@@ -31,6 +31,11 @@ fn every_sample_event_has_a_shape_and_parses() {
                     .try_for_each(|r| cloudwatch::parse_classic(&r.sns.message).map(drop).map_err(|e| e.to_string()))
             }),
             Shape::CodeDeployHook => parse_hook(value).map(drop).map_err(|e| e.to_string()),
+            Shape::ScheduledEvent => pipewarden_shared::events::parse_value::<
+                pipewarden_shared::events::eventbridge::EventBridgeEvent<serde_json::Value>,
+            >("EventBridge Scheduled Event", value)
+            .map(drop)
+            .map_err(|e| e.to_string()),
             Shape::Unknown => Err("no shape recognised".to_string()),
         };
         assert_eq!(result, Ok(()), "{name} ({shape:?})");

@@ -63,6 +63,7 @@ impl World {
                 bucket: BUCKET.to_string(),
                 notify_on: parse_notify_on(notify_on).unwrap(),
                 claim_ttl_seconds: 120,
+                digest: None,
             },
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
@@ -1221,4 +1222,96 @@ async fn the_outcome_says_where_the_time_went_and_flags_a_stage_slower_than_usua
         "{}",
         got[5].message
     );
+}
+
+/// The DORA digest: two weeks of executions of two pipelines sent as events, then the schedule
+/// rule's Scheduled Event; each pipeline's digest holds the README's hand-computed figures, goes
+/// to both topics once, and the event's retry sends nothing more.
+#[tokio::test]
+async fn the_weekly_digest_counts_what_the_notifier_saw_against_the_week_before() {
+    use pipeline_notifier::digest::{Period, Scope};
+    let world = World::new().await;
+    let mut notifier = world.notifier(DEFAULT_NOTIFY_ON, true);
+    notifier.config.digest = Some((Period::Weekly, Scope::EachPipeline));
+    let outcome = |pipeline: &str, execution: &str, state: &str, started: &str, ended: &str| {
+        let mut e = event(if state == "SUCCEEDED" {
+            "codepipeline-pipeline-succeeded-v2.json"
+        } else {
+            "codepipeline-pipeline-deploy-failed-v2.json"
+        });
+        e["id"] = json!(format!("{pipeline}-{execution}-{state}"));
+        e["time"] = json!(ended);
+        e["detail"]["pipeline"] = json!(pipeline);
+        e["detail"]["execution-id"] = json!(execution);
+        e["detail"]["start-time"] = json!(started);
+        e
+    };
+    let runs = [
+        // The week before the digest's (2026-11-13 08:00 to 2026-11-20 08:00).
+        ("web", "p1", "SUCCEEDED", "2026-11-16T09:55:00Z", "2026-11-16T10:00:00Z"),
+        ("web", "p2", "FAILED", "2026-11-17T09:58:20Z", "2026-11-17T10:00:00Z"),
+        ("web", "p3", "SUCCEEDED", "2026-11-18T09:51:40Z", "2026-11-18T10:00:00Z"),
+        // The digest's week, to 2026-11-27 08:00.
+        ("web", "e1", "SUCCEEDED", "2026-11-23T08:53:20Z", "2026-11-23T09:00:00Z"),
+        ("web", "e2", "FAILED", "2026-11-24T08:58:00Z", "2026-11-24T09:00:00Z"),
+        ("web", "e4", "SUCCEEDED", "2026-11-26T08:56:40Z", "2026-11-26T09:00:00Z"),
+        ("web", "e5", "FAILED", "2026-11-27T06:58:30Z", "2026-11-27T07:00:00Z"),
+        ("api", "a1", "SUCCEEDED", "2026-11-25T12:00:00Z", "2026-11-25T12:01:00Z"),
+        // After the digest's end: not counted.
+        ("web", "e6", "SUCCEEDED", "2026-11-27T08:00:00Z", "2026-11-27T08:10:00Z"),
+        // Quiet for two weeks: no digest.
+        ("old", "o1", "SUCCEEDED", "2026-10-01T08:00:00Z", "2026-10-01T08:10:00Z"),
+    ];
+    for (pipeline, execution, state, started, ended) in runs {
+        notifier.handle(outcome(pipeline, execution, state, started, ended), "req", now()).await.unwrap();
+    }
+    let before = world.received().await.len();
+    assert_eq!(before, runs.len());
+
+    let mut schedule = event("eventbridge-scheduled-event.json");
+    schedule["time"] = json!("2026-11-27T08:00:00Z");
+    let answer = notifier.handle(schedule.clone(), "req-digest", now()).await.unwrap();
+    assert_eq!(answer["sent"], json!(4), "two pipelines, two topics: {answer}");
+    // What the topic's subscriber received since (each read takes what arrived).
+    let got = world.received().await;
+    let digests: Vec<&Notification> = got.iter().collect();
+    assert_eq!(digests.len(), 2, "{digests:#?}");
+    let web = digests.iter().find(|m| m.attributes.get("pipeline").map(String::as_str) == Some("web")).unwrap();
+    assert_eq!(web.subject.as_deref(), Some("[DIGEST] web: weekly delivery to 2026-11-27"));
+    assert_eq!(web.attributes["state"], "DIGEST");
+    let lines: Vec<&str> = web.message.lines().collect();
+    assert_eq!(lines[0], "Delivery of web, the week to 2026-11-27 08:00 UTC (the week before in brackets)");
+    assert_eq!(
+        lines[2..10],
+        [
+            "Executions:           4 (3, up 1)",
+            "Success rate:         50% (67%, down 17 points)",
+            "Duration (median):    5m 00s (6m 40s, down 1m 40s)",
+            "Duration (p90):       6m 20s (8m 00s, down 1m 40s)",
+            "Deployments:          2 (2, no change), 0.3 a day",
+            "Lead time (median):   - (-, no trend)",
+            "Change failure rate:  50% (33%, up 17 points)",
+            "Time to restore:      48h 00m (24h 00m, up 24h 00m)",
+        ],
+        "{}",
+        web.message
+    );
+    let api = digests.iter().find(|m| m.attributes.get("pipeline").map(String::as_str) == Some("api")).unwrap();
+    assert!(api.message.contains("Executions:           1 (0, up 1)"), "{}", api.message);
+
+    // The chat topic got the same digests as custom notifications.
+    let chat = world.aws.received(&world.chat).await;
+    let chat_digests: Vec<Value> = chat
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(&m.message).ok())
+        .filter(|v| v["metadata"]["eventType"] == "Pipewarden Delivery Digest")
+        .collect();
+    assert_eq!(chat_digests.len(), 2);
+    let description = chat_digests.iter().map(|v| v["content"]["description"].as_str().unwrap()).collect::<String>();
+    assert!(description.contains("*Success rate:* 50% (67%, down 17 points)"), "{description}");
+
+    // EventBridge delivers the same event again: nothing more is sent.
+    let again = notifier.handle(schedule, "req-digest-retry", now()).await.unwrap();
+    assert_eq!(again["sent"], json!(0), "{again}");
+    assert_eq!(world.received().await.len(), 0);
 }

@@ -1,5 +1,6 @@
 //! pipeline-notifier's configuration, read once per cold start.
 
+use crate::digest::{Period, Scope};
 use pipewarden_shared::config::{ConfigError, Vars};
 use pipewarden_shared::events::codepipeline::{ExecutionState, Level};
 
@@ -25,6 +26,8 @@ pub struct Config {
     pub notify_on: Vec<NotifyOn>,
     /// How long another invocation's claim on a notification holds before we may send in its place.
     pub claim_ttl_seconds: i64,
+    /// The DORA digest a scheduled event sends, if any (`DIGEST_PERIOD`, `DIGEST_SCOPE`).
+    pub digest: Option<(Period, Scope)>,
 }
 
 impl Config {
@@ -36,6 +39,15 @@ impl Config {
             bucket: vars.required("AUDIT_BUCKET")?,
             notify_on: parse_notify_on(&notify_text).map_err(|problem| ConfigError::new("NOTIFY_ON", problem))?,
             claim_ttl_seconds: pipewarden_shared::ledger::claim_ttl(vars)?.num_seconds(),
+            digest: match vars.optional("DIGEST_PERIOD") {
+                None => None,
+                Some(text) if text.eq_ignore_ascii_case("off") => None,
+                Some(text) => Some((
+                    Period::parse(&text).map_err(|p| ConfigError::new("DIGEST_PERIOD", p))?,
+                    Scope::parse(&vars.optional("DIGEST_SCOPE").unwrap_or_else(|| "each".into()))
+                        .map_err(|p| ConfigError::new("DIGEST_SCOPE", p))?,
+                )),
+            },
         })
     }
 
@@ -102,6 +114,24 @@ mod tests {
         assert_eq!(config.notify_on.len(), 4);
         assert!(config.notify_on.contains(&NotifyOn::State(Level::Pipeline, ExecutionState::Superseded)));
         assert_eq!(config.targets().len(), 1);
+        assert_eq!(config.digest, None);
+    }
+
+    #[test]
+    fn the_digest_is_configured_or_off() {
+        let with = |period: &'static str, scope: &'static str| {
+            Config::from_vars(&HashMap::from([
+                ("PIPELINE_TOPIC_ARN", "arn:aws:sns:us-east-1:1:t"),
+                ("AUDIT_BUCKET", "b"),
+                ("DIGEST_PERIOD", period),
+                ("DIGEST_SCOPE", scope),
+            ]))
+        };
+        assert_eq!(with("weekly", "").unwrap().digest, Some((Period::Weekly, Scope::EachPipeline)));
+        assert_eq!(with("daily", "all").unwrap().digest, Some((Period::Daily, Scope::AllPipelines)));
+        assert_eq!(with("off", "all").unwrap().digest, None);
+        assert_eq!(with("monthly", "").unwrap_err().variable, "DIGEST_PERIOD");
+        assert_eq!(with("daily", "some").unwrap_err().variable, "DIGEST_SCOPE");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use pipewarden_shared::ports::OutboundMessage;
 
 use crate::config::Format;
 use crate::decide::Report;
+use crate::digest::Digest;
 use crate::lookups::SourceRevision;
 use crate::timings;
 
@@ -413,6 +414,140 @@ pub fn chat(report: &Report) -> String {
         .into(),
     }
     .to_json()
+}
+
+/// The digest's message: plain text for email, or the chat notification.
+pub fn digest_message(d: &Digest, format: Format) -> OutboundMessage {
+    let name: String =
+        d.pipeline.as_deref().map(|p| one_line(p).into_owned()).unwrap_or_else(|| "all pipelines".into());
+    let subject =
+        ascii_subject(&format!("[DIGEST] {name}: {} delivery to {}", d.period.as_str(), d.to.format("%Y-%m-%d")));
+    let lines = digest_lines(d);
+    let attributes = BTreeMap::from([
+        ("pipeline".to_string(), d.pipeline.clone().unwrap_or_else(|| "*".into())),
+        ("state".to_string(), "DIGEST".to_string()),
+        ("severity".to_string(), "info".to_string()),
+        ("level".to_string(), "digest".to_string()),
+        ("source".to_string(), "pipewarden.pipeline-notifier".to_string()),
+    ]);
+    let heading = format!(
+        "Delivery of {name}, the {} to {} (the {} before in brackets)",
+        d.period.noun(),
+        d.to.format("%Y-%m-%d %H:%M UTC"),
+        d.period.noun()
+    );
+    match format {
+        Format::Text => {
+            let mut out = vec![heading, String::new()];
+            out.extend(lines.iter().map(|(label, value)| format!("{:<22}{value}", format!("{label}:"))));
+            out.extend(digest_notes(d));
+            OutboundMessage { subject: Some(subject), body: out.join("\n") + "\n", attributes }
+        }
+        Format::Chat => {
+            let mut description: Vec<String> =
+                lines.iter().map(|(label, value)| format!("*{label}:* {}", chat_escape(value))).collect();
+            description.extend(digest_notes(d).iter().map(|n| chat_escape(n)));
+            let body = ChatNotification {
+                id: format!(
+                    "digest:{}:{}:{}",
+                    d.period.as_str(),
+                    d.pipeline.as_deref().unwrap_or("*"),
+                    d.to.timestamp()
+                ),
+                title: format!(":bar_chart: {} {} delivery", chat_escape(&name), d.period.as_str()),
+                description,
+                next_steps: Vec::new(),
+                keywords: vec![name.clone(), "DORA".to_string(), d.period.as_str().to_string()],
+                thread_id: format!("digest/{}/{}", d.period.as_str(), d.pipeline.as_deref().unwrap_or("*")),
+                summary: subject,
+                event_type: "Pipewarden Delivery Digest",
+                related_resources: Vec::new(),
+                additional_context: [("period".to_string(), d.period.as_str().to_string())].into(),
+            }
+            .to_json();
+            OutboundMessage { subject: None, body, attributes }
+        }
+    }
+}
+
+/// Each figure with the period before: `12 (8, up 4)`.
+fn digest_lines(d: &Digest) -> Vec<(&'static str, String)> {
+    let (c, p) = (&d.current, &d.previous);
+    let count = |now: usize, before: usize| {
+        format!("{now} ({before}, {})", change(now as f64 - before as f64, |x| format!("{x:.0}")))
+    };
+    let rate = |now: Option<f64>, before: Option<f64>| {
+        let pct = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
+        let trend = match (now, before) {
+            (Some(n), Some(b)) => change((n - b) * 100.0, |x| format!("{x:.0} points")),
+            _ => "no trend".to_string(),
+        };
+        format!("{} ({}, {trend})", pct(now), pct(before))
+    };
+    let time = |now: Option<f64>, before: Option<f64>| {
+        let words = |s: Option<f64>| s.map_or("-".to_string(), |s| timings::words(s.round() as i64));
+        let trend = match (now, before) {
+            (Some(n), Some(b)) => change(n - b, |x| timings::words(x.round() as i64)),
+            _ => "no trend".to_string(),
+        };
+        format!("{} ({}, {trend})", words(now), words(before),)
+    };
+    let mut lines = vec![
+        ("Executions", count(c.executions, p.executions)),
+        ("Success rate", rate(c.success_rate, p.success_rate)),
+        ("Duration (median)", time(c.median_seconds, p.median_seconds)),
+        ("Duration (p90)", time(c.p90_seconds, p.p90_seconds)),
+        (
+            "Deployments",
+            format!(
+                "{} ({}, {}), {:.1} a day",
+                c.deployments,
+                p.deployments,
+                change(c.deployments as f64 - p.deployments as f64, |x| format!("{x:.0}")),
+                c.deployments_per_day
+            ),
+        ),
+        ("Lead time (median)", time(c.median_lead_seconds, p.median_lead_seconds)),
+        ("Change failure rate", rate(c.change_failure_rate, p.change_failure_rate)),
+        ("Time to restore", time(c.median_restore_seconds, p.median_restore_seconds)),
+    ];
+    if d.pipeline.is_none() {
+        for (name, f) in &d.pipelines {
+            let rate = f.success_rate.map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
+            lines.push(("Pipeline", format!("{}: {} executions, {rate} succeeded", one_line(name), f.executions)));
+        }
+    }
+    lines
+}
+
+fn digest_notes(d: &Digest) -> Vec<String> {
+    let mut notes = Vec::new();
+    if d.current.executions == 0 && d.previous.executions == 0 {
+        notes.push(format!("No execution ended in either {}.", d.period.noun()));
+    }
+    if d.partial {
+        notes.push(format!(
+            "Counted over the latest {} runs kept: the {} before is not complete.",
+            crate::metrics::MAX_RUNS,
+            d.period.noun()
+        ));
+    }
+    if !notes.is_empty() {
+        notes.insert(0, String::new());
+    }
+    notes
+}
+
+/// `up 4`, `down 2 points`, `no change`.
+fn change(delta: f64, show: impl Fn(f64) -> String) -> String {
+    let shown = show(delta.abs());
+    if delta.abs() < 1e-9 || shown == show(0.0) {
+        "no change".to_string()
+    } else if delta > 0.0 {
+        format!("up {shown}")
+    } else {
+        format!("down {shown}")
+    }
 }
 
 /// String attributes subscribers can filter on.

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::decide::{self, EventDecision, FailureReport, Outcome};
 use crate::format;
 use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
-use crate::metrics::{outcome_document, MetricSink, PipelineHealth};
+use crate::metrics::{lead_time_seconds, outcome_document, MetricSink, PipelineHealth, Run};
 use crate::timeline::Timeline;
 use crate::timings;
 
@@ -49,6 +49,8 @@ pub struct Notifier<P, S, H, D, R, M> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifierError {
+    #[error("{period} digest to {to}: {problem}")]
+    Digest { period: &'static str, to: String, problem: String, retryable: bool },
     #[error("timeline of pipeline {pipeline} execution {execution_id}: {source}")]
     Ledger { pipeline: String, execution_id: String, source: LedgerError },
     #[error("notification {outcome} of pipeline {pipeline} execution {execution_id} not delivered to: {failed}")]
@@ -68,6 +70,7 @@ impl NotifierError {
         match self {
             NotifierError::Ledger { source: LedgerError::Corrupt { .. }, .. } => Retry::Useless,
             NotifierError::Delivery { retryable: false, .. } => Retry::Useless,
+            NotifierError::Digest { retryable: false, .. } => Retry::Useless,
             _ => Retry::Helps,
         }
     }
@@ -101,7 +104,11 @@ where
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Value, NotifierError> {
-        let events = match crate::read_events(payload) {
+        let (shape, sns) = payload.classify();
+        if shape == pipewarden_shared::events::eventbridge::Shape::ScheduledEvent {
+            return self.scheduled(payload, token, now).await;
+        }
+        let events = match crate::events_of(payload, shape, sns) {
             Ok(events) => events,
             Err(e) => {
                 error!(error = %e, event = %e.event, field = %e.field, "bad event acknowledged without retry");
@@ -446,6 +453,15 @@ where
         let state = report.outcome.state.clone();
         let updated = ledger::read_modify_write(&self.store, &key, PipelineHealth::default, |health| {
             let (mut next, restored) = health.after(&state, at, &timeline.execution_id);
+            next.runs = health.with_run(Run {
+                execution: timeline.execution_id.clone(),
+                attempt: report.outcome.attempt,
+                state: state.as_str().to_string(),
+                ended: at,
+                seconds: report.duration_seconds(),
+                lead: lead_time_seconds(report),
+                restore: restored,
+            });
             // A success's stages are what "usual" means; each execution's once (a retried
             // attempt that succeeds is a first final outcome again).
             if state == ExecutionState::Succeeded && health.stages_of.as_deref() != Some(&timeline.execution_id) {

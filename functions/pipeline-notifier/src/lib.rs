@@ -3,6 +3,8 @@
 
 pub mod config;
 pub mod decide;
+pub mod digest;
+pub mod digest_run;
 pub mod format;
 pub mod handler;
 pub mod lookups;
@@ -19,6 +21,15 @@ use pipewarden_shared::events::{Document, EventError};
 /// notification, or SNS records wrapping CodeStar notifications.
 pub fn read_events(payload: impl Document) -> Result<Vec<PipelineEvent>, EventError> {
     let (shape, sns) = payload.classify();
+    events_of(payload, shape, sns)
+}
+
+/// [`read_events`] of a payload already classified.
+pub fn events_of(
+    payload: impl Document,
+    shape: Shape,
+    sns: Option<pipewarden_shared::events::sns::SnsEvent>,
+) -> Result<Vec<PipelineEvent>, EventError> {
     match shape {
         Shape::CodePipelineEvent => Ok(vec![PipelineEvent::from_eventbridge(payload)?]),
         Shape::CodePipelineNotification => Ok(vec![PipelineEvent::from_notification(payload)?]),

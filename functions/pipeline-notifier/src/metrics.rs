@@ -60,6 +60,64 @@ pub struct PipelineHealth {
     /// The execution whose stages were added last: an execution's stages are added once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages_of: Option<String>,
+    /// Each ended attempt of the last [`RUNS_KEPT_DAYS`] days (at most [`MAX_RUNS`]), oldest first:
+    /// what the digest counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<Run>,
+}
+
+/// Ended attempts kept at most (about 100 bytes each): a pipeline that runs more than this in
+/// [`RUNS_KEPT_DAYS`] days has its digest counted over its latest runs only, and says so.
+pub const MAX_RUNS: usize = 1000;
+/// How far back runs are kept: a weekly digest compares two weeks.
+pub const RUNS_KEPT_DAYS: i64 = 15;
+
+/// One ended attempt of an execution, as the digest counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub execution: String,
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u64,
+    /// `SUCCEEDED`, `FAILED`, `STOPPED` or `SUPERSEDED`.
+    pub state: String,
+    pub ended: DateTime<Utc>,
+    /// Start to end, where the start is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<i64>,
+    /// Lead time for changes of a success, where the commit's time is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<i64>,
+    /// Time to restore, for the success that ended a failing streak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<i64>,
+}
+
+fn first_attempt() -> u64 {
+    1
+}
+
+fn is_first_attempt(attempt: &u64) -> bool {
+    *attempt == 1
+}
+
+impl PipelineHealth {
+    /// The runs with `run` added (once per attempt: a retried delivery adds nothing), those older
+    /// than [`RUNS_KEPT_DAYS`] before the newest dropped, at most [`MAX_RUNS`] kept.
+    pub fn with_run(&self, run: Run) -> Vec<Run> {
+        let mut runs = self.runs.clone();
+        if runs.iter().any(|r| r.execution == run.execution && r.attempt == run.attempt) {
+            return runs;
+        }
+        runs.push(run);
+        runs.sort_by(|a, b| a.ended.cmp(&b.ended).then_with(|| a.execution.cmp(&b.execution)));
+        if let Some(newest) = runs.last().map(|r| r.ended) {
+            let horizon = newest - chrono::Duration::days(RUNS_KEPT_DAYS);
+            runs.retain(|r| r.ended >= horizon);
+        }
+        let excess = runs.len().saturating_sub(MAX_RUNS);
+        runs.drain(..excess);
+        runs
+    }
 }
 
 /// Failed executions remembered at most.

@@ -59,6 +59,7 @@ fn notifier() -> Notifier<MemoryPublisher, Store, NoLookups, NoLookups, NoLookup
             bucket: "audit".into(),
             notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
             claim_ttl_seconds: 120,
+            digest: None,
         },
         publisher: MemoryPublisher::new(),
         store: Store::default(),

@@ -349,6 +349,7 @@ impl World {
                 bucket: "audit".into(),
                 notify_on: parse_notify_on(scenario.notify_on).expect("NOTIFY_ON"),
                 claim_ttl_seconds: CLAIM_TTL_SECONDS,
+                digest: None,
             },
             publisher: Sns::default(),
             store: Store::default(),

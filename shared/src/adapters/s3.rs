@@ -35,6 +35,25 @@ impl ObjectStore for S3ObjectStore {
     ) -> Result<PutOutcome, PortError> {
         bounded("S3", "PutObject", self.put_object(key, body, content_type, condition)).await
     }
+
+    async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, PortError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page =
+                self.client.list_objects_v2().bucket(&self.bucket).prefix(prefix).set_continuation_token(token.take());
+            let output = bounded("S3", "ListObjectsV2", async {
+                page.send().await.map_err(|e| classify("S3", "ListObjectsV2", &e))
+            })
+            .await?;
+            keys.extend(output.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            token = output.next_continuation_token().map(str::to_string);
+            if keys.len() >= limit || token.is_none() || output.is_truncated() != Some(true) {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+        }
+    }
 }
 
 impl S3ObjectStore {

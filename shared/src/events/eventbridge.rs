@@ -43,6 +43,8 @@ pub enum Shape {
     SnsPipelineNotifications,
     /// CodeDeploy lifecycle hook invocation `{DeploymentId, LifecycleEventHookExecutionId}`.
     CodeDeployHook,
+    /// EventBridge `Scheduled Event` from `aws.events` (a schedule rule: pipeline-notifier's digest).
+    ScheduledEvent,
     Unknown,
 }
 
@@ -180,15 +182,19 @@ impl Shape {
         if source == "aws.cloudwatch" && detail_type.starts_with("CloudWatch Alarm") {
             return Shape::AlarmStateChange;
         }
+        if source == "aws.events" && detail_type == "Scheduled Event" {
+            return Shape::ScheduledEvent;
+        }
         Shape::Unknown
     }
 
     /// The function that handles this shape, if any.
     pub fn function(self) -> Option<&'static str> {
         match self {
-            Shape::CodePipelineEvent | Shape::CodePipelineNotification | Shape::SnsPipelineNotifications => {
-                Some("pipeline-notifier")
-            }
+            Shape::CodePipelineEvent
+            | Shape::CodePipelineNotification
+            | Shape::SnsPipelineNotifications
+            | Shape::ScheduledEvent => Some("pipeline-notifier"),
             Shape::AlarmStateChange | Shape::AlarmLambdaAction | Shape::SnsAlarmMessages => Some("alarm-fanout"),
             Shape::CodeDeployHook => Some("deploy-validator"),
             Shape::Unknown => None,
