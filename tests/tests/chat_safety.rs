@@ -314,6 +314,7 @@ impl Pipelines {
                 notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
                 claim_ttl_seconds: 120,
                 digest: None,
+                approvals: Default::default(),
             },
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),

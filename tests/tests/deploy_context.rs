@@ -138,6 +138,7 @@ fn notifier(
             notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
             claim_ttl_seconds: 120,
             digest: None,
+            approvals: Default::default(),
         },
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),

@@ -64,6 +64,7 @@ impl World {
                 notify_on: parse_notify_on(notify_on).unwrap(),
                 claim_ttl_seconds: 120,
                 digest: None,
+                approvals: Default::default(),
             },
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
@@ -1314,4 +1315,139 @@ async fn the_weekly_digest_counts_what_the_notifier_saw_against_the_week_before(
     let again = notifier.handle(schedule, "req-digest-retry", now()).await.unwrap();
     assert_eq!(again["sent"], json!(0), "{again}");
     assert_eq!(world.received().await.len(), 0);
+}
+
+/// Approvals from chat: the waiting approval names the stage and action, what it asks (the
+/// action's CustomData), what to review (ExternalEntityLink) and who can approve; in chat it
+/// carries each button's PutApprovalResult input (with the token GetPipelineState gives). The
+/// result says who decided and the comment, as CodePipeline's action history reports them; every
+/// message of the execution shares its chat thread.
+#[tokio::test]
+async fn an_approval_names_what_to_review_and_who_decided_and_chat_can_answer_it() {
+    const EXECUTION: &str = "7a7a7a7a-5555-4c4c-8d8d-1e1e1e1e1e1e";
+    const TOKEN: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
+    let world = World::new().await;
+    let mut notifier = world.notifier("approval,approval-result,pipeline:FAILED", true);
+    notifier.config.approvals.approvers = Some("release managers (role ReleaseManager)".into());
+    notifier.config.approvals.chat_actions = true;
+    let detail = |status: &str, by: Option<&str>, comment: Option<&str>| {
+        let mut d = json!({
+            "pipelineExecutionId": EXECUTION, "stageName": "Approve", "actionName": "ProductionApproval",
+            "status": status, "startTime": 1795860000,
+            "input": {
+                "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
+                "configuration": {
+                    "CustomData": "Release 2.4 to production: check the canary dashboard first",
+                    "ExternalEntityLink": "https://grafana.example.com/d/canary"
+                }
+            }
+        });
+        if let Some(by) = by {
+            d["updatedBy"] = json!(by);
+        }
+        if let Some(comment) = comment {
+            d["output"] = json!({"executionResult": {"externalExecutionSummary": comment}});
+        }
+        d
+    };
+    world
+        .aws
+        .control_post(
+            "action-executions",
+            json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [detail("InProgress", None, None)]}),
+        )
+        .await;
+    world
+        .aws
+        .control_post(
+            "pipeline-state",
+            json!({"pipelineName": "flask-web-app", "stageStates": [{"stageName": "Approve", "actionStates": [{
+                "actionName": "ProductionApproval",
+                "latestExecution": {"status": "InProgress", "token": TOKEN, "actionExecutionId": "ae-1"}
+            }]}]}),
+        )
+        .await;
+    notifier.handle(event("codepipeline-action-approval-waiting.json"), "req-1", now()).await.unwrap();
+    let waiting = world.received().await;
+    assert_eq!(waiting.len(), 1, "{waiting:#?}");
+    let lines: Vec<&str> = waiting[0].message.lines().collect();
+    assert_eq!(
+        lines[2..7],
+        [
+            "Approval:   stage Approve, action ProductionApproval: waiting for review",
+            "Summary:    Release 2.4 to production: check the canary dashboard first",
+            "Review:     https://grafana.example.com/d/canary",
+            "Approvers:  release managers (role ReleaseManager)",
+            "",
+        ],
+        "{}",
+        waiting[0].message
+    );
+    assert!(!waiting[0].message.contains(TOKEN), "the token is for the buttons only");
+    let chat: Vec<Value> =
+        world.aws.received(&world.chat).await.iter().map(|m| serde_json::from_str(&m.message).unwrap()).collect();
+    assert_eq!(chat.len(), 1);
+    let context = &chat[0]["metadata"]["additionalContext"];
+    let approve: Value = serde_json::from_str(context["approve"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        approve,
+        json!({"pipelineName": "flask-web-app", "stageName": "Approve", "actionName": "ProductionApproval",
+               "result": {"summary": "Approved-from-chat", "status": "Approved"}, "token": TOKEN})
+    );
+    assert!(!context["approve"].as_str().unwrap().contains(' '), "one word on the command line");
+    assert_eq!(
+        serde_json::from_str::<Value>(context["reject"].as_str().unwrap()).unwrap()["result"]["status"],
+        "Rejected"
+    );
+    assert_eq!(chat[0]["metadata"]["enableCustomActions"], true);
+    let description = chat[0]["content"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("*Approvers:* release managers \\(role ReleaseManager\\)")
+            || description.contains("*Approvers:* release managers (role ReleaseManager)"),
+        "{description}"
+    );
+    assert!(chat[0]["content"]["nextSteps"][0].as_str().unwrap().contains("https://grafana.example.com/d/canary"));
+
+    // Bob rejects it; the action's FAILED and then the pipeline's.
+    world
+        .aws
+        .control_post(
+            "action-executions",
+            json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [detail(
+                "Failed", Some("arn:aws:iam::123456789012:user/Bob"), Some("The canary's p99 is too high")
+            )]}),
+        )
+        .await;
+    let mut rejected = event("codepipeline-action-approval-waiting.json");
+    rejected["id"] = json!("approval-rejected");
+    rejected["time"] = json!("2026-11-22T10:20:00Z");
+    rejected["detail"]["state"] = json!("FAILED");
+    notifier.handle(rejected, "req-2", now()).await.unwrap();
+    let got = world.received().await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(got[0].subject.as_deref(), Some("[APPROVAL] flask-web-app: rejected at Approve/ProductionApproval"));
+    assert_eq!(got[0].attributes["state"], "APPROVAL_REJECTED");
+    let lines: Vec<&str> = got[0].message.lines().collect();
+    assert_eq!(
+        lines[2..5],
+        [
+            "Rejected:   stage Approve, action ProductionApproval",
+            "By:         Bob (arn:aws:iam::123456789012:user/Bob)",
+            "Comment:    The canary's p99 is too high",
+        ],
+        "{}",
+        got[0].message
+    );
+    assert!(!got[0].message.contains("Failed:"), "a rejection is no failure to explain");
+    let mut failed = event("codepipeline-pipeline-deploy-failed-v2.json");
+    failed["detail"]["pipeline"] = json!("flask-web-app");
+    failed["detail"]["execution-id"] = json!(EXECUTION);
+    notifier.handle(failed, "req-3", now()).await.unwrap();
+    let chat: Vec<Value> =
+        world.aws.received(&world.chat).await.iter().map(|m| serde_json::from_str(&m.message).unwrap()).collect();
+    assert_eq!(chat.len(), 2, "the rejection and the pipeline's failure");
+    for message in &chat {
+        assert_eq!(message["metadata"]["threadId"], format!("flask-web-app/{EXECUTION}"), "one thread per execution");
+        assert!(message["metadata"]["additionalContext"].get("approve").is_none(), "no buttons once decided");
+    }
 }

@@ -166,6 +166,7 @@ fn notifier(
             notify_on: parse_notify_on("pipeline:FAILED,pipeline:SUCCEEDED").unwrap(),
             claim_ttl_seconds: 120,
             digest: None,
+            approvals: Default::default(),
         },
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),

@@ -11,6 +11,18 @@ pub enum NotifyOn {
     State(Level, ExecutionState),
     /// A manual approval action waiting for someone.
     Approval,
+    /// A manual approval approved or rejected (who, and the comment).
+    ApprovalResult,
+}
+
+/// What approval notifications add.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Approvals {
+    /// Who can approve, in the deployer's words (`APPROVERS`).
+    pub approvers: Option<String>,
+    /// Whether chat notifications of a waiting approval carry what the Approve and Reject custom
+    /// actions run (`CHAT_APPROVAL_ACTIONS`).
+    pub chat_actions: bool,
 }
 
 pub const DEFAULT_NOTIFY_ON: &str = "pipeline:SUCCEEDED,pipeline:FAILED,pipeline:STOPPED,pipeline:SUPERSEDED";
@@ -28,6 +40,7 @@ pub struct Config {
     pub claim_ttl_seconds: i64,
     /// The DORA digest a scheduled event sends, if any (`DIGEST_PERIOD`, `DIGEST_SCOPE`).
     pub digest: Option<(Period, Scope)>,
+    pub approvals: Approvals,
 }
 
 impl Config {
@@ -39,6 +52,10 @@ impl Config {
             bucket: vars.required("AUDIT_BUCKET")?,
             notify_on: parse_notify_on(&notify_text).map_err(|problem| ConfigError::new("NOTIFY_ON", problem))?,
             claim_ttl_seconds: pipewarden_shared::ledger::claim_ttl(vars)?.num_seconds(),
+            approvals: Approvals {
+                approvers: vars.optional("APPROVERS"),
+                chat_actions: vars.parsed_or("CHAT_APPROVAL_ACTIONS", false)?,
+            },
             digest: match vars.optional("DIGEST_PERIOD") {
                 None => None,
                 Some(text) if text.eq_ignore_ascii_case("off") => None,
@@ -81,9 +98,13 @@ pub fn parse_notify_on(text: &str) -> Result<Vec<NotifyOn>, String> {
             rules.push(NotifyOn::Approval);
             continue;
         }
-        let (level, state) = item
-            .split_once(':')
-            .ok_or_else(|| format!("{item:?} is not LEVEL:STATE (for example pipeline:FAILED) or approval"))?;
+        if item.eq_ignore_ascii_case("approval-result") {
+            rules.push(NotifyOn::ApprovalResult);
+            continue;
+        }
+        let (level, state) = item.split_once(':').ok_or_else(|| {
+            format!("{item:?} is not LEVEL:STATE (for example pipeline:FAILED), approval or approval-result")
+        })?;
         let level = match level.trim().to_ascii_lowercase().as_str() {
             "pipeline" => Level::Pipeline,
             "stage" => Level::Stage,

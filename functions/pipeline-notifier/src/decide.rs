@@ -5,7 +5,7 @@ use pipewarden_shared::events::codepipeline::{ExecutionState, Level, PipelineEve
 use pipewarden_shared::links;
 
 use crate::config::{NotifyOn, Target};
-use crate::lookups::{FailedActionDetail, LifecycleFailure, SourceRevision};
+use crate::lookups::{ApprovalDetail, FailedActionDetail, LifecycleFailure, SourceRevision};
 use crate::metrics::Streak;
 use crate::timeline::{Timeline, Trigger};
 use crate::timings::Timings;
@@ -118,13 +118,11 @@ pub fn supersede_overtaken(
     // (a send that failed everywhere leaves no delivery behind), and those with a delivery.
     let suffix = format!(":attempt-{attempt}");
     let notified = timeline.entries.iter().filter(|e| e.attempt == attempt && !is_final_entry(e)).filter_map(|e| {
-        let approval = e.level == Level::Action
-            && e.state() == ExecutionState::Started
-            && e.category.as_deref() == Some("Approval")
-            && rules.contains(&NotifyOn::Approval);
+        let approval = approval_outcome(e.level, &e.state(), e.category.as_deref() == Some("Approval"), rules);
         let by_state = rules.contains(&NotifyOn::State(e.level, e.state()));
-        let what = if approval { "APPROVAL_WAITING" } else { e.state.as_str() };
-        (approval || by_state).then(|| outcome_key(e.level, e.stage.as_deref(), e.action.as_deref(), what, attempt))
+        let what = approval.unwrap_or(e.state.as_str());
+        (approval.is_some() || by_state)
+            .then(|| outcome_key(e.level, e.stage.as_deref(), e.action.as_deref(), what, attempt))
     });
     let delivered = timeline
         .deliveries
@@ -158,7 +156,9 @@ pub fn supersede_overtaken(
 pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timeline) -> Option<Outcome> {
     let d = &event.detail;
     let attempt = event.attempt();
-    let approval = event.is_approval_waiting() && rules.contains(&NotifyOn::Approval);
+    let manual_approval = d.action_type.as_ref().is_some_and(|t| t.is_manual_approval());
+    let approval_what = approval_outcome(event.level, &d.state, manual_approval, rules);
+    let approval = approval_what.is_some();
     let by_state = rules.contains(&NotifyOn::State(event.level, d.state.clone()));
     if !approval && !by_state {
         return None;
@@ -167,7 +167,7 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
     if !is_final && timeline.final_state(attempt).is_some() {
         return None;
     }
-    let what = if approval { "APPROVAL_WAITING" } else { d.state.as_str() };
+    let what = approval_what.unwrap_or(d.state.as_str());
     Some(Outcome {
         key: outcome_key(event.level, d.stage.as_deref(), d.action.as_deref(), what, attempt),
         level: event.level,
@@ -177,6 +177,25 @@ pub fn outcome_for(event: &PipelineEvent, rules: &[NotifyOn], timeline: &Timelin
         approval,
         attempt,
     })
+}
+
+/// What a manual approval action's event announces, when the rules ask for it: waiting
+/// (STARTED, rule `approval`), approved (SUCCEEDED) or rejected (FAILED, rule `approval-result`).
+fn approval_outcome(
+    level: Level,
+    state: &ExecutionState,
+    manual_approval: bool,
+    rules: &[NotifyOn],
+) -> Option<&'static str> {
+    if level != Level::Action || !manual_approval {
+        return None;
+    }
+    match state {
+        ExecutionState::Started if rules.contains(&NotifyOn::Approval) => Some("APPROVAL_WAITING"),
+        ExecutionState::Succeeded if rules.contains(&NotifyOn::ApprovalResult) => Some("APPROVAL_APPROVED"),
+        ExecutionState::Failed if rules.contains(&NotifyOn::ApprovalResult) => Some("APPROVAL_REJECTED"),
+        _ => None,
+    }
 }
 
 fn is_final_entry(entry: &crate::timeline::Entry) -> bool {
@@ -243,6 +262,8 @@ pub struct Report {
     pub streak: Option<Streak>,
     /// Where the time went: the stages and slowest actions, for a pipeline's final outcome.
     pub timings: Timings,
+    /// For an approval's outcome: what the action asks, and who decided (the action history).
+    pub approval: Option<ApprovalDetail>,
 }
 
 impl Report {
@@ -264,10 +285,11 @@ impl Report {
         Some((since, (self.at? - since).num_seconds(), failures)).filter(|(_, s, _)| *s >= 0)
     }
 
-    /// `critical` for failures, `warning` for stops and waiting approvals, `info` otherwise.
+    /// `critical` for failures, `warning` for stops, waiting and rejected approvals, `info`
+    /// otherwise.
     pub fn severity(&self) -> &'static str {
         if self.outcome.approval {
-            return "warning";
+            return if self.outcome.state == ExecutionState::Succeeded { "info" } else { "warning" };
         }
         match self.outcome.state {
             ExecutionState::Failed | ExecutionState::Abandoned => "critical",
@@ -280,11 +302,12 @@ impl Report {
     pub fn what(&self) -> String {
         let o = &self.outcome;
         if o.approval {
-            return format!(
-                "approval waiting at {}/{}",
-                o.stage.as_deref().unwrap_or("?"),
-                o.action.as_deref().unwrap_or("?")
-            );
+            let verb = match o.state {
+                ExecutionState::Succeeded => "approved",
+                ExecutionState::Failed => "rejected",
+                _ => "approval waiting",
+            };
+            return format!("{verb} at {}/{}", o.stage.as_deref().unwrap_or("?"), o.action.as_deref().unwrap_or("?"));
         }
         match o.level {
             Level::Pipeline => o.state.as_str().to_string(),
@@ -365,5 +388,6 @@ pub fn report(
         execution_link: links::pipeline_execution(&timeline.region, &timeline.pipeline, &timeline.execution_id),
         streak: None,
         timings: Timings::default(),
+        approval: None,
     }
 }

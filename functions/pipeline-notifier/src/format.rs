@@ -14,8 +14,10 @@ use pipewarden_shared::ports::OutboundMessage;
 use crate::config::Format;
 use crate::decide::Report;
 use crate::digest::Digest;
+use crate::lookups::ApprovalDetail;
 use crate::lookups::SourceRevision;
 use crate::timings;
+use pipewarden_shared::events::codepipeline::ExecutionState;
 
 /// At most this many source revisions are listed (a pipeline rarely has more sources).
 const MAX_REVISIONS: usize = 5;
@@ -231,6 +233,12 @@ pub fn text(report: &Report) -> String {
             in_a_row(failures)
         ));
     }
+    if let Some(a) = &report.approval {
+        out.extend(
+            approval_lines(report, a).into_iter().map(|(label, value)| format!("{:<12}{value}", format!("{label}:"))),
+        );
+        out.push(String::new());
+    }
     if let Some(f) = &report.failure {
         let provider = f.failed.provider.as_deref().map(|p| format!(" ({})", one_line(p))).unwrap_or_default();
         out.push(format!(
@@ -319,6 +327,69 @@ pub fn text(report: &Report) -> String {
     out.join("\n")
 }
 
+/// What an approval's notification says: the action, what it asks, what to review, who can
+/// approve; once decided, by whom and the comment. Text from the action's configuration and the
+/// reviewer is kept on one line.
+fn approval_lines(report: &Report, a: &ApprovalDetail) -> Vec<(&'static str, String)> {
+    let o = &report.outcome;
+    let place = format!(
+        "stage {}, action {}",
+        one_line(o.stage.as_deref().unwrap_or("?")),
+        one_line(o.action.as_deref().unwrap_or("?"))
+    );
+    let mut lines = Vec::new();
+    match o.state {
+        ExecutionState::Succeeded => lines.push(("Approved", place)),
+        ExecutionState::Failed => lines.push(("Rejected", place)),
+        _ => lines.push(("Approval", format!("{place}: waiting for review"))),
+    }
+    if let Some(by) = &a.by {
+        lines.push(("By", clean_text(&reviewer(by), 200).into_owned()));
+    }
+    if let Some(comment) = &a.comment {
+        lines.push(("Comment", clean_text(comment, 512).into_owned()));
+    }
+    if let Some(summary) = &a.summary {
+        lines.push(("Summary", clean_text(summary, 1000).into_owned()));
+    }
+    if let Some(url) = &a.review_url {
+        lines.push(("Review", clean_text(url, 1000).into_owned()));
+    }
+    if o.state == ExecutionState::Started {
+        if let Some(approvers) = &a.approvers {
+            lines.push(("Approvers", clean_text(approvers, 300).into_owned()));
+        }
+    }
+    lines
+}
+
+/// `Bob (arn:aws:iam::123456789012:user/Bob)`: the name after the ARN's last `/`, then the ARN.
+fn reviewer(arn: &str) -> String {
+    match arn.rsplit_once('/') {
+        Some((_, name)) if arn.starts_with("arn:") && !name.is_empty() => format!("{name} ({arn})"),
+        _ => arn.to_string(),
+    }
+}
+
+/// What the Approve and Reject custom actions run, as `PutApprovalResult` input (compact JSON, no
+/// spaces: one command-line word), for a waiting approval whose token is known.
+pub fn approval_inputs(report: &Report) -> Option<(String, String)> {
+    let a = report.approval.as_ref()?;
+    let token = a.token.as_deref()?;
+    let o = &report.outcome;
+    let input = |status: &str, summary: &str| {
+        serde_json::json!({
+            "pipelineName": report.pipeline,
+            "stageName": o.stage,
+            "actionName": o.action,
+            "result": {"summary": summary, "status": status},
+            "token": token,
+        })
+        .to_string()
+    };
+    Some((input("Approved", "Approved-from-chat"), input("Rejected", "Rejected-from-chat")))
+}
+
 /// Amazon Q Developer in chat applications custom notification. Every field of the event in it
 /// passes [`chat_escape`] once: here (or in [`chat_link`]) for the markup fields, in
 /// [`ChatNotification::to_json`] for keywords and summary.
@@ -358,6 +429,14 @@ pub fn chat(report: &Report) -> String {
         description.push(format!("*Trigger:* {}", chat_escape(&trigger)));
     }
     let mut next_steps = Vec::new();
+    if let Some(a) = &report.approval {
+        for (label, value) in approval_lines(report, a) {
+            match (label, chat_link(&value, "what to review")) {
+                ("Review", Some(link)) => next_steps.push(format!("Review {link}")),
+                _ => description.push(format!("*{label}:* {}", chat_escape(&value))),
+            }
+        }
+    }
     if let Some(f) = &report.failure {
         let provider = f.failed.provider.as_deref().map(|p| format!(" ({})", chat_escape(p))).unwrap_or_default();
         description.push(format!(
@@ -386,7 +465,7 @@ pub fn chat(report: &Report) -> String {
     if let Some(link) = report.execution_link.as_deref().and_then(|url| chat_link(url, "the execution timeline")) {
         next_steps.push(format!("Open {link}"));
     }
-    ChatNotification {
+    let json = ChatNotification {
         id: format!("{}:{}", report.execution_id, report.outcome.key),
         title: format!(
             "{} {} {}",
@@ -407,13 +486,28 @@ pub fn chat(report: &Report) -> String {
         related_resources: links::arn("codepipeline", &report.region, &report.account, &report.pipeline)
             .into_iter()
             .collect(),
-        additional_context: [
-            ("severity".to_string(), report.severity().to_string()),
-            ("attempt".to_string(), report.outcome.attempt.to_string()),
-        ]
-        .into(),
+        additional_context: {
+            let mut context: BTreeMap<String, String> = [
+                ("severity".to_string(), report.severity().to_string()),
+                ("attempt".to_string(), report.outcome.attempt.to_string()),
+            ]
+            .into();
+            // What the Approve and Reject custom actions run (their variables `approve`, `reject`).
+            if let Some((approve, reject)) = approval_inputs(report) {
+                context.insert("approve".to_string(), approve);
+                context.insert("reject".to_string(), reject);
+            }
+            context
+        },
     }
-    .to_json()
+    .to_json();
+    if approval_inputs(report).is_none() {
+        return json;
+    }
+    // Buttons of custom actions show on custom notifications that enable them.
+    let mut value: serde_json::Value = serde_json::from_str(&json).expect("the chat notification is JSON");
+    value["metadata"]["enableCustomActions"] = serde_json::Value::Bool(true);
+    value.to_string()
 }
 
 /// The digest's message: plain text for email, or the chat notification.
@@ -557,7 +651,11 @@ pub fn attributes(report: &Report) -> BTreeMap<String, String> {
         (
             "state".to_string(),
             if report.outcome.approval {
-                "APPROVAL_WAITING".to_string()
+                match report.outcome.state {
+                    ExecutionState::Succeeded => "APPROVAL_APPROVED".to_string(),
+                    ExecutionState::Failed => "APPROVAL_REJECTED".to_string(),
+                    _ => "APPROVAL_WAITING".to_string(),
+                }
             } else {
                 report.outcome.state.as_str().to_string()
             },
@@ -604,6 +702,7 @@ mod tests {
             execution_link: Some("https://console.example/execution".into()),
             streak: None,
             timings: Default::default(),
+            approval: None,
         }
     }
 

@@ -23,7 +23,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::config::Config;
 use crate::decide::{self, EventDecision, FailureReport, Outcome};
 use crate::format;
-use crate::lookups::{ActionHistory, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
+use crate::lookups::{ActionHistory, ApprovalDetail, DeploymentDiagnostics, ExecutionRevisions, SourceRevision};
 use crate::metrics::{lead_time_seconds, outcome_document, MetricSink, PipelineHealth, Run};
 use crate::timeline::Timeline;
 use crate::timings;
@@ -224,6 +224,11 @@ where
             (self.failure(&timeline, &outcome).await, Vec::new(), None)
         };
         let mut report = decide::report(&timeline, &outcome, event.time.as_ref(), failure, revisions);
+        if outcome.approval {
+            let mut detail = self.approval(&timeline, &outcome).await.unwrap_or_default();
+            detail.approvers = self.config.approvals.approvers.clone();
+            report.approval = Some(detail);
+        }
         let at = pipewarden_shared::events::parse_time(event.time.as_deref());
         report.streak =
             health.as_ref().zip(at).and_then(|(health, at)| health.streak(&outcome.state, at, &timeline.execution_id));
@@ -353,7 +358,8 @@ where
     /// CodeDeploy action, also which lifecycle scripts failed where. Lookups that fail leave the
     /// detail out rather than the notification.
     async fn failure(&self, timeline: &Timeline, outcome: &Outcome) -> Option<FailureReport> {
-        if outcome.state != ExecutionState::Failed {
+        // A rejected approval is no failure to explain: its notification says who and why.
+        if outcome.state != ExecutionState::Failed || outcome.approval {
             return None;
         }
         let mut failure = decide::failure_from_timeline(timeline, outcome.attempt);
@@ -403,6 +409,23 @@ where
             Ok(health) => Some(health),
             Err(e) => {
                 warn!(error = %e, "pipeline health unknown; the notification leaves out the failing streak and which stages were slow");
+                None
+            }
+        }
+    }
+
+    /// What a manual approval asks and who decided, from the action history; while it waits and
+    /// chat actions are on, its token too. A lookup that fails or hangs leaves the detail out.
+    async fn approval(&self, timeline: &Timeline, outcome: &Outcome) -> Option<ApprovalDetail> {
+        let (stage, action) = (outcome.stage.as_deref()?, outcome.action.as_deref()?);
+        let token = self.config.approvals.chat_actions
+            && self.config.chat_topic_arn.is_some()
+            && outcome.state == ExecutionState::Started;
+        let lookup = self.history.approval(&timeline.pipeline, &timeline.execution_id, stage, action, token);
+        match bounded_optional("CodePipeline", "ListActionExecutions", FAILURE_LOOKUP_CAP, lookup).await {
+            Ok(detail) => detail,
+            Err(e) => {
+                warn!(error = %e, "no approval detail; the notification says less");
                 None
             }
         }

@@ -80,6 +80,38 @@ pub trait ActionHistory: Send + Sync {
         pipeline: &str,
         execution_id: &str,
     ) -> impl Future<Output = Result<Vec<DeployAction>, PortError>> + Send;
+
+    /// A manual approval action of an execution: what it asks (its configuration) and, once
+    /// decided, who decided and the comment; with `token`, the token a `PutApprovalResult` for
+    /// it needs while it waits (`GetPipelineState`). A history that cannot say gives `None`.
+    fn approval(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        action: &str,
+        token: bool,
+    ) -> impl Future<Output = Result<Option<ApprovalDetail>, PortError>> + Send {
+        let _ = (pipeline, execution_id, stage, action, token);
+        async { Ok(None) }
+    }
+}
+
+/// A manual approval action, as CodePipeline's action history and pipeline state tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ApprovalDetail {
+    /// The action's `CustomData`: what the reviewer is asked.
+    pub summary: Option<String>,
+    /// The action's `ExternalEntityLink`: what to review.
+    pub review_url: Option<String>,
+    /// Who approved or rejected (`updatedBy`, an ARN).
+    pub by: Option<String>,
+    /// The reviewer's comment (`externalExecutionSummary` of the result).
+    pub comment: Option<String>,
+    /// For `PutApprovalResult` while the action waits.
+    pub token: Option<String>,
+    /// Who can approve, from the configuration (`APPROVERS`), not the history.
+    pub approvers: Option<String>,
 }
 
 /// CodeDeploy `ListDeploymentTargets` and `BatchGetDeploymentTargets`, for what failed where.
@@ -111,6 +143,18 @@ impl ActionHistory for CodePipelineActionHistory {
         bounded("CodePipeline", "ListActionExecutions", self.list_failed(pipeline, execution_id)).await
     }
 
+    async fn approval(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        action: &str,
+        token: bool,
+    ) -> Result<Option<ApprovalDetail>, PortError> {
+        let lookup = self.approval_detail(pipeline, execution_id, stage, action, token);
+        bounded("CodePipeline", "ListActionExecutions", lookup).await
+    }
+
     async fn deploy_actions(&self, pipeline: &str, execution_id: &str) -> Result<Vec<DeployAction>, PortError> {
         let details = bounded("CodePipeline", "ListActionExecutions", self.list(pipeline, execution_id)).await?;
         Ok(details
@@ -132,6 +176,61 @@ impl ActionHistory for CodePipelineActionHistory {
 }
 
 impl CodePipelineActionHistory {
+    async fn approval_detail(
+        &self,
+        pipeline: &str,
+        execution_id: &str,
+        stage: &str,
+        action: &str,
+        token: bool,
+    ) -> Result<Option<ApprovalDetail>, PortError> {
+        let details = self.list(pipeline, execution_id).await?;
+        // The latest execution of the action (a retried stage runs it again).
+        let Some(detail) = details
+            .into_iter()
+            .filter(|d| d.stage_name.as_deref() == Some(stage) && d.action_name.as_deref() == Some(action))
+            .max_by_key(|d| d.start_time.map(|t| (t.secs(), t.subsec_nanos())))
+        else {
+            return Ok(None);
+        };
+        let configuration =
+            detail.input.as_ref().and_then(|i| i.resolved_configuration.as_ref().or(i.configuration.as_ref()));
+        let setting = |name: &str| configuration.and_then(|c| c.get(name)).filter(|v| !v.is_empty()).cloned();
+        let comment = detail
+            .output
+            .as_ref()
+            .and_then(|o| o.execution_result.as_ref())
+            .and_then(|r| r.external_execution_summary.clone())
+            .filter(|c| !c.is_empty());
+        let mut approval = ApprovalDetail {
+            summary: setting("CustomData"),
+            review_url: setting("ExternalEntityLink"),
+            by: detail.updated_by.clone().filter(|b| !b.is_empty()),
+            comment,
+            token: None,
+            approvers: None,
+        };
+        if token {
+            let state = self
+                .client
+                .get_pipeline_state()
+                .name(pipeline)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error("CodePipeline", "GetPipelineState", &e))?;
+            approval.token = state
+                .stage_states()
+                .iter()
+                .filter(|s| s.stage_name() == Some(stage))
+                .flat_map(|s| s.action_states())
+                .filter(|a| a.action_name() == Some(action))
+                .filter_map(|a| a.latest_execution())
+                .find(|e| e.status().map(|s| s.as_str()) == Some("InProgress"))
+                .and_then(|e| e.token().map(str::to_string));
+        }
+        Ok(Some(approval))
+    }
+
     async fn list(
         &self,
         pipeline: &str,

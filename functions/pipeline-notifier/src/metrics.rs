@@ -351,6 +351,7 @@ mod tests {
             execution_link: None,
             streak: None,
             timings: Default::default(),
+            approval: None,
         }
     }
 

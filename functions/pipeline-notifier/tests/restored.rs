@@ -60,6 +60,7 @@ fn notifier() -> Notifier<MemoryPublisher, Store, NoLookups, NoLookups, NoLookup
             notify_on: parse_notify_on(DEFAULT_NOTIFY_ON).unwrap(),
             claim_ttl_seconds: 120,
             digest: None,
+            approvals: Default::default(),
         },
         publisher: MemoryPublisher::new(),
         store: Store::default(),

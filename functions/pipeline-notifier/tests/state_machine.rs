@@ -350,6 +350,7 @@ impl World {
                 notify_on: parse_notify_on(scenario.notify_on).expect("NOTIFY_ON"),
                 claim_ttl_seconds: CLAIM_TTL_SECONDS,
                 digest: None,
+                approvals: Default::default(),
             },
             publisher: Sns::default(),
             store: Store::default(),
