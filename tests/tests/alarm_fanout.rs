@@ -89,11 +89,13 @@ impl World {
                 claim_ttl: Duration::seconds(120),
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: tags_cache,
+                silences_prefix: None,
             },
             rules: RuleSet::parse(rules, "test", &vars).unwrap(),
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(self.cloudwatch()), tags_cache),
+            silences: Default::default(),
             deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }

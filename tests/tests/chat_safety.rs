@@ -144,11 +144,13 @@ impl Alarms {
                 claim_ttl: Duration::seconds(120),
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: cache,
+                silences_prefix: None,
             },
             rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&self.aws.sdk)), cache),
+            silences: Default::default(),
             deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }
@@ -471,6 +473,7 @@ fn any_alarm(
         threshold: Some(1.0),
         comparison: None,
         suppressed: None,
+        silenced: None,
         contributor: None,
         tags: Default::default(),
         tags_known: true,

@@ -163,6 +163,7 @@ fn fanout(
             claim_ttl: chrono::Duration::seconds(120),
             deploy_context_max_age: chrono::Duration::seconds(3600),
             alarm_tags_cache: Duration::from_secs(300),
+            silences_prefix: None,
         },
         rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
@@ -171,6 +172,7 @@ fn fanout(
             CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)),
             Duration::from_secs(300),
         ),
+        silences: Default::default(),
         deployments: CodeDeployDeployments::new(aws.codedeploy()),
     }
 }

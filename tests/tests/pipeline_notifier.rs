@@ -1333,7 +1333,7 @@ async fn an_approval_names_what_to_review_and_who_decided_and_chat_can_answer_it
     let detail = |status: &str, by: Option<&str>, comment: Option<&str>| {
         let mut d = json!({
             "pipelineExecutionId": EXECUTION, "stageName": "Approve", "actionName": "ProductionApproval",
-            "status": status, "startTime": 1795860000,
+            "actionExecutionId": "ae-1", "status": status, "startTime": 1795860000,
             "input": {
                 "actionTypeId": {"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"},
                 "configuration": {
@@ -1425,7 +1425,7 @@ async fn an_approval_names_what_to_review_and_who_decided_and_chat_can_answer_it
     notifier.handle(rejected, "req-2", now()).await.unwrap();
     let got = world.received().await;
     assert_eq!(got.len(), 1, "{got:#?}");
-    assert_eq!(got[0].subject.as_deref(), Some("[APPROVAL] flask-web-app: rejected at Approve/ProductionApproval"));
+    assert_eq!(got[0].subject.as_deref(), Some("[APPROVAL] flask-web-app: not approved at Approve/ProductionApproval"));
     assert_eq!(got[0].attributes["state"], "APPROVAL_REJECTED");
     let lines: Vec<&str> = got[0].message.lines().collect();
     assert_eq!(
@@ -1450,4 +1450,35 @@ async fn an_approval_names_what_to_review_and_who_decided_and_chat_can_answer_it
         assert_eq!(message["metadata"]["threadId"], format!("flask-web-app/{EXECUTION}"), "one thread per execution");
         assert!(message["metadata"]["additionalContext"].get("approve").is_none(), "no buttons once decided");
     }
+
+    // Another execution waits at the same action (PARALLEL mode): the token GetPipelineState gives
+    // is that one's, so this execution's message carries no buttons rather than the wrong token.
+    const OTHER: &str = "7a7a7a7a-5555-4c4c-8d8d-2e2e2e2e2e2e";
+    let mut waiting = detail("InProgress", None, None);
+    waiting["pipelineExecutionId"] = json!(OTHER);
+    world
+        .aws
+        .control_post(
+            "action-executions",
+            json!({"pipelineName": "flask-web-app", "actionExecutionDetails": [waiting]}),
+        )
+        .await;
+    world
+        .aws
+        .control_post(
+            "pipeline-state",
+            json!({"pipelineName": "flask-web-app", "stageStates": [{"stageName": "Approve", "actionStates": [{
+                "actionName": "ProductionApproval",
+                "latestExecution": {"status": "InProgress", "token": TOKEN, "actionExecutionId": "ae-2"}
+            }]}]}),
+        )
+        .await;
+    let mut other = event("codepipeline-action-approval-waiting.json");
+    other["id"] = json!("other-waiting");
+    other["detail"]["execution-id"] = json!(OTHER);
+    notifier.handle(other, "req-4", now()).await.unwrap();
+    let chat: Vec<Value> =
+        world.aws.received(&world.chat).await.iter().map(|m| serde_json::from_str(&m.message).unwrap()).collect();
+    assert_eq!(chat.len(), 1);
+    assert!(chat[0]["metadata"]["additionalContext"].get("approve").is_none(), "{}", chat[0]);
 }

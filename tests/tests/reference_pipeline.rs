@@ -286,6 +286,7 @@ fn transition(t: &Value, alarm: &Value) -> AlarmTransition {
         threshold: alarm["Threshold"].as_f64(),
         comparison: alarm["ComparisonOperator"].as_str().map(str::to_string),
         suppressed: None,
+        silenced: None,
         contributor: None,
         tags,
         tags_known: true,

@@ -91,11 +91,13 @@ async fn fanout(
             claim_ttl: Duration::seconds(120),
             deploy_context_max_age: Duration::seconds(3600),
             alarm_tags_cache: tags_cache,
+            silences_prefix: None,
         },
         rules: RuleSet::parse(&rules, "round trips", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),
         tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)), tags_cache),
+        silences: Default::default(),
         deployments: CodeDeployDeployments::new(aws.codedeploy()),
     }
 }

@@ -503,11 +503,13 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
                 claim_ttl: chrono::Duration::seconds(120),
                 deploy_context_max_age: chrono::Duration::seconds(3600),
                 alarm_tags_cache: std::time::Duration::from_secs(300),
+                silences_prefix: None,
             },
             publisher: SnsPublisher::new(aws.sns()),
             store: S3ObjectStore::new(aws.s3(), bucket),
             // The fan-out is measured, not a tag lookup: the events carry their alarms' tags.
             tags: CachedAlarmTags::new(MemoryAlarmTags::default(), std::time::Duration::from_secs(300)),
+            silences: Default::default(),
             // No deployment context is recorded here: nothing to ask CodeDeploy.
             deployments: MemoryDeployments::default(),
         })

@@ -54,6 +54,8 @@ pub struct AlarmTransition {
     pub comparison: Option<String>,
     /// `actionsSuppressedBy` and its reason: AWS says not to act.
     pub suppressed: Option<String>,
+    /// Why a silence holds it back (set by the handler from the silences in force), if one does.
+    pub silenced: Option<String>,
     pub contributor: Option<(String, BTreeMap<String, String>)>,
     /// The alarm's tags: those the event carries, or those looked up (see [`crate::tags`]).
     pub tags: BTreeMap<String, String>,
@@ -165,6 +167,7 @@ pub fn from_detail(
         threshold: reason_data.as_ref().and_then(|r| r.threshold).or(config.threshold),
         comparison: config.comparison_operator.clone(),
         suppressed,
+        silenced: None,
         contributor: d.contributor.as_ref().or(d.alarm_contributor.as_ref()).map(contributor),
         tags: d.alarm_tags.clone(),
         tags_known: d.tags_complete(),
@@ -236,6 +239,7 @@ pub fn from_classic(message_id: &str, m: ClassicAlarmMessage) -> AlarmTransition
         threshold: trigger.threshold,
         comparison: trigger.comparison_operator,
         suppressed: None,
+        silenced: None,
         contributor: None,
         tags: m.alarm_tags,
         tags_known,

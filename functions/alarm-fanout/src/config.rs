@@ -15,6 +15,8 @@ pub struct Config {
     pub deploy_context_max_age: Duration,
     /// How long a container keeps the tags it looked up for an alarm (0: not kept).
     pub alarm_tags_cache: std::time::Duration,
+    /// Where the silences are in the audit bucket (`SILENCES_PREFIX`; none: no silences read).
+    pub silences_prefix: Option<String>,
 }
 
 /// A day: tags change rarely, but a change should show within a day.
@@ -33,6 +35,7 @@ impl Config {
             claim_ttl: pipewarden_shared::ledger::claim_ttl(vars)?,
             deploy_context_max_age: window(vars, "DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?,
             alarm_tags_cache: alarm_tags_cache(vars)?,
+            silences_prefix: vars.optional("SILENCES_PREFIX"),
         })
     }
 }

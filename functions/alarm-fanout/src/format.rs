@@ -211,6 +211,7 @@ mod tests {
             threshold: None,
             comparison: None,
             suppressed: None,
+            silenced: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: true,

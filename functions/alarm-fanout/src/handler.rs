@@ -25,6 +25,7 @@ use crate::deployments::{self, Asked, DeploymentLister};
 use crate::format;
 use crate::memory::{AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
+use crate::silences::{self, SilenceCache};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
 
 /// SNS PublishBatch takes at most ten entries.
@@ -39,6 +40,8 @@ pub struct Fanout<P, S, T, D> {
     pub tags: CachedAlarmTags<T>,
     /// Which CodeDeploy deployment a release is, when its deployment context does not say.
     pub deployments: D,
+    /// The silences in force, read from the audit bucket at most once a minute.
+    pub silences: SilenceCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +159,26 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             error!(error = %e, event = %e.event, field = %e.field, "unreadable alarm record skipped");
         }
         self.add_tags(&mut alarms).await;
+        let silences = match self.silences.get(&self.store, now).await {
+            Ok(silences) => silences,
+            Err(e) => {
+                // Sent rather than held back: a silence unread must not lose an alarm.
+                warn!(error = %e, "silences not read: nothing is silenced this time");
+                Vec::new()
+            }
+        };
 
         let mut plans: Vec<Plan> = Vec::new();
         let mut asked = Asked::new();
-        for alarm in alarms {
+        for mut alarm in alarms {
             let span =
                 info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
+            if !silences.is_empty() {
+                let labels =
+                    silences::labels(&alarm, &self.rules.targets(&alarm), self.rules.application(&alarm).as_deref());
+                let at = alarm.state_time.unwrap_or(now);
+                alarm.silenced = silences::silencing(&silences, &alarm, &labels, at).map(|s| s.reason());
+            }
             // The same transition twice in one event (an SNS batch can repeat a record) is sent once:
             // both records carry this invocation's token, so the claim alone would not stop the second.
             let same = |p: &Plan| p.alarm.key() == alarm.key() && p.memory_key == memory_key_of(&alarm);

@@ -9,6 +9,7 @@ pub mod format;
 pub mod handler;
 pub mod memory;
 pub mod rules;
+pub mod silences;
 pub mod tags;
 
 use pipewarden_shared::config::Vars;

@@ -1,6 +1,7 @@
 use alarm_fanout::config::Config;
 use alarm_fanout::deployments::CodeDeployDeployments;
 use alarm_fanout::handler::Fanout;
+use alarm_fanout::silences::SilenceCache;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
@@ -28,6 +29,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             config.alarm_tags_cache,
         ),
         deployments: CodeDeployDeployments::new(aws::codedeploy_client(&sdk)),
+        silences: SilenceCache::new(config.silences_prefix.clone(), std::time::Duration::from_secs(60)),
         config,
     };
     let fanout = &fanout;

@@ -380,6 +380,10 @@ fn verdict(memory: &AlarmMemory, alarm: &AlarmTransition, flap_window: Duration,
             ));
         }
     }
+    // A silence never holds an OK: an ALARM that was sent gets its OK.
+    if let Some(reason) = alarm.silenced.as_ref().filter(|_| alarm.state != AlarmStateValue::Ok) {
+        return Verdict::Suppress(reason.clone());
+    }
     match alarm.state {
         AlarmStateValue::Ok if memory.open_alarm.is_none() => {
             Verdict::Suppress("OK for an alarm whose ALARM was not sent".to_string())
@@ -420,9 +424,48 @@ mod tests {
             threshold: None,
             comparison: None,
             suppressed: None,
+            silenced: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: false,
+        }
+    }
+
+    proptest::proptest! {
+        /// Silences over random sequences of transitions: an ALARM in a silence is never sent; the
+        /// OK after a sent ALARM is always sent (a silence does not lose "resolved"); an OK is sent
+        /// only after a sent ALARM (nothing resolves what was never told).
+        #[test]
+        fn silences_never_lose_a_resolved_and_never_send_what_they_hold(
+            states in proptest::collection::vec(proptest::bool::ANY, 1..40),
+            windows in proptest::collection::vec((0i64..80, 1i64..20), 0..4),
+        ) {
+            let silenced = |minute: i64| windows.iter().any(|(start, length)| (*start..start + length).contains(&minute));
+            let mut memory = AlarmMemory::default();
+            let mut told_alarm = false;
+            // Alternating states as CloudWatch sends them (ALARM, OK, ALARM...), two minutes apart.
+            let mut state = AlarmStateValue::Ok;
+            for (i, flip) in states.iter().enumerate() {
+                if !flip { continue; }
+                state = if state == AlarmStateValue::Ok { AlarmStateValue::Alarm } else { AlarmStateValue::Ok };
+                let minute = i as i64 * 2;
+                let mut transition = t(state.clone(), minute);
+                if silenced(minute) && state != AlarmStateValue::Ok {
+                    transition.silenced = Some("silenced by test".into());
+                }
+                let now = transition.state_time.unwrap();
+                let verdict = memory.decide(&transition, Duration::seconds(900), now);
+                match state {
+                    AlarmStateValue::Alarm => {
+                        proptest::prop_assert_eq!(verdict == Verdict::Send, !silenced(minute));
+                        told_alarm = verdict == Verdict::Send;
+                    }
+                    _ => {
+                        proptest::prop_assert_eq!(verdict == Verdict::Send, told_alarm, "minute {}", minute);
+                        told_alarm = false;
+                    }
+                }
+            }
         }
     }
 

@@ -112,6 +112,10 @@ struct RawMatch {
     state: Vec<String>,
     #[serde(default)]
     previous_state: Vec<String>,
+    /// Matchers on the transition's labels (those known before routing: not severity, rule or
+    /// application).
+    #[serde(default)]
+    labels: Vec<crate::silences::Matcher>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,7 +147,7 @@ pub enum NameMatch {
 }
 
 impl NameMatch {
-    fn matches(&self, name: &str) -> bool {
+    pub fn matches(&self, name: &str) -> bool {
         match self {
             NameMatch::Exact(e) => e == name,
             NameMatch::Prefix(p) => name.starts_with(p.as_str()),
@@ -163,6 +167,7 @@ pub struct Match {
     pub tags: BTreeMap<String, String>,
     pub state: Vec<AlarmStateValue>,
     pub previous_state: Vec<AlarmStateValue>,
+    pub labels: crate::silences::Compiled,
 }
 
 impl Match {
@@ -177,6 +182,8 @@ impl Match {
             && (self.state.is_empty() || self.state.contains(&a.state))
             && (self.previous_state.is_empty()
                 || a.previous.as_ref().map(|p| self.previous_state.contains(p)).unwrap_or(false))
+            && (self.labels.is_empty()
+                || crate::silences::all_match(&self.labels, &crate::silences::labels(a, &[], None)))
     }
 }
 
@@ -350,6 +357,7 @@ fn matcher(raw: &RawMatch) -> Result<Match, String> {
         tags: raw.tags.clone(),
         state: states(&raw.state, "state")?,
         previous_state: states(&raw.previous_state, "previousState")?,
+        labels: crate::silences::compile(&raw.labels).map_err(|p| format!("labels: {p}"))?,
     })
 }
 
@@ -382,6 +390,7 @@ mod tests {
             threshold: None,
             comparison: None,
             suppressed: None,
+            silenced: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: false,
@@ -404,6 +413,41 @@ default:
   severity: info
   topics: [arn:aws:sns:us-east-1:123456789012:info]
 "#;
+
+    #[test]
+    fn rules_match_on_labels_with_every_kind_of_matcher() {
+        let text = r#"
+mode: first-match
+rules:
+  - name: web-team
+    match:
+      labels:
+        - {label: team, regex: "web|api"}
+        - {label: alarmName, prefix: canary-, negate: true}
+        - {label: namespace, glob: "AWS/*"}
+    severity: critical
+    topics: [$CRITICAL_TOPIC]
+default: {severity: info, topics: ["arn:aws:sns:us-east-1:123456789012:info"]}
+"#;
+        let rules = RuleSet::parse(text, "test", &vars()).unwrap();
+        let mut web = alarm("web-5xx", "AWS/ApplicationELB", AlarmStateValue::Alarm);
+        web.tags.insert("team".into(), "web".into());
+        assert_eq!(rules.targets(&web)[0].topic_arn, CRIT);
+        let mut canary = web.clone();
+        canary.alarm_name = "canary-5xx".into();
+        assert_eq!(rules.targets(&canary)[0].topic_arn, INFO, "negated prefix");
+        let mut data = web.clone();
+        data.tags.insert("team".into(), "data".into());
+        assert_eq!(rules.targets(&data)[0].topic_arn, INFO, "anchored regex");
+        let custom = {
+            let mut a = alarm("web-5xx", "Custom/App", AlarmStateValue::Alarm);
+            a.tags.insert("team".into(), "api".into());
+            a
+        };
+        assert_eq!(rules.targets(&custom)[0].topic_arn, INFO, "glob on the namespace");
+        let bad = text.replace("web|api", "(");
+        assert!(RuleSet::parse(&bad, "test", &vars()).unwrap_err().problem.contains("labels: regex"));
+    }
 
     #[test]
     fn all_matches_merges_topics_keeping_the_highest_severity() {

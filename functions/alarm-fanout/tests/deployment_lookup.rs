@@ -42,12 +42,14 @@ fn fanout(deployments: MemoryDeployments) -> TestFanout {
             claim_ttl: Duration::seconds(120),
             deploy_context_max_age: Duration::seconds(3600),
             alarm_tags_cache: StdDuration::from_secs(300),
+            silences_prefix: None,
         },
         rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
         publisher: MemoryPublisher::new(),
         store: MemoryStore::new(),
         // The events carry their tags, or have none to look up.
         tags: CachedAlarmTags::new(MemoryAlarmTags::default(), StdDuration::from_secs(300)),
+        silences: Default::default(),
         deployments,
     }
 }

@@ -395,11 +395,13 @@ impl World {
                 claim_ttl: Duration::seconds(CLAIM_TTL_SECONDS),
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: StdDuration::from_secs(300),
+                silences_prefix: None,
             },
             rules,
             publisher: Sns::default(),
             store: Store::default(),
             tags: CachedAlarmTags::new(MemoryAlarmTags::with(ALARM_ARN, &[]), StdDuration::from_secs(300)),
+            silences: Default::default(),
             deployments: MemoryDeployments::default(),
         };
         for (operation, steps) in &scenario.faults {

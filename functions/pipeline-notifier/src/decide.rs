@@ -304,7 +304,8 @@ impl Report {
         if o.approval {
             let verb = match o.state {
                 ExecutionState::Succeeded => "approved",
-                ExecutionState::Failed => "rejected",
+                // Rejected, or not answered in time: the message says which when it knows.
+                ExecutionState::Failed => "not approved",
                 _ => "approval waiting",
             };
             return format!("{verb} at {}/{}", o.stage.as_deref().unwrap_or("?"), o.action.as_deref().unwrap_or("?"));

@@ -166,9 +166,9 @@ pub struct Digest {
     pub previous: Figures,
     /// For all pipelines: each pipeline's executions and success rate this period, by name.
     pub pipelines: Vec<(String, Figures)>,
-    /// The runs kept reach back less far than the previous period's start (a pipeline with more
-    /// than [`crate::metrics::MAX_RUNS`] runs in it, or first seen within it).
-    pub partial: bool,
+    /// The runs kept begin after the previous period's start (recording began within it, or a
+    /// pipeline ran more than [`crate::metrics::MAX_RUNS`] times since): since when, if so.
+    pub partial: Option<DateTime<Utc>>,
 }
 
 /// The digest of the runs for the period of `period` ending at `to`.
@@ -190,7 +190,7 @@ pub fn digest(
         current: figures(runs, from, to, days),
         previous: figures(runs, before, from, days),
         pipelines: Vec::new(),
-        partial: complete_since.is_some_and(|since| since > before),
+        partial: complete_since.filter(|since| *since > before),
     }
 }
 
@@ -212,7 +212,7 @@ pub fn digest_all(pipelines: &[PipelineRuns], period: Period, to: DateTime<Utc>)
         .collect();
     let mut digest = digest(None, &all, period, to, None);
     let before = to - Duration::days(2 * period.days());
-    digest.partial = pipelines.iter().any(|p| p.complete_since.is_some_and(|s| s > before));
+    digest.partial = pipelines.iter().filter_map(|p| p.complete_since).filter(|s| *s > before).max();
     digest.pipelines = pipelines
         .iter()
         .map(|p| (p.name.clone(), figures(&p.runs, digest.from, digest.to, period.days())))
@@ -221,14 +221,11 @@ pub fn digest_all(pipelines: &[PipelineRuns], period: Period, to: DateTime<Utc>)
     digest
 }
 
-/// Since when a pipeline's runs are complete: `None` when they reach back at least as far as
-/// anything could be dropped (fewer than the cap, all within the horizon kept), else the oldest
-/// run kept (older ones were dropped, or the pipeline was first seen then).
-pub fn complete_since(runs: &[Run]) -> Option<DateTime<Utc>> {
-    if runs.len() < crate::metrics::MAX_RUNS {
-        return None;
-    }
-    runs.first().map(|r| r.ended)
+/// Since when a pipeline's runs are complete: the later of when the notifier began recording them
+/// (`runs_since`) and, once the cap dropped older ones, the oldest run kept.
+pub fn complete_since(runs_since: Option<DateTime<Utc>>, runs: &[Run]) -> Option<DateTime<Utc>> {
+    let capped = (runs.len() >= crate::metrics::MAX_RUNS).then(|| runs.first().map(|r| r.ended)).flatten();
+    runs_since.max(capped)
 }
 
 #[cfg(test)]
@@ -299,7 +296,15 @@ mod tests {
         assert_eq!(p.median_lead_seconds, Some(5400.0));
         assert!((p.change_failure_rate.unwrap() - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(p.median_restore_seconds, Some(86400.0));
-        assert!(!d.partial);
+        assert_eq!(d.partial, None);
+        let recorded_since = digest(
+            Some("web".into()),
+            &runs,
+            Period::Weekly,
+            at("2026-11-27T08:00:00Z"),
+            Some(at("2026-11-16T10:00:00Z")),
+        );
+        assert_eq!(recorded_since.partial, Some(at("2026-11-16T10:00:00Z")), "recording began within the week before");
     }
 
     #[test]

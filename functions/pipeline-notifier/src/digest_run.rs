@@ -103,10 +103,13 @@ where
         // Each pipeline's runs; one that does not read is left out and said (the rest still go).
         let reads = futures_util::stream::iter(names.into_iter().map(|name| async move {
             let key = PipelineHealth::key(&name);
+            // Err((problem, whether reading again may help)).
             let health = match self.store.get(&key).await {
-                Ok(Some(object)) => serde_json::from_slice::<PipelineHealth>(&object.body).map_err(|e| e.to_string()),
+                Ok(Some(object)) => {
+                    serde_json::from_slice::<PipelineHealth>(&object.body).map_err(|e| (e.to_string(), false))
+                }
                 Ok(None) => Ok(PipelineHealth::default()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err((e.to_string(), true)),
             };
             (name, health)
         }))
@@ -114,28 +117,39 @@ where
         .collect::<Vec<_>>()
         .await;
         let mut pipelines: Vec<PipelineRuns> = Vec::new();
-        let mut unread = Vec::new();
+        // Not read this time (the retry reads them again), and not readable at all (left out).
+        let (mut unread, mut unreadable) = (Vec::new(), Vec::new());
         for (name, health) in reads {
             match health {
                 Ok(health) => {
-                    let complete_since = digest::complete_since(&health.runs);
+                    let complete_since = digest::complete_since(health.runs_since, &health.runs);
                     pipelines.push(PipelineRuns { name, runs: health.runs, complete_since });
                 }
-                Err(e) => {
-                    warn!(pipeline = %name, error = %e, "pipeline health not read: left out of the digest");
+                Err((e, true)) => {
+                    warn!(pipeline = %name, error = %e, "pipeline health not read: its digest is left to the retry");
                     unread.push(name);
+                }
+                Err((e, false)) => {
+                    error!(pipeline = %name, error = %e, "pipeline health unreadable: left out of the digest");
+                    unreadable.push(name);
                 }
             }
         }
+        // All pipelines in one message: not without one of them (the retry reads it again).
+        if scope == Scope::AllPipelines && !unread.is_empty() {
+            return Err(failure(format!("the health of {} not read", unread.join(", ")), true));
+        }
         let window_start = to - Duration::days(2 * period.days());
         let active = |runs: &[Run]| runs.iter().any(|r| r.ended >= window_start && r.ended < to);
+        let any_active = pipelines.iter().any(|p| active(&p.runs));
         let digests: Vec<(String, Digest)> = match scope {
             Scope::EachPipeline => pipelines
                 .iter()
                 .filter(|p| active(&p.runs))
                 .map(|p| (p.name.clone(), digest::digest(Some(p.name.clone()), &p.runs, period, to, p.complete_since)))
                 .collect(),
-            Scope::AllPipelines => vec![("*".to_string(), digest::digest_all(&pipelines, period, to))],
+            Scope::AllPipelines if any_active => vec![("*".to_string(), digest::digest_all(&pipelines, period, to))],
+            Scope::AllPipelines => Vec::new(),
         };
         if digests.is_empty() {
             info!("no pipeline ran in the digest's two periods: nothing to send");
@@ -184,10 +198,14 @@ where
         if let Err(e) = settled {
             error!(error = %e, "could not record the sent digests");
         }
-        let failed: Vec<String> =
+        let mut failed: Vec<String> =
             results.iter().filter_map(|(k, r)| r.as_ref().err().map(|e| format!("{k} ({e})"))).collect();
+        // A pipeline whose health did not read gets its digest from the retry (what was sent is not
+        // sent again).
+        failed.extend(unread.iter().map(|name| format!("{name} (its health was not read)")));
         if !failed.is_empty() {
-            let retryable = results.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.is_retryable()));
+            let retryable =
+                !unread.is_empty() || results.iter().any(|(_, r)| r.as_ref().is_err_and(|e| e.is_retryable()));
             return Err(failure(format!("not delivered to: {}", failed.join("; ")), retryable));
         }
         let sent: BTreeMap<&str, usize> =
@@ -197,7 +215,7 @@ where
             "to": to.to_rfc3339(),
             "pipelines": sent,
             "sent": claimed.len(),
-            "unread": unread,
+            "unreadable": unreadable,
         }))
     }
 }

@@ -340,7 +340,9 @@ fn approval_lines(report: &Report, a: &ApprovalDetail) -> Vec<(&'static str, Str
     let mut lines = Vec::new();
     match o.state {
         ExecutionState::Succeeded => lines.push(("Approved", place)),
-        ExecutionState::Failed => lines.push(("Rejected", place)),
+        // An approval nobody answers in time fails too, with no reviewer.
+        ExecutionState::Failed if a.by.is_some() => lines.push(("Rejected", place)),
+        ExecutionState::Failed => lines.push(("Not approved", format!("{place}: rejected, or not answered in time"))),
         _ => lines.push(("Approval", format!("{place}: waiting for review"))),
     }
     if let Some(by) = &a.by {
@@ -606,7 +608,13 @@ fn digest_lines(d: &Digest) -> Vec<(&'static str, String)> {
         ("Time to restore", time(c.median_restore_seconds, p.median_restore_seconds)),
     ];
     if d.pipeline.is_none() {
-        for (name, f) in &d.pipelines {
+        const LISTED: usize = 20;
+        if d.pipelines.len() > LISTED {
+            lines.push(("Pipelines", format!("{} ran; the {LISTED} with the most executions:", d.pipelines.len())));
+        }
+        let mut busiest: Vec<&(String, crate::digest::Figures)> = d.pipelines.iter().collect();
+        busiest.sort_by(|a, b| b.1.executions.cmp(&a.1.executions).then_with(|| a.0.cmp(&b.0)));
+        for (name, f) in busiest.into_iter().take(LISTED) {
             let rate = f.success_rate.map_or("-".to_string(), |r| format!("{:.0}%", r * 100.0));
             lines.push(("Pipeline", format!("{}: {} executions, {rate} succeeded", one_line(name), f.executions)));
         }
@@ -619,9 +627,10 @@ fn digest_notes(d: &Digest) -> Vec<String> {
     if d.current.executions == 0 && d.previous.executions == 0 {
         notes.push(format!("No execution ended in either {}.", d.period.noun()));
     }
-    if d.partial {
+    if let Some(since) = d.partial {
         notes.push(format!(
-            "Counted over the latest {} runs kept: the {} before is not complete.",
+            "Runs are counted from {} on (when recording began, or the oldest of the {} kept): the {} before is not complete.",
+            since.format("%Y-%m-%d %H:%M UTC"),
             crate::metrics::MAX_RUNS,
             d.period.noun()
         ));

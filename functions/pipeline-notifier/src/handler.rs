@@ -485,6 +485,7 @@ where
                 lead: lead_time_seconds(report),
                 restore: restored,
             });
+            next.runs_since = Some(health.runs_since.map_or(at, |since| since.min(at)));
             // A success's stages are what "usual" means; each execution's once (a retried
             // attempt that succeeds is a first final outcome again).
             if state == ExecutionState::Succeeded && health.stages_of.as_deref() != Some(&timeline.execution_id) {

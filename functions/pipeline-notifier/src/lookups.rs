@@ -225,7 +225,10 @@ impl CodePipelineActionHistory {
                 .flat_map(|s| s.action_states())
                 .filter(|a| a.action_name() == Some(action))
                 .filter_map(|a| a.latest_execution())
-                .find(|e| e.status().map(|s| s.as_str()) == Some("InProgress"))
+                .filter(|e| e.status().map(|s| s.as_str()) == Some("InProgress"))
+                // This execution's approval, not another's waiting at the same action (PARALLEL
+                // mode, or an older event retried after a newer execution reached it).
+                .find(|e| e.action_execution_id().is_some() && e.action_execution_id() == detail.action_execution_id())
                 .and_then(|e| e.token().map(str::to_string));
         }
         Ok(Some(approval))

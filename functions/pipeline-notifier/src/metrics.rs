@@ -64,9 +64,12 @@ pub struct PipelineHealth {
     /// what the digest counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<Run>,
+    /// When the first of `runs` was recorded: a digest over a period before says it is partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_since: Option<DateTime<Utc>>,
 }
 
-/// Ended attempts kept at most (about 100 bytes each): a pipeline that runs more than this in
+/// Ended attempts kept at most (about 200 bytes each, as stored): a pipeline that runs more than this in
 /// [`RUNS_KEPT_DAYS`] days has its digest counted over its latest runs only, and says so.
 pub const MAX_RUNS: usize = 1000;
 /// How far back runs are kept: a weekly digest compares two weeks.
