@@ -158,8 +158,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         for e in &rejected {
             error!(error = %e, event = %e.event, field = %e.field, "unreadable alarm record skipped");
         }
-        self.add_tags(&mut alarms).await;
-        let silences = match self.silences.get(&self.store, now).await {
+        // Independent: the tag lookups and the silences (read at most once a minute) at once.
+        let (_, silences) = tokio::join!(self.add_tags(&mut alarms), self.silences.get(&self.store, now));
+        let silences = match silences {
             Ok(silences) => silences,
             Err(e) => {
                 // Sent rather than held back: a silence unread must not lose an alarm.
