@@ -154,10 +154,19 @@ fn fanout(
     aws: &Emulator,
     critical: &Subscribed,
 ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+    fanout_with(aws, critical, RULES)
+}
+
+/// [`fanout`] with these rules.
+fn fanout_with(
+    aws: &Emulator,
+    critical: &Subscribed,
+    rules: &'static str,
+) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
     let vars = HashMap::from([("CRITICAL".to_string(), critical.topic_arn.clone())]);
     Fanout {
         config: FanoutConfig {
-            rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: RULES.into() },
+            rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: rules.into() },
             bucket: BUCKET.into(),
             flap_window: chrono::Duration::seconds(900),
             claim_ttl: chrono::Duration::seconds(120),
@@ -165,7 +174,7 @@ fn fanout(
             alarm_tags_cache: Duration::from_secs(300),
             silences_prefix: None,
         },
-        rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
+        rules: RuleSet::parse(rules, "test", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),
         tags: CachedAlarmTags::new(
@@ -367,4 +376,69 @@ async fn codedeploy_lists_the_group_s_deployments_in_flight_since_the_release_be
     let refused = lister.in_flight(&unknown).await.unwrap_err();
     assert_eq!(refused.kind, pipewarden_shared::ports::FailureKind::Rejected, "{refused}");
     assert!(refused.to_string().contains("DeploymentGroupDoesNotExistException"), "{refused}");
+}
+
+/// A route quiet during deployments holds back the application's ALARMs while the pipeline deploys
+/// it, never the OK of an ALARM sent before, and speaks again once the release is over.
+#[tokio::test]
+async fn a_route_quiet_during_deployments_holds_back_alarms_while_the_application_is_deployed() {
+    const QUIET: &str = r#"
+mode: first-match
+rules:
+  - name: api-servers
+    match: {namespace: AWS/EC2}
+    severity: critical
+    topics: [$CRITICAL]
+    application: flask-api
+    quietDuringDeployments: true
+default:
+  severity: info
+  topics: [$CRITICAL]
+"#;
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let pipeline_topic = aws.topic_with_subscriber("pipeline").await;
+    let critical: Subscribed = aws.topic_with_subscriber("critical").await;
+    let now = Utc::now();
+    let minutes = |m: i64| now + chrono::Duration::minutes(m);
+    deploy_action_history(&aws, minutes(-15), "flask-api-group").await;
+    let notifier = notifier(&aws, &pipeline_topic);
+    let fanout = fanout_with(&aws, &critical, QUIET);
+    let ok = |name: &str, at: DateTime<Utc>| {
+        let mut e = alarm(name, at);
+        e["id"] = json!(format!("ok-{name}"));
+        e["detail"]["previousState"] = e["detail"]["state"].clone();
+        e["detail"]["state"]["value"] = json!("OK");
+        e
+    };
+
+    // An alarm that fired before the release, then the release begins.
+    fanout.handle(alarm("ApiDiskHigh", minutes(-30)), "f0", now).await.unwrap();
+    assert_eq!(aws.received(&critical).await.len(), 1);
+    notifier.handle(pipeline_event("codepipeline-pipeline-started-v2.json", minutes(-20)), "n1", now).await.unwrap();
+    notifier.handle(deploy_action_started(minutes(-15)), "n2", now).await.unwrap();
+
+    // During it: a new ALARM is held back, saying why; the earlier alarm's OK still goes.
+    let held = fanout.handle(alarm("ApiCpuHigh", minutes(1)), "f1", now).await.unwrap();
+    let verdict = held["alarms"][0]["verdict"].as_str().unwrap();
+    assert!(
+        verdict.starts_with(&format!(
+            "suppressed: quiet while pipeline flask-web-app execution {EXECUTION} of flask-api is in flight"
+        )),
+        "{verdict}"
+    );
+    fanout.handle(ok("ApiDiskHigh", minutes(2)), "f2", now).await.unwrap();
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].message.contains("ApiDiskHigh") && got[0].message.contains("OK"), "{}", got[0].message);
+
+    // The release is over: the application's alarms are heard again.
+    notifier.handle(pipeline_event("codepipeline-pipeline-succeeded-v2.json", minutes(3)), "n3", now).await.unwrap();
+    fanout.handle(ok("ApiCpuHigh", minutes(4)), "f3", now).await.unwrap();
+    let mut again = alarm("ApiCpuHigh", minutes(30));
+    again["id"] = json!("alarm-ApiCpuHigh-again");
+    fanout.handle(again, "f4", now).await.unwrap();
+    let got = aws.received(&critical).await;
+    assert_eq!(got.len(), 1, "only the new ALARM (the held one's OK says nothing): {got:#?}");
+    assert!(got[0].message.contains("ApiCpuHigh"), "{}", got[0].message);
 }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use pipewarden_shared::deadline::{self, bounded_optional};
 use pipewarden_shared::deploy_context::{self, InFlight};
-use pipewarden_shared::events::cloudwatch::{parse_classic, parse_eventbridge_alarm, parse_lambda_action};
+use pipewarden_shared::events::cloudwatch::{
+    parse_classic, parse_eventbridge_alarm, parse_lambda_action, AlarmStateValue,
+};
 use pipewarden_shared::events::eventbridge::Shape;
 use pipewarden_shared::events::sns::parse_sns;
 use pipewarden_shared::events::{Document, EventError};
@@ -27,6 +29,16 @@ use crate::memory::{AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
 use crate::silences::{self, SilenceCache};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
+
+/// Why a route that is quiet during deployments held a transition back.
+fn quiet_reason(d: &InFlight) -> String {
+    let what = match (&d.deployment_id, &d.pipeline, &d.execution_id) {
+        (Some(id), _, _) => format!("deployment {id}"),
+        (None, Some(pipeline), Some(execution)) => format!("pipeline {pipeline} execution {execution}"),
+        _ => "a deployment".to_string(),
+    };
+    format!("quiet while {what} of {} is in flight (since {})", d.application, d.started_at.to_rfc3339())
+}
 
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
@@ -179,6 +191,17 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                     silences::labels(&alarm, &self.rules.targets(&alarm), self.rules.application(&alarm).as_deref());
                 let at = alarm.state_time.unwrap_or(now);
                 alarm.silenced = silences::silencing(&silences, &alarm, &labels, at).map(|s| s.reason());
+            }
+            let quiet = alarm.silenced.is_none()
+                && alarm.state != AlarmStateValue::Ok
+                && self.rules.quiet_during_deployments(&alarm);
+            if quiet {
+                alarm.silenced =
+                    self.deployment(&alarm, now, &mut asked).instrument(span.clone()).await.and_then(|d| {
+                        let at = alarm.state_time.unwrap_or(now);
+                        // In flight, not merely ended a moment ago.
+                        d.finished_at.is_none_or(|f| at <= f).then(|| quiet_reason(&d))
+                    });
             }
             // The same transition twice in one event (an SNS batch can repeat a record) is sent once:
             // both records carry this invocation's token, so the claim alone would not stop the second.

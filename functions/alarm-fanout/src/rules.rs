@@ -68,6 +68,8 @@ struct RawRule {
     chat_topics: Vec<String>,
     #[serde(default)]
     application: Option<String>,
+    #[serde(default)]
+    quiet_during_deployments: bool,
 }
 
 impl RawRule {
@@ -77,6 +79,7 @@ impl RawRule {
             topics: self.topics.clone(),
             chat_topics: self.chat_topics.clone(),
             application: self.application.clone(),
+            quiet_during_deployments: self.quiet_during_deployments,
         }
     }
 }
@@ -91,6 +94,9 @@ struct RawRoute {
     chat_topics: Vec<String>,
     #[serde(default)]
     application: Option<String>,
+    /// Hold back ALARM and INSUFFICIENT_DATA while a deployment of the application is in flight.
+    #[serde(default)]
+    quiet_during_deployments: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -195,6 +201,9 @@ pub struct Route {
     pub topics: Vec<String>,
     pub chat_topics: Vec<String>,
     pub application: Option<String>,
+    /// ALARM and INSUFFICIENT_DATA are held back while a deployment of the application is in
+    /// flight (its deployment context), as a silence holds them.
+    pub quiet_during_deployments: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +251,7 @@ impl RuleSet {
                 topics,
                 chat_topics,
                 application: raw.application.clone(),
+                quiet_during_deployments: raw.quiet_during_deployments,
             })
         };
         let mut rules = Vec::new();
@@ -293,6 +303,11 @@ impl RuleSet {
             }
         }
         by_topic.into_values().collect()
+    }
+
+    /// Whether a route the alarm takes is quiet while its application is being deployed.
+    pub fn quiet_during_deployments(&self, alarm: &AlarmTransition) -> bool {
+        self.routes(alarm).iter().any(|r| r.quiet_during_deployments)
     }
 
     /// The application an alarm belongs to, for deployment context: the first matching route naming one.
