@@ -23,8 +23,10 @@ pub type Labels = BTreeMap<String, String>;
 /// Where silences are, in the audit bucket (the bucket policy lets only the configuration writer
 /// write there).
 pub const PREFIX: &str = "config/silences/";
-/// Silences read at most.
+/// Silences read at most (the bucket's lifecycle deletes them 91 days after they were written).
 pub const MAX_SILENCES: usize = 1000;
+/// How long a silence may last.
+pub const MAX_DAYS: i64 = 90;
 
 /// The labels of a transition routed to `targets` (the highest severity, its rule) for
 /// `application`. Tags are labels under their own keys, unless they take a built-in label's name.
@@ -43,14 +45,10 @@ pub fn labels(alarm: &AlarmTransition, targets: &[Target], application: Option<&
         ("rule", top.map(|t| t.rule.clone())),
         ("application", application.map(str::to_string)),
     ];
+    // What is not known here (severity before routing, say) stays as a tag of that name says.
     for (name, value) in builtin {
-        match value {
-            Some(value) => {
-                labels.insert(name.to_string(), value);
-            }
-            None => {
-                labels.remove(name);
-            }
+        if let Some(value) = value {
+            labels.insert(name.to_string(), value);
         }
     }
     labels
@@ -84,9 +82,15 @@ pub fn compile(matchers: &[Matcher]) -> Result<Compiled, String> {
 
 /// Whether every matcher matches `labels` (a label that is absent matches a negated matcher only).
 pub fn all_match(matchers: &Compiled, labels: &Labels) -> bool {
+    matches_with(matchers, labels, true)
+}
+
+/// [`all_match`], where an absent label matches a negated matcher only if `absent_is_known`: when
+/// an alarm's tags could not be had, `env!=prod` must not hold an alarm that is in fact prod's.
+fn matches_with(matchers: &Compiled, labels: &Labels, absent_is_known: bool) -> bool {
     matchers.iter().all(|(label, m, negate)| match labels.get(label) {
         Some(value) => m.matches(value) != *negate,
-        None => *negate,
+        None => *negate && absent_is_known,
     })
 }
 
@@ -145,6 +149,10 @@ impl Silence {
         if self.ends_at <= self.starts_at {
             return Err(format!("endsAt {} is not after startsAt {}", self.ends_at, self.starts_at));
         }
+        // The bucket's lifecycle deletes silences 91 days after they were written.
+        if self.ends_at - self.starts_at > chrono::Duration::days(MAX_DAYS) {
+            return Err(format!("a silence lasts at most {MAX_DAYS} days"));
+        }
         if self.created_by.trim().is_empty() || self.comment.trim().is_empty() {
             return Err("createdBy and comment are required".to_string());
         }
@@ -161,8 +169,13 @@ impl ActiveSilence {
     /// Whether it silences labels `labels` at `at`: in force (`startsAt <= at < endsAt`) and every
     /// matcher matches.
     pub fn silences(&self, labels: &Labels, at: DateTime<Utc>) -> bool {
+        self.silences_with(labels, at, true)
+    }
+
+    /// [`ActiveSilence::silences`], knowing whether the alarm's tags are known (see [`matches_with`]).
+    pub fn silences_with(&self, labels: &Labels, at: DateTime<Utc>, tags_known: bool) -> bool {
         let s = &self.silence;
-        s.starts_at <= at && at < s.ends_at && all_match(&self.matchers, labels)
+        s.starts_at <= at && at < s.ends_at && matches_with(&self.matchers, labels, tags_known)
     }
 
     /// Why it silenced: for the verdict and the log.
@@ -183,7 +196,7 @@ pub fn silencing<'a>(
     if matches!(alarm.state, AlarmStateValue::Ok) {
         return None;
     }
-    silences.iter().find(|s| s.silences(labels, at))
+    silences.iter().find(|s| s.silences_with(labels, at, alarm.tags_known))
 }
 
 /// The silences, read from the audit bucket at most every `ttl` per container (one ListObjectsV2
@@ -201,8 +214,9 @@ impl SilenceCache {
     }
 
     /// The silences in force or to come (ended ones are left out), as last read. A silence that
-    /// does not read is logged and skipped: the others still hold. A listing that fails keeps what
-    /// was read before (or none), and is tried again at the next call.
+    /// does not read is logged and skipped: the others still hold (and, when S3 failed, the set is
+    /// not kept: the next call reads again). A listing that fails is an error: the caller silences
+    /// nothing that time.
     pub async fn get<S: ObjectStore>(&self, store: &S, now: DateTime<Utc>) -> Result<Vec<ActiveSilence>, PortError> {
         let Some(prefix) = &self.prefix else { return Ok(Vec::new()) };
         if let Some((at, silences)) = self.read.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
@@ -215,15 +229,27 @@ impl SilenceCache {
             let object = store.get(key).await;
             (key, object)
         });
+        if keys.len() >= MAX_SILENCES {
+            tracing::warn!(read = MAX_SILENCES, "more silences than are read: the first by key only");
+        }
         let mut silences = Vec::new();
+        let mut complete = true;
         for (key, object) in futures_util::future::join_all(reads).await {
             let parsed = match object {
-                Ok(Some(object)) => pipewarden_shared::document::parse_json_or_yaml::<Silence>(
-                    std::str::from_utf8(&object.body).unwrap_or_default(),
-                )
-                .and_then(Silence::check),
+                Ok(Some(object)) => read(&object.body).and_then(|silence| {
+                    // The file is the silence's: the CLI finds and expires it by its id.
+                    if silence.silence.key() == *key {
+                        Ok(silence)
+                    } else {
+                        Err(format!("its id {:?} is not its file name", silence.silence.id))
+                    }
+                }),
                 Ok(None) => continue,
-                Err(e) => Err(e.to_string()),
+                Err(e) => {
+                    // Not kept: the next invocation reads them all again.
+                    complete = false;
+                    Err(e.to_string())
+                }
             };
             match parsed {
                 Ok(silence) if silence.silence.ends_at > now => silences.push(silence),
@@ -233,9 +259,17 @@ impl SilenceCache {
                 }
             }
         }
-        *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), silences.clone()));
+        if complete {
+            *self.read.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), silences.clone()));
+        }
         Ok(silences)
     }
+}
+
+/// Reads a silence file: JSON, or YAML as any configuration here; checked.
+pub fn read(body: &[u8]) -> Result<ActiveSilence, String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    pipewarden_shared::document::parse_json_or_yaml::<Silence>(text).and_then(Silence::check)
 }
 
 /// A matcher as written on a command line, amtool's way: `label=value` (exact), `label!=value`,
@@ -370,6 +404,79 @@ mod tests {
         assert!(parse_duration("91d").is_err());
     }
 
+    fn transition(tags: &[(&str, &str)], tags_known: bool) -> AlarmTransition {
+        AlarmTransition {
+            source_id: "e".into(),
+            alarm_name: "db-cpu".into(),
+            alarm_arn: None,
+            account: "123456789012".into(),
+            region: "us-east-1".into(),
+            state: AlarmStateValue::Alarm,
+            previous: None,
+            reason: None,
+            state_time: Some(at("2026-11-27T11:00:00Z")),
+            description: None,
+            watched: crate::alarm::Watched::Unknown,
+            threshold: None,
+            comparison: None,
+            suppressed: None,
+            silenced: None,
+            contributor: None,
+            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags_known,
+        }
+    }
+
+    #[test]
+    fn a_negated_matcher_holds_nothing_whose_tags_are_unknown() {
+        let s = vec![silence(vec![m("alarmName", "prefix", "db-", false), m("env", "exact", "prod", true)])
+            .check()
+            .unwrap()];
+        let t = at("2026-11-27T11:00:00Z");
+        let staging = transition(&[("env", "staging")], true);
+        assert!(silencing(&s, &staging, &labels_of(&staging), t).is_some());
+        let untagged = transition(&[], true);
+        assert!(silencing(&s, &untagged, &labels_of(&untagged), t).is_some(), "known to have no env tag");
+        let unknown = transition(&[], false);
+        assert!(silencing(&s, &unknown, &labels_of(&unknown), t).is_none(), "perhaps prod's: not held");
+        let mut ok = staging.clone();
+        ok.state = AlarmStateValue::Ok;
+        assert!(silencing(&s, &ok, &labels_of(&ok), t).is_none(), "an OK is never silenced");
+    }
+
+    fn labels_of(a: &AlarmTransition) -> Labels {
+        super::labels(a, &[], None)
+    }
+
+    #[test]
+    fn tags_stay_labels_where_routing_does_not_say_otherwise() {
+        let a = transition(&[("application", "shop"), ("severity", "low"), ("alarmName", "spoofed")], true);
+        let l = labels_of(&a);
+        assert_eq!(l["application"], "shop");
+        assert_eq!(l["severity"], "low");
+        assert_eq!(l["alarmName"], "db-cpu", "built-in labels win over tags");
+    }
+
+    #[tokio::test]
+    async fn the_cache_reads_json_and_yaml_and_skips_what_is_not_a_silence_of_its_name() {
+        let store = pipewarden_shared::fakes::MemoryStore::new();
+        let good = silence(vec![m("team", "exact", "web", false)]);
+        store.seed(&good.key(), serde_json::to_vec(&good).unwrap());
+        let yaml = "id: yaml-1\nmatchers: [{label: team, exact: api}]\nstartsAt: 2026-11-27T10:00:00Z\nendsAt: 2026-11-27T12:00:00Z\ncreatedBy: mary\ncomment: upgrade\n";
+        store.seed("config/silences/yaml-1.json", yaml.as_bytes().to_vec());
+        store.seed("config/silences/other-name.json", serde_json::to_vec(&good).unwrap());
+        let mut ended = silence(vec![m("team", "exact", "web", false)]);
+        ended.id = "ended".into();
+        ended.ends_at = at("2026-11-27T10:30:00Z");
+        store.seed(&ended.key(), serde_json::to_vec(&ended).unwrap());
+        store.seed("config/silences/broken.json", b"{".to_vec());
+        let cache = SilenceCache::new(Some(PREFIX.into()), StdDuration::from_secs(60));
+        let read = cache.get(&store, at("2026-11-27T11:00:00Z")).await.unwrap();
+        let ids: Vec<&str> = read.iter().map(|s| s.silence.id.as_str()).collect();
+        assert_eq!(ids, ["maint-1", "yaml-1"]);
+        assert!(SilenceCache::default().get(&store, at("2026-11-27T11:00:00Z")).await.unwrap().is_empty(), "off");
+    }
+
     #[test]
     fn bad_silences_are_refused_with_the_reason() {
         assert!(silence(vec![]).check().unwrap_err().contains("at least one matcher"));
@@ -381,6 +488,9 @@ mod tests {
         let mut backwards = silence(vec![m("a", "exact", "b", false)]);
         backwards.ends_at = backwards.starts_at;
         assert!(backwards.check().unwrap_err().contains("is not after"));
+        let mut too_long = silence(vec![m("a", "exact", "b", false)]);
+        too_long.ends_at = too_long.starts_at + chrono::Duration::days(91);
+        assert!(too_long.check().unwrap_err().contains("90 days"));
         let mut bad_id = silence(vec![m("a", "exact", "b", false)]);
         bad_id.id = "../x".into();
         assert!(bad_id.check().unwrap_err().contains("id"));

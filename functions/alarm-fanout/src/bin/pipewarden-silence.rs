@@ -18,6 +18,11 @@ use pipewarden_shared::adapters::S3ObjectStore;
 use pipewarden_shared::config::ProcessEnv;
 use pipewarden_shared::ports::{ObjectStore, PutOutcome, WriteCondition};
 
+enum End {
+    At(DateTime<Utc>),
+    After(chrono::Duration),
+}
+
 enum Command {
     Add(Silence),
     List { all: bool },
@@ -43,8 +48,8 @@ fn parse(args: Vec<String>, now: DateTime<Utc>) -> Result<(Option<String>, Comma
             "--author" => author = Some(value("--author")?),
             "--id" => id = Some(value("--id")?),
             "--start" => start = time(value("--start")?)?,
-            "--until" => end = Some(time(value("--until")?)?),
-            "--for" => end = Some(now + silences::parse_duration(&value("--for")?)?),
+            "--until" => end = Some(End::At(time(value("--until")?)?)),
+            "--for" => end = Some(End::After(silences::parse_duration(&value("--for")?)?)),
             "--all" => all = true,
             other if other.starts_with("--") => return Err(format!("unknown option {other}")),
             _ => rest.push(arg),
@@ -53,9 +58,11 @@ fn parse(args: Vec<String>, now: DateTime<Utc>) -> Result<(Option<String>, Comma
     let command = match verb.as_str() {
         "add" => {
             let matchers = rest.iter().map(|m| silences::parse_matcher(m)).collect::<Result<Vec<_>, _>>()?;
-            let ends_at = end.ok_or("add needs --for or --until")?;
             // `--for` counts from now, or from --start when it is later.
-            let ends_at = if start > now { ends_at + (start - now) } else { ends_at };
+            let ends_at = match end.ok_or("add needs --for or --until")? {
+                End::At(at) => at,
+                End::After(length) => start.max(now) + length,
+            };
             let silence = Silence {
                 id: id.unwrap_or_else(|| {
                     format!("s-{}-{:04x}", now.format("%Y%m%d%H%M%S"), now.timestamp_subsec_micros() & 0xffff)
@@ -89,8 +96,8 @@ fn line(s: &Silence, now: DateTime<Utc>) -> String {
         .map(|m| {
             let (op, value) = match (&m.exact, &m.prefix, &m.glob, &m.regex) {
                 (Some(v), ..) => (if m.negate { "!=" } else { "=" }, v),
-                (_, Some(v), ..) => ("^=", v),
-                (_, _, Some(v), _) => ("*=", v),
+                (_, Some(v), ..) => (if m.negate { "!^=" } else { "^=" }, v),
+                (_, _, Some(v), _) => (if m.negate { "!*=" } else { "*=" }, v),
                 (.., Some(v)) => (if m.negate { "!~" } else { "=~" }, v),
                 _ => ("?", &m.label),
             };
@@ -115,7 +122,8 @@ async fn run(bucket: String, command: Command, now: DateTime<Utc>) -> Result<Str
         let store = &store;
         async move {
             let object = store.get(&key).await.map_err(|e| e.to_string())?.ok_or(format!("{key}: no such silence"))?;
-            let silence: Silence = serde_json::from_slice(&object.body).map_err(|e| format!("{key}: {e}"))?;
+            // As the function reads it (JSON or YAML, checked).
+            let silence = silences::read(&object.body).map_err(|e| format!("{key}: {e}"))?.silence;
             Ok::<_, String>((silence, object.etag))
         }
     };
@@ -145,7 +153,11 @@ async fn run(bucket: String, command: Command, now: DateTime<Utc>) -> Result<Str
             if silence.ends_at <= now {
                 return Ok(format!("already expired: {}", line(&silence, now)));
             }
-            silence.ends_at = now.max(silence.starts_at + chrono::Duration::seconds(1));
+            // A silence not begun yet never holds anything.
+            if silence.starts_at > now {
+                silence.starts_at = now - chrono::Duration::seconds(1);
+            }
+            silence.ends_at = now;
             let body = serde_json::to_vec_pretty(&silence).expect("a silence serializes");
             match store.put(&silence.key(), body, "application/json", WriteCondition::IfMatches(etag)).await {
                 Ok(PutOutcome::Written { .. }) => Ok(format!("expired {}", line(&silence, now))),
