@@ -244,22 +244,29 @@ fn only_the_named_principal_may_write_the_configuration() {
     // match, and would lock everyone out of config/.
     let pattern = t["Parameters"]["ConfigWriterArn"]["AllowedPattern"].as_str().unwrap();
     assert!(pattern.contains(":iam::") && !pattern.contains("sts"), "{pattern}");
-    // The lifecycle never expires the current configuration: only what the functions write.
+    // The lifecycle never expires the current configuration: only what the functions write, and
+    // the silences (which last at most 90 days by design, and are deleted after 91).
     for rule in t["Resources"]["AuditBucket"]["Properties"]["LifecycleConfiguration"]["Rules"].as_array().unwrap() {
         if rule.get("ExpirationInDays").is_some() {
             let prefix = rule["Prefix"].as_str().unwrap_or("");
             assert!(
-                ["pipeline-notifier/", "deploy-validator/", "alarm-fanout/", "deploy-context/"].contains(&prefix),
+                ["pipeline-notifier/", "deploy-validator/", "alarm-fanout/", "deploy-context/", "config/silences/"]
+                    .contains(&prefix),
                 "rule {} expires {prefix:?}, which reaches config/",
                 rule["Id"]
             );
+            if prefix == "config/silences/" {
+                assert!(rule["ExpirationInDays"].as_u64().unwrap() > 90, "a silence may last 90 days");
+            }
         }
     }
-    // The documents the guard protects are where it looks.
+    // The documents the guard protects are where it looks, and never where silences expire.
     for key in ["RoutingRulesKey", "ValidationSpecKey"] {
         let p = &t["Parameters"][key];
-        assert!(p["AllowedPattern"].as_str().unwrap().starts_with("^config/"), "{key}");
+        let pattern = p["AllowedPattern"].as_str().unwrap();
+        assert!(pattern.starts_with("^config/(?!silences/)"), "{key}: {pattern}");
         assert!(p["Default"].as_str().unwrap().starts_with("config/"), "{key}");
+        assert!(!p["Default"].as_str().unwrap().starts_with("config/silences/"), "{key}");
     }
     // The functions only read the configuration.
     for function in ["PipelineNotifierFunction", "DeployValidatorFunction", "AlarmFanoutFunction"] {
