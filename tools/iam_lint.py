@@ -196,7 +196,7 @@ def identity_policies(path, overrides):
         if resource["Type"] == "AWS::IAM::Role":
             for policy in props.get("Policies") or []:
                 yield f"{name}/{policy.get('PolicyName')}", resolver.value(policy["PolicyDocument"])
-        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
             yield name, resolver.value(props["PolicyDocument"])
 
 

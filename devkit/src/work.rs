@@ -65,8 +65,9 @@ impl Workload {
     /// its execution or alarm).
     pub fn render(&self, payload: impl Document) -> Result<Rendered, EventError> {
         let shape = payload.shape();
-        if shape == pipewarden_shared::events::eventbridge::Shape::ScheduledEvent {
-            // The digest: what it sends is read from S3, not from the event.
+        use pipewarden_shared::events::eventbridge::Shape;
+        if matches!(shape, Shape::ScheduledEvent | Shape::AlarmFanoutTimer) {
+            // The digest, an alarm-fanout timer: what they send is read from S3, not from the event.
             return Ok(Rendered::default());
         }
         match shape.function() {

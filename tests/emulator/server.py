@@ -42,6 +42,9 @@ would never give is an HTTP 500 EmulatorOutputInvalid, the emulator's fault):
   ListActionExecutions  validated against the model (ValidationException); an unknown pipeline
       (neither moto's nor seeded): PipelineNotFoundException; maxResults (default 100) and
       nextToken, InvalidNextTokenException.
+EventBridge Scheduler CreateSchedule is validated as AWS does (see scheduler_create_schedule): the
+model's constraints, at() expressions, a Lambda target's JSON Input, ResourceNotFoundException (404)
+for a group that does not exist, ConflictException (409) for a name that exists.
 GetPipelineExecution's request is validated against the botocore service model that ships with
 moto, as AWS validates it: a missing required member, or a value outside its length, pattern or
 enum, is a ValidationException (HTTP 400); an unknown pipeline is a PipelineNotFoundException and
@@ -132,6 +135,7 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.sns.exceptions import SNSException, SNSInvalidParameter
+from moto.scheduler.responses import EventBridgeSchedulerResponse
 from moto.sns.responses import SNSResponse
 from werkzeug.serving import make_server
 
@@ -1080,6 +1084,56 @@ SNSResponse.publish = sns_publish
 SNSResponse.publish_batch = sns_publish_batch
 
 
+class SchedulerError(JsonRESTError):
+    def __init__(self, code: str, message: str, status: int):
+        super().__init__(code, message)
+        self.code = status
+
+
+_MOTO_CREATE_SCHEDULE = EventBridgeSchedulerResponse.create_schedule
+AT_EXPRESSION = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
+
+
+def scheduler_create_schedule(self):
+    """As AWS: the request validated against the model (ValidationException, 400: a name of more
+    than 64 characters or outside [0-9a-zA-Z-_.], no FlexibleTimeWindow, no Target.RoleArn); an
+    at() expression that is not at(yyyy-mm-ddThh:mm:ss), or a time in the past: ValidationException;
+    a Lambda target's Input that is not JSON: ValidationException; a group that does not exist:
+    ResourceNotFoundException (404; moto fails with a KeyError); a name the group has:
+    ConflictException (409; moto answers 400)."""
+    params = json.loads(self.body or "{}")
+    name = urllib.parse.unquote(self.uri.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+    validate_request("scheduler", "CreateSchedule", dict(params, Name=name))
+    expression = params["ScheduleExpression"]
+    if expression.startswith("at("):
+        match = AT_EXPRESSION.fullmatch(expression)
+        try:
+            at = datetime.datetime.fromisoformat(match.group(1)) if match else None
+        except ValueError:
+            at = None
+        if at is None:
+            raise SchedulerError("ValidationException", f"Invalid Schedule Expression {expression}.", 400)
+        zone = params.get("ScheduleExpressionTimezone") or "UTC"
+        if zone == "UTC" and at < datetime.datetime.utcnow() - datetime.timedelta(minutes=5):
+            raise SchedulerError("ValidationException", f"The schedule expression {expression} is in the past.", 400)
+    target = params.get("Target") or {}
+    if ":lambda:" in target.get("Arn", "") and "Input" in target:
+        try:
+            json.loads(target["Input"])
+        except ValueError:
+            raise SchedulerError("ValidationException", "Target Input must be valid JSON for a Lambda target.", 400)
+    group = params.get("GroupName") or "default"
+    groups = self.scheduler_backend.schedule_groups
+    if group not in groups:
+        raise SchedulerError("ResourceNotFoundException", f"Schedule group {group} does not exist.", 404)
+    if name in groups[group].schedules:
+        raise SchedulerError("ConflictException", f"Schedule {name} already exists.", 409)
+    return _MOTO_CREATE_SCHEDULE(self)
+
+
+EventBridgeSchedulerResponse.create_schedule = scheduler_create_schedule
+
+
 # --- control API and fault injection -------------------------------------------------------------
 
 
@@ -1100,6 +1154,8 @@ def _operation(environ, body: bytes) -> str:
         return query["Action"][0]
     method = environ.get("REQUEST_METHOD", "GET")
     path = environ.get("PATH_INFO", "/").strip("/")
+    if path.startswith("schedules/") and "/aws4_request" in environ.get("HTTP_AUTHORIZATION", "") and "/scheduler/" in environ.get("HTTP_AUTHORIZATION", ""):
+        return {"POST": "CreateSchedule", "GET": "GetSchedule", "PUT": "UpdateSchedule", "DELETE": "DeleteSchedule"}.get(method, method)
     is_object = "/" in path
     return {
         ("PUT", True): "PutObject",

@@ -528,6 +528,41 @@ def sns_publish_batch_limits():
 
 
 @check
+def scheduler_create_schedule_as_aws():
+    import datetime
+
+    scheduler = client("scheduler")
+    scheduler.create_schedule_group(Name="timers")
+    at = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
+    target = {
+        "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fanout",
+        "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/scheduler",
+        "Input": json.dumps({"source": "pipewarden.alarm-fanout"}),
+    }
+    ok = dict(
+        Name="pw-1", GroupName="timers", ScheduleExpression=f"at({at})", ScheduleExpressionTimezone="UTC",
+        FlexibleTimeWindow={"Mode": "OFF"}, Target=target, ActionAfterCompletion="DELETE",
+    )
+    scheduler.create_schedule(**ok)
+    got = scheduler.get_schedule(Name="pw-1", GroupName="timers")
+    assert got["ScheduleExpression"] == f"at({at})" and got["Target"]["Input"] == target["Input"], got
+    assert error(scheduler.create_schedule, **ok) == ("ConflictException", 409)
+    assert error(scheduler.create_schedule, **dict(ok, Name="pw-2", GroupName="nope")) == ("ResourceNotFoundException", 404)
+    loose = client("scheduler", validate=False)
+    for bad in [
+        dict(ok, Name="x" * 65),
+        dict(ok, Name="has space"),
+        dict(ok, Name="pw-3", ScheduleExpression="at(2026-11-27 08:00:00)"),
+        dict(ok, Name="pw-4", ScheduleExpression="at(2020-01-01T00:00:00)"),
+        dict(ok, Name="pw-5", Target=dict(target, Input="not json")),
+        dict(ok, Name="pw-6", Target={k: v for k, v in target.items() if k != "RoleArn"}),
+        {k: v for k, v in dict(ok, Name="pw-7").items() if k != "FlexibleTimeWindow"},
+    ]:
+        got = error(loose.create_schedule, **bad)
+        assert got == ("ValidationException", 400), (bad, got)
+
+
+@check
 def s3_conditional_writes():
     s3 = client("s3")
     s3.create_bucket(Bucket="conditional")

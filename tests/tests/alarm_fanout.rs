@@ -63,7 +63,10 @@ impl World {
         }
     }
 
-    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+    fn fanout(
+        &self,
+    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers>
+    {
         self.fanout_with(RULES, std::time::Duration::from_secs(300))
     }
 
@@ -73,7 +76,8 @@ impl World {
         &self,
         rules: &str,
         tags_cache: std::time::Duration,
-    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers>
+    {
         let vars: HashMap<String, String> = HashMap::from([
             ("CRITICAL".into(), self.critical.topic_arn.clone()),
             ("WARNING".into(), self.warning.topic_arn.clone()),
@@ -90,12 +94,14 @@ impl World {
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: tags_cache,
                 silences_prefix: None,
+                schedule: None,
             },
             rules: RuleSet::parse(rules, "test", &vars).unwrap(),
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(self.cloudwatch()), tags_cache),
             silences: Default::default(),
+            timers: alarm_fanout::timers::NoTimers,
             deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }

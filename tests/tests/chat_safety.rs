@@ -132,7 +132,10 @@ impl Alarms {
         Alarms { text: aws.topic_with_subscriber("text").await, chat: aws.topic_with_subscriber("chat").await, aws }
     }
 
-    fn fanout(&self) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+    fn fanout(
+        &self,
+    ) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers>
+    {
         let vars: HashMap<String, String> =
             HashMap::from([("TEXT".into(), self.text.topic_arn.clone()), ("CHAT".into(), self.chat.topic_arn.clone())]);
         let cache = std::time::Duration::from_secs(300);
@@ -145,12 +148,14 @@ impl Alarms {
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: cache,
                 silences_prefix: None,
+                schedule: None,
             },
             rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
             publisher: SnsPublisher::new(self.aws.sns()),
             store: S3ObjectStore::new(self.aws.s3(), BUCKET),
             tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&self.aws.sdk)), cache),
             silences: Default::default(),
+            timers: alarm_fanout::timers::NoTimers,
             deployments: CodeDeployDeployments::new(self.aws.codedeploy()),
         }
     }
@@ -474,6 +479,7 @@ fn any_alarm(
         comparison: None,
         suppressed: None,
         silenced: None,
+        note: None,
         contributor: None,
         tags: Default::default(),
         tags_known: true,

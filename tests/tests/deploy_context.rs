@@ -153,7 +153,7 @@ fn notifier(
 fn fanout(
     aws: &Emulator,
     critical: &Subscribed,
-) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers> {
     fanout_with(aws, critical, RULES)
 }
 
@@ -162,7 +162,7 @@ fn fanout_with(
     aws: &Emulator,
     critical: &Subscribed,
     rules: &'static str,
-) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers> {
     let vars = HashMap::from([("CRITICAL".to_string(), critical.topic_arn.clone())]);
     Fanout {
         config: FanoutConfig {
@@ -173,6 +173,7 @@ fn fanout_with(
             deploy_context_max_age: chrono::Duration::seconds(3600),
             alarm_tags_cache: Duration::from_secs(300),
             silences_prefix: None,
+            schedule: None,
         },
         rules: RuleSet::parse(rules, "test", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
@@ -182,6 +183,7 @@ fn fanout_with(
             Duration::from_secs(300),
         ),
         silences: Default::default(),
+        timers: alarm_fanout::timers::NoTimers,
         deployments: CodeDeployDeployments::new(aws.codedeploy()),
     }
 }

@@ -36,6 +36,7 @@ fn every_sample_event_has_a_shape_and_parses() {
             >("EventBridge Scheduled Event", value)
             .map(drop)
             .map_err(|e| e.to_string()),
+            Shape::AlarmFanoutTimer => alarm_fanout::timers::read(value).map(drop).map_err(|e| e.to_string()),
             Shape::Unknown => Err("no shape recognised".to_string()),
         };
         assert_eq!(result, Ok(()), "{name} ({shape:?})");

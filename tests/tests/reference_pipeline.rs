@@ -287,6 +287,7 @@ fn transition(t: &Value, alarm: &Value) -> AlarmTransition {
         comparison: alarm["ComparisonOperator"].as_str().map(str::to_string),
         suppressed: None,
         silenced: None,
+        note: None,
         contributor: None,
         tags,
         tags_known: true,

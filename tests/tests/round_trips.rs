@@ -70,7 +70,7 @@ fn row(kind: &str, calls: &BTreeMap<String, u64>) -> String {
 async fn fanout(
     aws: &Emulator,
     topics: usize,
-) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments> {
+) -> Fanout<SnsPublisher, S3ObjectStore, CloudWatchAlarmTags, CodeDeployDeployments, alarm_fanout::timers::NoTimers> {
     let mut vars = HashMap::new();
     let mut names = Vec::new();
     for i in 0..topics {
@@ -92,12 +92,14 @@ async fn fanout(
             deploy_context_max_age: Duration::seconds(3600),
             alarm_tags_cache: tags_cache,
             silences_prefix: None,
+            schedule: None,
         },
         rules: RuleSet::parse(&rules, "round trips", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
         store: S3ObjectStore::new(aws.s3(), BUCKET),
         tags: CachedAlarmTags::new(CloudWatchAlarmTags::new(aws_sdk_cloudwatch::Client::new(&aws.sdk)), tags_cache),
         silences: Default::default(),
+        timers: alarm_fanout::timers::NoTimers,
         deployments: CodeDeployDeployments::new(aws.codedeploy()),
     }
 }

@@ -302,6 +302,49 @@ fn alarm_lambda_actions_may_invoke_alarm_fanout_from_this_account_only() {
     assert_eq!(t["Outputs"]["AlarmFanoutFunctionArn"]["Value"], json!({"Fn::GetAtt": ["AlarmFanoutFunction", "Arn"]}));
 }
 
+/// alarm-fanout's timers: schedules only in its own group, passing only its scheduler role, only
+/// to Scheduler; that role assumable by Scheduler for this account's group only, and allowed to
+/// invoke alarm-fanout and nothing else; the function told the group and the role.
+#[test]
+fn alarm_fanout_timers_are_wired_and_scoped() {
+    let t = template_json();
+    let r = &t["Resources"];
+    assert_eq!(r["AlarmFanoutSchedules"]["Type"], "AWS::Scheduler::ScheduleGroup");
+    let fanout = &r["AlarmFanoutFunction"];
+    let env = &fanout["Properties"]["Environment"]["Variables"];
+    assert_eq!(env["SCHEDULE_GROUP"], json!({"Ref": "AlarmFanoutSchedules"}));
+    assert_eq!(env["SCHEDULER_ROLE_ARN"], json!({"Fn::GetAtt": ["AlarmFanoutSchedulerRole", "Arn"]}));
+    let statements = statements_of(fanout);
+    let create: Vec<&Value> = statements.iter().filter(|s| s["Action"] == "scheduler:CreateSchedule").collect();
+    assert_eq!(create.len(), 1);
+    assert_eq!(
+        create[0]["Resource"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${AlarmFanoutSchedules}/*"})
+    );
+    let pass: Vec<&Value> = statements.iter().filter(|s| s["Action"] == "iam:PassRole").collect();
+    assert_eq!(pass.len(), 1);
+    assert_eq!(pass[0]["Resource"], json!({"Fn::GetAtt": ["AlarmFanoutSchedulerRole", "Arn"]}));
+    assert_eq!(pass[0]["Condition"], json!({"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}));
+    let trust = &r["AlarmFanoutSchedulerRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert_eq!(trust.as_array().unwrap().len(), 1);
+    assert_eq!(trust[0]["Principal"], json!({"Service": "scheduler.amazonaws.com"}));
+    assert_eq!(trust[0]["Condition"]["StringEquals"]["aws:SourceAccount"], json!({"Ref": "AWS::AccountId"}));
+    assert_eq!(
+        trust[0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        json!({"Fn::GetAtt": ["AlarmFanoutSchedules", "Arn"]})
+    );
+    assert!(r["AlarmFanoutSchedulerRole"]["Properties"].get("Policies").is_none(), "its only policy is the invoke");
+    let invoke = &r["AlarmFanoutSchedulerInvoke"]["Properties"];
+    assert_eq!(invoke["RoleName"], json!({"Ref": "AlarmFanoutSchedulerRole"}));
+    let statement = &invoke["PolicyDocument"]["Statement"];
+    assert_eq!(statement.as_array().unwrap().len(), 1);
+    assert_eq!(statement[0]["Action"], "lambda:InvokeFunction");
+    assert_eq!(
+        statement[0]["Resource"],
+        json!([{"Fn::GetAtt": ["AlarmFanoutFunction", "Arn"]}, {"Fn::Sub": "${AlarmFanoutFunction.Arn}:*"}])
+    );
+}
+
 #[test]
 fn codestar_notifications_reach_the_notifier_when_asked_for() {
     let t = template_json();
@@ -375,6 +418,8 @@ fn every_lookup_the_functions_make_is_allowed() {
         ("AlarmFanoutFunction", "codedeploy:ListDeployments"),
         ("AlarmFanoutFunction", "codedeploy:BatchGetDeployments"),
         ("AlarmFanoutFunction", "sns:Publish"),
+        ("AlarmFanoutFunction", "scheduler:CreateSchedule"),
+        ("AlarmFanoutFunction", "iam:PassRole"),
         ("PipelineNotifierFunction", "codepipeline:ListActionExecutions"),
         ("PipelineNotifierFunction", "codepipeline:GetPipelineExecution"),
         ("PipelineNotifierFunction", "codedeploy:ListDeploymentTargets"),

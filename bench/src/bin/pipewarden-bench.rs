@@ -479,7 +479,8 @@ fn cpu(o: &Options) -> Result<String, Failure> {
 // ---------------------------------------------------------------------------------------------
 // Fan-out: one alarm to 10 topics versus one, every AWS call slowed by a fixed latency.
 
-type BenchFanout = Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags, MemoryDeployments>;
+type BenchFanout =
+    Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags, MemoryDeployments, alarm_fanout::timers::NoTimers>;
 
 async fn fanout(o: &Options) -> Result<String, Failure> {
     let aws = Emulator::fresh().await;
@@ -504,12 +505,14 @@ async fn fanout(o: &Options) -> Result<String, Failure> {
                 deploy_context_max_age: chrono::Duration::seconds(3600),
                 alarm_tags_cache: std::time::Duration::from_secs(300),
                 silences_prefix: None,
+                schedule: None,
             },
             publisher: SnsPublisher::new(aws.sns()),
             store: S3ObjectStore::new(aws.s3(), bucket),
             // The fan-out is measured, not a tag lookup: the events carry their alarms' tags.
             tags: CachedAlarmTags::new(MemoryAlarmTags::default(), std::time::Duration::from_secs(300)),
             silences: Default::default(),
+            timers: alarm_fanout::timers::NoTimers,
             // No deployment context is recorded here: nothing to ask CodeDeploy.
             deployments: MemoryDeployments::default(),
         })

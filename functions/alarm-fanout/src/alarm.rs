@@ -7,9 +7,11 @@ use pipewarden_shared::events::cloudwatch::{
     AlarmDetail, AlarmStateValue, ClassicAlarmMessage, ClassicMetric, Contributor, MetricQuery,
 };
 use pipewarden_shared::events::parse_time;
+use serde::{Deserialize, Serialize};
 
 /// What the alarm watches.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Watched {
     /// One metric.
     Metric(MetricRef),
@@ -27,7 +29,8 @@ pub enum Watched {
     Unknown,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MetricRef {
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -36,7 +39,9 @@ pub struct MetricRef {
     pub period: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Kept whole in the alarm's memory (JSON) when a timer may send it later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AlarmTransition {
     /// The id of what carried it (EventBridge event id, SNS message id).
     pub source_id: String,
@@ -56,11 +61,25 @@ pub struct AlarmTransition {
     pub suppressed: Option<String>,
     /// Why a silence holds it back (set by the handler from the silences in force), if one does.
     pub silenced: Option<String>,
+    /// Said at the top of the message when it is not the transition's first word: a reminder, or
+    /// an ALARM sent once what held it back ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
     pub contributor: Option<(String, BTreeMap<String, String>)>,
     /// The alarm's tags: those the event carries, or those looked up (see [`crate::tags`]).
     pub tags: BTreeMap<String, String>,
     /// CloudWatch sent the alarm's tags with the event (`SUCCESS`): no need to look them up.
     pub tags_known: bool,
+}
+
+/// See [`AlarmTransition::note`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Note {
+    /// For the subject: `reminder 2`, `held back`.
+    pub tag: String,
+    /// The sentence.
+    pub text: String,
 }
 
 impl AlarmTransition {
@@ -168,6 +187,7 @@ pub fn from_detail(
         comparison: config.comparison_operator.clone(),
         suppressed,
         silenced: None,
+        note: None,
         contributor: d.contributor.as_ref().or(d.alarm_contributor.as_ref()).map(contributor),
         tags: d.alarm_tags.clone(),
         tags_known: d.tags_complete(),
@@ -240,6 +260,7 @@ pub fn from_classic(message_id: &str, m: ClassicAlarmMessage) -> AlarmTransition
         comparison: trigger.comparison_operator,
         suppressed: None,
         silenced: None,
+        note: None,
         contributor: None,
         tags: m.alarm_tags,
         tags_known,

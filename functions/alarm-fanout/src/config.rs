@@ -17,6 +17,10 @@ pub struct Config {
     pub alarm_tags_cache: std::time::Duration,
     /// Where the silences are in the audit bucket (`SILENCES_PREFIX`; none: no silences read).
     pub silences_prefix: Option<String>,
+    /// The EventBridge Scheduler group for alarm-fanout's timers and the role schedules invoke it
+    /// with (`SCHEDULE_GROUP`, `SCHEDULER_ROLE_ARN`, both or neither; neither: no reminders, and
+    /// an ALARM held back is not looked at again when its hold ends).
+    pub schedule: Option<(String, String)>,
 }
 
 /// A day: tags change rarely, but a change should show within a day.
@@ -36,6 +40,7 @@ impl Config {
             deploy_context_max_age: window(vars, "DEPLOY_CONTEXT_MAX_AGE_SECONDS", 3600)?,
             alarm_tags_cache: alarm_tags_cache(vars)?,
             silences_prefix: vars.optional("SILENCES_PREFIX"),
+            schedule: schedule(vars)?,
         })
     }
 }
@@ -44,6 +49,15 @@ fn window(vars: &impl Vars, variable: &str, default: u64) -> Result<Duration, Co
     let seconds = vars.seconds_at_most(variable, default, MAX_WINDOW_SECONDS)?;
     // At most a day, so the cast and chrono's conversion cannot overflow.
     Ok(Duration::seconds(seconds as i64))
+}
+
+fn schedule(vars: &impl Vars) -> Result<Option<(String, String)>, ConfigError> {
+    match (vars.optional("SCHEDULE_GROUP"), vars.optional("SCHEDULER_ROLE_ARN")) {
+        (Some(group), Some(role)) => Ok(Some((group, role))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new("SCHEDULER_ROLE_ARN", "is needed with SCHEDULE_GROUP")),
+        (None, Some(_)) => Err(ConfigError::new("SCHEDULE_GROUP", "is needed with SCHEDULER_ROLE_ARN")),
+    }
 }
 
 fn alarm_tags_cache(vars: &impl Vars) -> Result<std::time::Duration, ConfigError> {

@@ -21,9 +21,10 @@ pub fn message(alarm: &AlarmTransition, target: &Target, deployment: Option<&InF
     }
 }
 
-/// `[ALARM] flask-web-app-5xx in us-east-1`.
+/// `[ALARM] flask-web-app-5xx in us-east-1`; a reminder `[ALARM] ... in us-east-1 (reminder 2)`.
 pub fn subject(alarm: &AlarmTransition) -> String {
-    ascii_subject(&format!("[{}] {} in {}", alarm.state, alarm.alarm_name, alarm.region))
+    let tag = alarm.note.as_ref().map(|n| format!(" ({})", n.tag)).unwrap_or_default();
+    ascii_subject(&format!("[{}] {} in {}{tag}", alarm.state, alarm.alarm_name, alarm.region))
 }
 
 fn metric_words(m: &MetricRef) -> String {
@@ -97,6 +98,9 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     if let Some(previous) = &alarm.previous {
         let _ = write!(out, " (was {})", one_line(previous.as_str()));
     }
+    if let Some(note) = &alarm.note {
+        let _ = write!(out, "\n\n{}", one_line(&note.text));
+    }
     let _ = write!(out, "\n\nSeverity:     {} (rule {})", target.severity.as_str(), target.rule);
     let _ = write!(out, "\nAccount:      {}", one_line(&alarm.account));
     if let Some(at) = alarm.state_time {
@@ -135,6 +139,9 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
 /// markup fields, in [`ChatNotification::to_json`] for keywords and summary.
 pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlight>) -> String {
     let mut description = Vec::new();
+    if let Some(note) = &alarm.note {
+        description.push(format!("*{}*", chat_escape(&clean_text(&note.text, 300))));
+    }
     if let Some(reason) = &alarm.reason {
         description.push(format!("*Reason:* {}", chat_escape(&clean_text(reason, 500))));
     }
@@ -148,7 +155,11 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
         description.push(format!("*Deploying:* {}", chat_escape(&d.describe())));
     }
     ChatNotification {
-        id: alarm.key(),
+        // A reminder is its own notification, in the alarm's thread.
+        id: match &alarm.note {
+            Some(note) => format!("{} {}", alarm.key(), note.tag),
+            None => alarm.key(),
+        },
         title: format!(
             "{} {} {} in {}",
             chat_icon(target.severity.as_str()),
@@ -212,6 +223,7 @@ mod tests {
             comparison: None,
             suppressed: None,
             silenced: None,
+            note: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: true,

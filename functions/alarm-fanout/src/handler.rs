@@ -21,14 +21,15 @@ use pipewarden_shared::ports::{ObjectStore, OutboundMessage, PortError, Publishe
 use serde_json::{json, Value};
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::alarm::{self, AlarmTransition};
+use crate::alarm::{self, AlarmTransition, Note};
 use crate::config::Config;
 use crate::deployments::{self, Asked, DeploymentLister};
 use crate::format;
-use crate::memory::{AlarmMemory, Claims, Verdict};
+use crate::memory::{self, AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
-use crate::silences::{self, SilenceCache};
+use crate::silences::{self, ActiveSilence, SilenceCache};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
+use crate::timers::{self, Timer, TimerDetail, TimerKind, Timers};
 
 /// Why a route that is quiet during deployments held a transition back.
 fn quiet_reason(d: &InFlight) -> String {
@@ -40,10 +41,31 @@ fn quiet_reason(d: &InFlight) -> String {
     format!("quiet while {what} of {} is in flight (since {})", d.application, d.started_at.to_rfc3339())
 }
 
+/// What holds an ALARM back, and until when (a silence's end; a deployment's is not known).
+struct Hold {
+    reason: String,
+    until: Option<DateTime<Utc>>,
+}
+
+/// When a timer looks again at an ALARM held back by a deployment in flight: the next five-minute
+/// mark at least five minutes away (so the same hold seen twice sets one timer).
+fn recheck_at(now: DateTime<Utc>) -> DateTime<Utc> {
+    let later = now + chrono::Duration::minutes(5);
+    let step = 300;
+    let t = later.timestamp();
+    DateTime::from_timestamp(t + (step - t.rem_euclid(step)) % step, 0).unwrap_or(later)
+}
+
+/// A timer is never set in the past (Scheduler's answer to that is not documented): a minute
+/// from now at the earliest.
+fn not_before_now(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    at.max(now + chrono::Duration::minutes(1))
+}
+
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
 
-pub struct Fanout<P, S, T, D> {
+pub struct Fanout<P, S, T, D, R> {
     pub config: Config,
     pub rules: RuleSet,
     pub publisher: P,
@@ -54,6 +76,8 @@ pub struct Fanout<P, S, T, D> {
     pub deployments: D,
     /// The silences in force, read from the audit bucket at most once a minute.
     pub silences: SilenceCache,
+    /// Reminders and looks again at what was held back (EventBridge Scheduler).
+    pub timers: R,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +107,41 @@ impl FanoutError {
 /// error beside the others (it is logged; retrying cannot fix it); a payload that is no alarm
 /// shape at all is an error.
 pub fn read_transitions(payload: impl Document) -> Result<(Vec<AlarmTransition>, Vec<EventError>), EventError> {
+    match read_input(payload)? {
+        Input::Transitions(alarms, rejected) => Ok((alarms, rejected)),
+        Input::Timer(_) => Err(EventError::new(
+            "alarm-fanout input",
+            "source",
+            "an alarm-fanout timer (pipewarden.alarm-fanout), not an alarm transition",
+        )),
+    }
+}
+
+/// What an invocation carries: alarm transitions (and records that did not read), or one of
+/// alarm-fanout's own timers.
+pub enum Input {
+    Transitions(Vec<AlarmTransition>, Vec<EventError>),
+    Timer(TimerDetail),
+}
+
+/// Reads an invocation's payload (see [`read_transitions`]).
+pub fn read_input(payload: impl Document) -> Result<Input, EventError> {
+    let (alarms, rejected) = match read_alarm_shapes(payload)? {
+        Ok(read) => read,
+        Err(timer) => return Ok(Input::Timer(timer)),
+    };
+    Ok(Input::Transitions(alarms, rejected))
+}
+
+type AlarmShapes = Result<(Vec<AlarmTransition>, Vec<EventError>), TimerDetail>;
+
+fn read_alarm_shapes(payload: impl Document) -> Result<AlarmShapes, EventError> {
     let (shape, sns) = payload.classify();
-    match shape {
+    Ok(Ok(match shape {
+        Shape::AlarmFanoutTimer => return Ok(Err(timers::read(payload)?)),
         Shape::AlarmStateChange => {
             let e = parse_eventbridge_alarm(payload)?;
-            Ok((vec![alarm::from_detail(&e.id, e.alarm_arn(), &e.account, &e.region, &e.detail)], vec![]))
+            (vec![alarm::from_detail(&e.id, e.alarm_arn(), &e.account, &e.region, &e.detail)], vec![])
         }
         Shape::AlarmLambdaAction => {
             let a = parse_lambda_action(payload)?;
@@ -104,7 +158,7 @@ pub fn read_transitions(payload: impl Document) -> Result<(Vec<AlarmTransition>,
             };
             let mut transition = alarm::from_detail(&source, arn, &account, &region, &a.alarm_data);
             (transition.tags, transition.tags_known) = a.tags();
-            Ok((vec![transition], vec![]))
+            (vec![transition], vec![])
         }
         Shape::SnsAlarmMessages => {
             let sns = match sns {
@@ -125,14 +179,18 @@ pub fn read_transitions(payload: impl Document) -> Result<(Vec<AlarmTransition>,
                     }
                 }
             }
-            Ok((alarms, rejected))
+            (alarms, rejected)
         }
-        other => Err(EventError::new(
-            "alarm-fanout input",
-            "source",
-            format!("not a CloudWatch alarm state change, alarm action or SNS alarm message (looks like {other:?})"),
-        )),
-    }
+        other => {
+            return Err(EventError::new(
+                "alarm-fanout input",
+                "source",
+                format!(
+                    "not a CloudWatch alarm state change, alarm action or SNS alarm message (looks like {other:?})"
+                ),
+            ))
+        }
+    }))
 }
 
 fn memory_key_of(alarm: &AlarmTransition) -> String {
@@ -150,6 +208,10 @@ struct Plan {
     deployment: Option<InFlight>,
     /// The memory and its ETag as this invocation's claim left it.
     known: Option<(AlarmMemory, String)>,
+    /// What its deliveries are recorded under: the transition's key, or a reminder's.
+    delivery: String,
+    /// Until when what holds it back holds (a silence's end), when it is held.
+    hold_until: Option<DateTime<Utc>>,
 }
 
 struct Sent {
@@ -158,10 +220,15 @@ struct Sent {
     result: Result<String, PortError>,
 }
 
-impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanout<P, S, T, D> {
+impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Timers> Fanout<P, S, T, D, R> {
     pub async fn handle(&self, payload: impl Document, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
-        let (mut alarms, rejected) = match read_transitions(payload) {
-            Ok(read) => read,
+        let (mut alarms, rejected) = match read_input(payload) {
+            Ok(Input::Transitions(alarms, rejected)) => (alarms, rejected),
+            Ok(Input::Timer(timer)) => {
+                let span =
+                    info_span!("timer", kind = ?timer.kind, transition = %timer.transition, reminder = timer.reminder);
+                return self.timer(timer, token, now).instrument(span).await;
+            }
             Err(e) => {
                 error!(error = %e, event = %e.event, field = %e.field, "bad event acknowledged without retry");
                 return Ok(json!({ "ignored": e.to_string() }));
@@ -186,23 +253,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         for mut alarm in alarms {
             let span =
                 info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
-            if !silences.is_empty() {
-                let labels =
-                    silences::labels(&alarm, &self.rules.targets(&alarm), self.rules.application(&alarm).as_deref());
-                let at = alarm.state_time.unwrap_or(now);
-                alarm.silenced = silences::silencing(&silences, &alarm, &labels, at).map(|s| s.reason());
-            }
-            let quiet = alarm.silenced.is_none()
-                && alarm.state != AlarmStateValue::Ok
-                && self.rules.quiet_during_deployments(&alarm);
-            if quiet {
-                alarm.silenced =
-                    self.deployment(&alarm, now, &mut asked).instrument(span.clone()).await.and_then(|d| {
-                        let at = alarm.state_time.unwrap_or(now);
-                        // In flight, not merely ended a moment ago.
-                        d.finished_at.is_none_or(|f| at <= f).then(|| quiet_reason(&d))
-                    });
-            }
+            let at = alarm.state_time.unwrap_or(now);
+            let hold = self.hold(&alarm, &silences, at, &mut asked).instrument(span.clone()).await;
+            let hold_until = hold.as_ref().and_then(|h| h.until);
+            alarm.silenced = hold.map(|h| h.reason);
             // The same transition twice in one event (an SNS batch can repeat a record) is sent once:
             // both records carry this invocation's token, so the claim alone would not stop the second.
             let same = |p: &Plan| p.alarm.key() == alarm.key() && p.memory_key == memory_key_of(&alarm);
@@ -218,13 +272,279 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                     waiting: vec![],
                     deployment: None,
                     known: None,
+                    delivery: String::new(),
+                    hold_until: None,
                 });
                 continue;
             }
-            plans.push(self.plan(alarm, token, now, &mut asked).instrument(span).await?);
+            let mut plan = self.plan(alarm, token, now, &mut asked, false).instrument(span).await?;
+            plan.hold_until = hold_until;
+            plans.push(plan);
         }
 
         let sent = self.publish(&plans).await;
+        let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
+        let wanted: Vec<Timer> = plans.iter().flat_map(|p| self.timers_for(p, now)).collect();
+        let (timer_failures, timer_retry) = self.set_timers(&wanted).await;
+        failed.extend(timer_failures);
+        retryable |= timer_retry;
+
+        let summary: Vec<Value> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let topics: Vec<&str> =
+                    sent.iter().filter(|s| s.plan == i && s.result.is_ok()).map(|s| s.target.topic_arn.as_str()).collect();
+                json!({
+                    "alarm": p.alarm.alarm_name,
+                    "state": p.alarm.state.to_string(),
+                    "verdict": match &p.verdict { Verdict::Send => "send".to_string(), Verdict::Suppress(r) => format!("suppressed: {r}") },
+                    "sentTo": topics,
+                })
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+        }
+        Ok(json!({ "alarms": summary, "rejected": rejected.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
+    }
+
+    /// What holds `alarm` back at `at`, if anything: a silence, or a route quiet while its
+    /// application's deployment is in flight. Never an OK (an ALARM that was sent gets its OK).
+    async fn hold(
+        &self,
+        alarm: &AlarmTransition,
+        silences: &[ActiveSilence],
+        at: DateTime<Utc>,
+        asked: &mut Asked,
+    ) -> Option<Hold> {
+        if alarm.state == AlarmStateValue::Ok {
+            return None;
+        }
+        if !silences.is_empty() {
+            let labels = silences::labels(alarm, &self.rules.targets(alarm), self.rules.application(alarm).as_deref());
+            if let Some(s) = silences::silencing(silences, alarm, &labels, at) {
+                return Some(Hold { reason: s.reason(), until: Some(s.silence.ends_at) });
+            }
+        }
+        if !self.rules.quiet_during_deployments(alarm) {
+            return None;
+        }
+        let d = self.deployment(alarm, at, asked).await?;
+        // In flight, not merely ended a moment ago.
+        d.finished_at.is_none_or(|f| at <= f).then(|| Hold { reason: quiet_reason(&d), until: None })
+    }
+
+    /// The timers a transition's plan asks for: a look again at an ALARM held back when its hold
+    /// ends, the first reminder of an ALARM sent on a route that repeats. None when no scheduler
+    /// is configured.
+    fn timers_for(&self, plan: &Plan, now: DateTime<Utc>) -> Vec<Timer> {
+        if !self.timers.enabled() || plan.alarm.state != AlarmStateValue::Alarm || plan.delivery != plan.alarm.key() {
+            return Vec::new();
+        }
+        let transition = plan.alarm.key();
+        let detail = |kind, reminder, due| TimerDetail {
+            kind,
+            memory_key: plan.memory_key.clone(),
+            transition: transition.clone(),
+            reminder,
+            due,
+        };
+        match &plan.verdict {
+            Verdict::Suppress(reason) if plan.alarm.silenced.as_ref() == Some(reason) => {
+                let due = plan
+                    .hold_until
+                    .map(|until| until + chrono::Duration::seconds(1))
+                    .unwrap_or_else(|| recheck_at(now));
+                vec![Timer::new(detail(TimerKind::Release, 0, not_before_now(due, now)))]
+            }
+            Verdict::Send if plan.waiting.is_empty() => match self.rules.reminders(&plan.alarm) {
+                Some((every, targets)) if !targets.is_empty() => {
+                    let due = plan.alarm.state_time.unwrap_or(now) + every;
+                    vec![Timer::new(detail(TimerKind::Remind, 1, not_before_now(due, now)))]
+                }
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// Sets timers, all at once; what failed, for the invocation's error (a retry sets them again:
+    /// a timer set twice is set once).
+    async fn set_timers(&self, wanted: &[Timer]) -> (Vec<String>, bool) {
+        let results = join_all(wanted.iter().map(|t| self.timers.set(t))).await;
+        let mut failed = Vec::new();
+        let mut retryable = false;
+        for (timer, result) in wanted.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    info!(timer = %timer.name, kind = ?timer.detail.kind, due = %timer.at.to_rfc3339(), transition = %timer.detail.transition, "timer set")
+                }
+                Err(e) => {
+                    error!(timer = %timer.name, error = %e, "timer not set");
+                    retryable |= e.is_retryable();
+                    failed.push(format!(
+                        "timer {} ({:?} of {}): {e}",
+                        timer.name, timer.detail.kind, timer.detail.transition
+                    ));
+                }
+            }
+        }
+        (failed, retryable)
+    }
+
+    /// A timer went off: a reminder, or a look again at an ALARM held back.
+    async fn timer(&self, timer: TimerDetail, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
+        let read = ledger::update(&self.store, &timer.memory_key, None, AlarmMemory::default, |_| None::<()>)
+            .await
+            .map_err(|source| FanoutError::Ledger { alarm: timer.memory_key.clone(), source })?;
+        let memory = read.document;
+        let silences = self.silences.get(&self.store, now).await.unwrap_or_else(|e| {
+            warn!(error = %e, "silences not read: nothing is silenced this time");
+            Vec::new()
+        });
+        let mut asked = Asked::new();
+        let done = |what: &str| {
+            info!(outcome = what, "timer done");
+            Ok(
+                json!({ "timer": format!("{:?}", timer.kind).to_lowercase(), "transition": timer.transition, "outcome": what }),
+            )
+        };
+        let plan = match timer.kind {
+            TimerKind::Release => {
+                let Some(kept) = memory.kept.as_ref().filter(|k| k.transition.key() == timer.transition) else {
+                    return done("nothing to send: the alarm changed state since");
+                };
+                let mut alarm = kept.transition.clone();
+                alarm.silenced = None;
+                if kept.held.is_some() {
+                    if let Some(hold) = self.hold(&alarm, &silences, now, &mut asked).await {
+                        info!(reason = %hold.reason, "still held back");
+                        let due =
+                            hold.until.map(|u| u + chrono::Duration::seconds(1)).unwrap_or_else(|| recheck_at(now));
+                        let again = Timer::new(TimerDetail { due: not_before_now(due, now), ..timer.clone() });
+                        let (failed, retryable) = self.set_timers(std::slice::from_ref(&again)).await;
+                        if !failed.is_empty() {
+                            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+                        }
+                        return done("still held back: looked at again later");
+                    }
+                }
+                let reason = kept.held.as_ref().or(kept.released_from.as_ref()).cloned().unwrap_or_default();
+                let since = alarm.state_time.unwrap_or(now).format("%Y-%m-%d %H:%M UTC");
+                alarm.note = Some(Note {
+                    tag: "held back".into(),
+                    text: format!("Held back since {since} ({reason}); still in ALARM when that ended."),
+                });
+                self.plan(alarm, token, now, &mut asked, true).await?
+            }
+            TimerKind::Remind => {
+                let Some(kept) = memory.remindable(&timer.transition) else {
+                    return done("no reminder: resolved, or no longer the alarm's state");
+                };
+                let mut alarm = kept.clone();
+                let Some((every, targets)) = self.rules.reminders(&alarm).filter(|(_, t)| !t.is_empty()) else {
+                    return done("no reminder: no route of the alarm repeats now");
+                };
+                let next = Timer::new(TimerDetail {
+                    reminder: timer.reminder + 1,
+                    due: not_before_now(timer.due + every, now),
+                    ..timer.clone()
+                });
+                if let Some(hold) = self.hold(&alarm, &silences, now, &mut asked).await {
+                    info!(reason = %hold.reason, "reminder not sent: held back");
+                    let (failed, retryable) = self.set_timers(std::slice::from_ref(&next)).await;
+                    if !failed.is_empty() {
+                        return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+                    }
+                    return done("reminder held back; the next one is set");
+                }
+                let since = alarm.state_time.unwrap_or(now);
+                let minutes = (now - since).num_minutes();
+                alarm.note = Some(Note {
+                    tag: format!("reminder {}", timer.reminder),
+                    text: format!(
+                        "Reminder {}: still in ALARM, since {} ({}h{:02}m ago).",
+                        timer.reminder,
+                        since.format("%Y-%m-%d %H:%M UTC"),
+                        minutes / 60,
+                        minutes % 60
+                    ),
+                });
+                let delivery = memory::reminder_key(&timer.transition, timer.reminder).unwrap_or_default();
+                let mut claimed = Vec::new();
+                let updated = ledger::update(
+                    &self.store,
+                    &timer.memory_key,
+                    None,
+                    AlarmMemory::default,
+                    |m: &mut AlarmMemory| {
+                        let c = m.claim_reminder(
+                            &timer.transition,
+                            timer.reminder,
+                            &targets,
+                            token,
+                            now,
+                            self.config.claim_ttl,
+                        );
+                        claimed = c.clone().unwrap_or_default();
+                        c
+                    },
+                )
+                .await
+                .map_err(|source| FanoutError::Ledger { alarm: alarm.alarm_name.clone(), source })?;
+                let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now, &mut asked).await };
+                let known = if claimed.is_empty() { None } else { updated.etag.map(|e| (updated.document, e)) };
+                let plan = Plan {
+                    alarm: alarm.clone(),
+                    memory_key: timer.memory_key.clone(),
+                    verdict: Verdict::Send,
+                    claimed,
+                    waiting: vec![],
+                    deployment,
+                    known,
+                    delivery,
+                    hold_until: None,
+                };
+                let mut plans = vec![plan];
+                let sent = self.publish(&plans).await;
+                let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
+                let (timer_failed, timer_retry) = self.set_timers(std::slice::from_ref(&next)).await;
+                failed.extend(timer_failed);
+                retryable |= timer_retry;
+                if !failed.is_empty() {
+                    return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+                }
+                let topics: Vec<&str> =
+                    sent.iter().filter(|s| s.result.is_ok()).map(|s| s.target.topic_arn.as_str()).collect();
+                info!(topics = topics.len(), "reminder sent");
+                return Ok(
+                    json!({ "timer": "remind", "transition": timer.transition, "reminder": timer.reminder, "sentTo": topics }),
+                );
+            }
+        };
+        // A release: the ALARM goes where its routes send it now, as a transition would.
+        let mut plans = vec![plan];
+        let sent = self.publish(&plans).await;
+        let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
+        let wanted: Vec<Timer> = plans.iter().flat_map(|p| self.timers_for(p, now)).collect();
+        let (timer_failed, timer_retry) = self.set_timers(&wanted).await;
+        failed.extend(timer_failed);
+        retryable |= timer_retry;
+        if !failed.is_empty() {
+            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+        }
+        let topics: Vec<&str> = sent.iter().filter(|s| s.result.is_ok()).map(|s| s.target.topic_arn.as_str()).collect();
+        if plans[0].verdict != Verdict::Send {
+            return done("nothing to send: the alarm changed state since");
+        }
+        info!(topics = topics.len(), "held-back ALARM sent");
+        Ok(json!({ "timer": "release", "transition": timer.transition, "sentTo": topics }))
+    }
+
+    /// Records what each plan's sends became (in the time reserved for settling); what failed,
+    /// for the invocation's error.
+    async fn settle(&self, plans: &mut [Plan], sent: &[Sent], token: &str, now: DateTime<Utc>) -> (Vec<String>, bool) {
         let mut failed = Vec::new();
         let mut retryable = false;
         for (i, plan) in plans.iter_mut().enumerate() {
@@ -253,7 +573,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             if results.is_empty() {
                 continue;
             }
-            let transition = plan.alarm.key();
+            let transition = plan.delivery.clone();
             // In the time reserved for settling: a publish that hung used all of the work's.
             let outcomes: Vec<(String, Option<String>)> = results
                 .iter()
@@ -280,25 +600,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                 error!(error = %e, "could not record what was sent");
             }
         }
-
-        let summary: Vec<Value> = plans
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let topics: Vec<&str> =
-                    sent.iter().filter(|s| s.plan == i && s.result.is_ok()).map(|s| s.target.topic_arn.as_str()).collect();
-                json!({
-                    "alarm": p.alarm.alarm_name,
-                    "state": p.alarm.state.to_string(),
-                    "verdict": match &p.verdict { Verdict::Send => "send".to_string(), Verdict::Suppress(r) => format!("suppressed: {r}") },
-                    "sentTo": topics,
-                })
-            })
-            .collect();
-        if !failed.is_empty() {
-            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
-        }
-        Ok(json!({ "alarms": summary, "rejected": rejected.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
+        (failed, retryable)
     }
 
     /// Gives each alarm whose event did not carry all its tags the tags CloudWatch has for it, one
@@ -344,6 +646,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
         token: &str,
         now: DateTime<Utc>,
         asked: &mut Asked,
+        release: bool,
     ) -> Result<Plan, FanoutError> {
         let targets = self.rules.targets(&alarm);
         let memory_key = memory_key_of(&alarm);
@@ -360,8 +663,18 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
                 None,
                 || AlarmMemory { subject: alarm.subject(), ..AlarmMemory::default() },
                 |memory| {
+                    // A timer's release: the held-back ALARM is to be sent, if still the newest word.
+                    let released = release && memory.release(&transition);
                     let claims =
                         memory.plan(&alarm, &targets, token, now, self.config.flap_window, self.config.claim_ttl);
+                    let claims = match claims {
+                        Some(mut c) if released => {
+                            c.changed = true;
+                            Some(c)
+                        }
+                        None if released => Some(Claims { changed: true, ..Claims::default() }),
+                        other => other,
+                    };
                     planned = claims.clone().unwrap_or_default();
                     claims.filter(|c| c.changed)
                 },
@@ -388,17 +701,28 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister> Fanou
             Verdict::Send if claimed.is_empty() && waiting.is_empty() => info!("already sent to every target"),
             Verdict::Send => {}
         }
-        let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, now, asked).await };
+        let at = alarm.state_time.unwrap_or(now);
+        let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, at, asked).await };
         // The memory as the claim wrote it, for the settle (see `ledger::update`).
         let known = if claimed.is_empty() { None } else { etag.map(|etag| (memory, etag)) };
-        Ok(Plan { alarm, memory_key, verdict, claimed, waiting, deployment, known })
+        Ok(Plan {
+            alarm,
+            memory_key,
+            verdict,
+            claimed,
+            waiting,
+            deployment,
+            known,
+            delivery: transition,
+            hold_until: None,
+        })
     }
 
-    /// The deployment in flight for the alarm's application, if one is recorded; named by CodeDeploy
-    /// when the record has its deployment group but no deployment (an EC2/on-premises release).
-    async fn deployment(&self, alarm: &AlarmTransition, now: DateTime<Utc>, asked: &mut Asked) -> Option<InFlight> {
+    /// The deployment in flight at `at` for the alarm's application, if one is recorded; named by
+    /// CodeDeploy when the record has its deployment group but no deployment (an EC2/on-premises
+    /// release).
+    async fn deployment(&self, alarm: &AlarmTransition, at: DateTime<Utc>, asked: &mut Asked) -> Option<InFlight> {
         let application = self.rules.application(alarm)?;
-        let at = alarm.state_time.unwrap_or(now);
         match deploy_context::read(&self.store, &application).await {
             Ok(Some(d))
                 if d.covers(at, chrono::Duration::minutes(15))

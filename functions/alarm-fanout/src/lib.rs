@@ -11,6 +11,7 @@ pub mod memory;
 pub mod rules;
 pub mod silences;
 pub mod tags;
+pub mod timers;
 
 use pipewarden_shared::config::Vars;
 use pipewarden_shared::document::DocumentSource;

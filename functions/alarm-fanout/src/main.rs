@@ -3,6 +3,7 @@ use alarm_fanout::deployments::CodeDeployDeployments;
 use alarm_fanout::handler::Fanout;
 use alarm_fanout::silences::SilenceCache;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
+use alarm_fanout::timers::SchedulerTimers;
 use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
@@ -20,6 +21,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws::load_config(&ProcessEnv).await?;
     let s3 = aws::s3_client(&sdk);
     let rules = alarm_fanout::load_rules(&config.rules, &s3, &ProcessEnv).await?;
+    if config.schedule.is_none() && rules.repeats() {
+        return Err(
+            "routing rules set repeatInterval, but no scheduler is configured (SCHEDULE_GROUP, SCHEDULER_ROLE_ARN)"
+                .into(),
+        );
+    }
     let fanout = Fanout {
         rules,
         publisher: SnsPublisher::new(aws::sns_client(&sdk)),
@@ -30,11 +37,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         ),
         deployments: CodeDeployDeployments::new(aws::codedeploy_client(&sdk)),
         silences: SilenceCache::new(config.silences_prefix.clone(), std::time::Duration::from_secs(60)),
+        timers: SchedulerTimers::new(aws_sdk_scheduler::Client::new(&sdk), config.schedule.clone()),
         config,
     };
     let fanout = &fanout;
     // The invocation as text: read once into the typed event, never into a `Value` tree.
     run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        // Schedules invoke this function as Lambda named it to this invocation.
+        fanout.timers.target(&event.context.invoked_function_arn);
         // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
         let work = Box::pin(fanout.handle(event.payload.get(), &event.context.request_id, chrono::Utc::now()));
         deadline::within(deadline::instant_of(event.context.deadline), work)

@@ -42,6 +42,32 @@ pub struct AlarmMemory {
     /// may have the message. An OK is sent where its ALARM may have gone, never withheld there.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub uncertain: BTreeSet<String>,
+    /// The newest ALARM decided on, whole, while it is the alarm's state: for the timers (a
+    /// reminder while it stays, the ALARM itself once what held it back ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<Kept>,
+}
+
+/// See [`AlarmMemory::kept`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kept {
+    pub transition: AlarmTransition,
+    /// Why it is held back (a silence, a quiet route) while it is; `None` once sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// What held it back before it was sent, for its message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_from: Option<String>,
+}
+
+/// The delivery key of reminder `n` of the ALARM `transition` to a topic: `subject~reminderN:ALARM:millis`,
+/// so that it reads as an ALARM of that time (an OK waits for a reminder being sent, as for its
+/// ALARM) and is never taken for the ALARM itself.
+pub fn reminder_key(transition: &str, n: u32) -> Option<String> {
+    let (head, millis) = transition.rsplit_once(':')?;
+    let (subject, state) = head.rsplit_once(':')?;
+    Some(format!("{subject}~reminder{n}:{state}:{millis}"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +89,13 @@ impl AlarmMemory {
             return verdict.clone();
         }
         let verdict = verdict(self, alarm, flap_window, now);
+        let newest = match (alarm.state_time, self.latest_at) {
+            (Some(at), Some(latest)) => at >= latest,
+            _ => true,
+        };
+        if newest {
+            self.keep(alarm, &verdict, now);
+        }
         if let Some(at) = alarm.state_time {
             self.latest_at = Some(self.latest_at.map_or(at, |latest| latest.max(at)));
         }
@@ -84,6 +117,71 @@ impl AlarmMemory {
             self.uncertain.retain(|k| !forgotten.iter().any(|f| k.starts_with(&format!("{f}|"))));
         }
         verdict
+    }
+
+    /// Keeps the newest ALARM (sent, or held back by a silence or a quiet route) for the timers;
+    /// any other newest word ends what was kept, and its reminders (their deliveries go, but for
+    /// one being sent right now: an OK waits for it).
+    fn keep(&mut self, alarm: &AlarmTransition, verdict: &Verdict, now: DateTime<Utc>) {
+        let held = match verdict {
+            Verdict::Send => Some(None),
+            Verdict::Suppress(reason) if alarm.silenced.as_ref() == Some(reason) => Some(Some(reason.clone())),
+            Verdict::Suppress(_) => None,
+        };
+        self.kept = match (&alarm.state, held) {
+            (AlarmStateValue::Alarm, Some(held)) => Some(Kept { transition: alarm.clone(), held, released_from: None }),
+            _ => None,
+        };
+        let live = |d: &Delivery| matches!(d, Delivery::Claimed { at, .. } if now - *at <= Duration::minutes(5));
+        self.deliveries.retain(|k, d| !k.contains("~reminder") || live(d));
+    }
+
+    /// Releases the held-back ALARM `transition` (a timer found nothing holds it any more): if it
+    /// is still the alarm's newest word, it is to be sent from now (its verdict becomes Send, it
+    /// is the open ALARM whose OK goes where it went). `true` when it is (or was already)
+    /// released; then [`AlarmMemory::plan`] claims its targets.
+    pub fn release(&mut self, transition: &str) -> bool {
+        let Some(kept) = self.kept.as_mut().filter(|k| k.transition.key() == transition) else {
+            return false;
+        };
+        if let Some(reason) = kept.held.take() {
+            kept.released_from = Some(reason);
+            for (key, verdict) in self.decided.iter_mut() {
+                if key == transition {
+                    *verdict = Verdict::Send;
+                }
+            }
+            self.open_alarm = Some(transition.to_string());
+        }
+        kept.released_from.is_some()
+    }
+
+    /// The ALARM a reminder of `transition` would repeat: the kept one, sent, still the alarm's
+    /// newest word and its open ALARM. `None`: resolved, superseded or never sent.
+    pub fn remindable(&self, transition: &str) -> Option<&AlarmTransition> {
+        let kept = self.kept.as_ref().filter(|k| k.transition.key() == transition && k.held.is_none())?;
+        (self.open_alarm.as_deref() == Some(transition)).then_some(&kept.transition)
+    }
+
+    /// Claims reminder `n` of `transition` on `targets` for `token` (those not yet sent), if it is
+    /// still remindable. `None` when nothing changed.
+    pub fn claim_reminder(
+        &mut self,
+        transition: &str,
+        n: u32,
+        targets: &[Target],
+        token: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Option<Vec<Target>> {
+        self.remindable(transition)?;
+        let key = reminder_key(transition, n)?;
+        let claimed: Vec<Target> = targets
+            .iter()
+            .filter(|t| claim(&mut self.deliveries, &delivery_key(&key, &t.topic_arn), token, now, ttl))
+            .cloned()
+            .collect();
+        (!claimed.is_empty()).then_some(claimed)
     }
 
     /// alarm-fanout's decision, a plain function over plain data: given this transition, this
@@ -425,6 +523,7 @@ mod tests {
             comparison: None,
             suppressed: None,
             silenced: None,
+            note: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: false,

@@ -70,6 +70,8 @@ struct RawRule {
     application: Option<String>,
     #[serde(default)]
     quiet_during_deployments: bool,
+    #[serde(default)]
+    repeat_interval: Option<String>,
 }
 
 impl RawRule {
@@ -80,6 +82,7 @@ impl RawRule {
             chat_topics: self.chat_topics.clone(),
             application: self.application.clone(),
             quiet_during_deployments: self.quiet_during_deployments,
+            repeat_interval: self.repeat_interval.clone(),
         }
     }
 }
@@ -97,6 +100,9 @@ struct RawRoute {
     /// Hold back ALARM and INSUFFICIENT_DATA while a deployment of the application is in flight.
     #[serde(default)]
     quiet_during_deployments: bool,
+    /// Send the ALARM again every so long (`4h`, `30m`) while it stays the alarm's state.
+    #[serde(default)]
+    repeat_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -204,7 +210,14 @@ pub struct Route {
     /// ALARM and INSUFFICIENT_DATA are held back while a deployment of the application is in
     /// flight (its deployment context), as a silence holds them.
     pub quiet_during_deployments: bool,
+    /// Reminders: the ALARM sent again every so long while it stays the alarm's state (at least
+    /// [`MIN_REPEAT_MINUTES`]).
+    pub repeat_interval: Option<chrono::Duration>,
 }
+
+/// Reminders come at most this often: a schedule fires within its minute, and a reminder more
+/// often than this is noise.
+pub const MIN_REPEAT_MINUTES: i64 = 5;
 
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -245,8 +258,22 @@ impl RuleSet {
             if topics.is_empty() && chat_topics.is_empty() {
                 return Err(error(format!("{place}: names no topics or chatTopics")));
             }
+            let repeat_interval = match &raw.repeat_interval {
+                None => None,
+                Some(text) => {
+                    let every = crate::silences::parse_duration(text)
+                        .map_err(|p| error(format!("{place}.repeatInterval: {p}")))?;
+                    if every < chrono::Duration::minutes(MIN_REPEAT_MINUTES) {
+                        return Err(error(format!(
+                            "{place}.repeatInterval: {text:?} is less than {MIN_REPEAT_MINUTES} minutes"
+                        )));
+                    }
+                    Some(every)
+                }
+            };
             Ok(Route {
                 rule: name.to_string(),
+                repeat_interval,
                 severity: raw.severity,
                 topics,
                 chat_topics,
@@ -308,6 +335,28 @@ impl RuleSet {
     /// Whether a route the alarm takes is quiet while its application is being deployed.
     pub fn quiet_during_deployments(&self, alarm: &AlarmTransition) -> bool {
         self.routes(alarm).iter().any(|r| r.quiet_during_deployments)
+    }
+
+    /// Whether any route sets `repeatInterval`.
+    pub fn repeats(&self) -> bool {
+        self.rules.iter().map(|r| &r.route).chain([&self.default]).any(|r| r.repeat_interval.is_some())
+    }
+
+    /// Where reminders of an ALARM go and how often: the targets of the routes that set
+    /// `repeatInterval`, at the shortest of their intervals.
+    pub fn reminders(&self, alarm: &AlarmTransition) -> Option<(chrono::Duration, Vec<Target>)> {
+        let routes = self.routes(alarm);
+        let every = routes.iter().filter_map(|r| r.repeat_interval).min()?;
+        let repeating = |t: &Target| {
+            routes.iter().filter(|r| r.repeat_interval.is_some()).any(|r| {
+                if t.chat {
+                    r.chat_topics.contains(&t.topic_arn)
+                } else {
+                    r.topics.contains(&t.topic_arn)
+                }
+            })
+        };
+        Some((every, self.targets(alarm).into_iter().filter(repeating).collect()))
     }
 
     /// The application an alarm belongs to, for deployment context: the first matching route naming one.
@@ -406,6 +455,7 @@ mod tests {
             comparison: None,
             suppressed: None,
             silenced: None,
+            note: None,
             contributor: None,
             tags: BTreeMap::new(),
             tags_known: false,

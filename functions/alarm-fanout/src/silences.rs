@@ -421,6 +421,7 @@ mod tests {
             comparison: None,
             suppressed: None,
             silenced: None,
+            note: None,
             contributor: None,
             tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             tags_known,

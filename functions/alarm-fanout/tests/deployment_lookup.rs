@@ -26,7 +26,8 @@ const RULES: &str =
     "mode: first-match\ndefault:\n  severity: critical\n  topics: [$CRITICAL]\n  application: flask-api\n";
 const GROUP: &str = "flask-api-servers";
 
-type TestFanout = Fanout<MemoryPublisher, MemoryStore, MemoryAlarmTags, MemoryDeployments>;
+type TestFanout =
+    Fanout<MemoryPublisher, MemoryStore, MemoryAlarmTags, MemoryDeployments, alarm_fanout::timers::NoTimers>;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -43,6 +44,7 @@ fn fanout(deployments: MemoryDeployments) -> TestFanout {
             deploy_context_max_age: Duration::seconds(3600),
             alarm_tags_cache: StdDuration::from_secs(300),
             silences_prefix: None,
+            schedule: None,
         },
         rules: RuleSet::parse(RULES, "test", &vars).unwrap(),
         publisher: MemoryPublisher::new(),
@@ -50,6 +52,7 @@ fn fanout(deployments: MemoryDeployments) -> TestFanout {
         // The events carry their tags, or have none to look up.
         tags: CachedAlarmTags::new(MemoryAlarmTags::default(), StdDuration::from_secs(300)),
         silences: Default::default(),
+        timers: alarm_fanout::timers::NoTimers,
         deployments,
     }
 }

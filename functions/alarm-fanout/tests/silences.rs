@@ -63,6 +63,7 @@ async fn a_silence_holds_back_what_it_matches_never_a_resolved_and_ends_when_exp
             deploy_context_max_age: Duration::seconds(3600),
             alarm_tags_cache: StdDuration::from_secs(300),
             silences_prefix: Some(PREFIX.into()),
+            schedule: None,
         },
         rules: RuleSet::parse(rules, "test", &vars).unwrap(),
         publisher: SnsPublisher::new(aws.sns()),
@@ -71,6 +72,7 @@ async fn a_silence_holds_back_what_it_matches_never_a_resolved_and_ends_when_exp
         deployments: MemoryDeployments::default(),
         // Read at every invocation, so the test sees the CLI's changes at once.
         silences: SilenceCache::new(Some(PREFIX.into()), StdDuration::ZERO),
+        timers: alarm_fanout::timers::NoTimers,
     };
     let now = Utc::now();
     let minutes = |m: i64| now + Duration::minutes(m);

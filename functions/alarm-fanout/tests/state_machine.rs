@@ -217,7 +217,7 @@ fn scenario(sequential: bool) -> impl Strategy<Value = Scenario> {
 
 // ---- the world ---------------------------------------------------------------------------------
 
-type TestFanout = Fanout<Sns, Store, MemoryAlarmTags, MemoryDeployments>;
+type TestFanout = Fanout<Sns, Store, MemoryAlarmTags, MemoryDeployments, alarm_fanout::timers::NoTimers>;
 
 /// SNS as the fake keeps it, and the message ids its callers were told: an id SNS accepted that
 /// no caller got back is a lost answer (an injected one, or a call SNS took that its invocation's
@@ -396,12 +396,14 @@ impl World {
                 deploy_context_max_age: Duration::seconds(3600),
                 alarm_tags_cache: StdDuration::from_secs(300),
                 silences_prefix: None,
+                schedule: None,
             },
             rules,
             publisher: Sns::default(),
             store: Store::default(),
             tags: CachedAlarmTags::new(MemoryAlarmTags::with(ALARM_ARN, &[]), StdDuration::from_secs(300)),
             silences: Default::default(),
+            timers: alarm_fanout::timers::NoTimers,
             deployments: MemoryDeployments::default(),
         };
         for (operation, steps) in &scenario.faults {

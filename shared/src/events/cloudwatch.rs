@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::eventbridge::EventBridgeEvent;
 use super::{lenient, parse_str, Document, EventError};
@@ -43,6 +43,12 @@ impl AlarmStateValue {
 impl<'de> Deserialize<'de> for AlarmStateValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(AlarmStateValue::parse(&String::deserialize(d)?))
+    }
+}
+
+impl Serialize for AlarmStateValue {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 

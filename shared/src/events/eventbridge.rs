@@ -45,6 +45,9 @@ pub enum Shape {
     CodeDeployHook,
     /// EventBridge `Scheduled Event` from `aws.events` (a schedule rule: pipeline-notifier's digest).
     ScheduledEvent,
+    /// alarm-fanout's own timer (an EventBridge Scheduler schedule it set): a reminder or a look
+    /// again at an ALARM held back.
+    AlarmFanoutTimer,
     Unknown,
 }
 
@@ -185,6 +188,9 @@ impl Shape {
         if source == "aws.events" && detail_type == "Scheduled Event" {
             return Shape::ScheduledEvent;
         }
+        if source == "pipewarden.alarm-fanout" && detail_type == "Alarm Timer" {
+            return Shape::AlarmFanoutTimer;
+        }
         Shape::Unknown
     }
 
@@ -195,7 +201,9 @@ impl Shape {
             | Shape::CodePipelineNotification
             | Shape::SnsPipelineNotifications
             | Shape::ScheduledEvent => Some("pipeline-notifier"),
-            Shape::AlarmStateChange | Shape::AlarmLambdaAction | Shape::SnsAlarmMessages => Some("alarm-fanout"),
+            Shape::AlarmStateChange | Shape::AlarmLambdaAction | Shape::SnsAlarmMessages | Shape::AlarmFanoutTimer => {
+                Some("alarm-fanout")
+            }
             Shape::CodeDeployHook => Some("deploy-validator"),
             Shape::Unknown => None,
         }
