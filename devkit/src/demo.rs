@@ -674,6 +674,22 @@ async fn release(
     let got = world.received(&world.critical_topic).await;
     let message = got.first().ok_or_else(|| format!("no {state} message on the critical topic"))?;
     story.show("pipewarden-alarms-critical", name, message)?;
+    if broken {
+        // The web-errors rule of examples/routing-rules.yaml repeats every 4 hours: the ALARM set
+        // its first reminder as an EventBridge Scheduler schedule.
+        let listed = aws_sdk_scheduler::Client::new(&world.aws.sdk)
+            .list_schedules()
+            .group_name(local::SCHEDULE_GROUP)
+            .send()
+            .await
+            .map_err(|e| format!("ListSchedules: {e}"))?;
+        let names: Vec<&str> = listed.schedules().iter().filter_map(|s| s.name()).collect();
+        story.expect(
+            "alarm-fanout set a reminder for four hours on, while it stays in ALARM (repeatInterval: 4h)",
+            names.iter().any(|n| n.ends_with("-remind-1")),
+            &names.join(", "),
+        )?;
+    }
     if !broken {
         story.expect(
             "the OK reaches the topic its ALARM went to",

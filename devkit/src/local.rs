@@ -13,6 +13,9 @@ pub const TOPICS: &[(&str, &str)] = &[
     ("ALARM_INFO_TOPIC_ARN", "pipewarden-alarms-info"),
 ];
 pub const BUCKET: &str = "pipewarden-audit-local";
+/// alarm-fanout's schedule group (its timers) and the role its schedules would invoke it with.
+pub const SCHEDULE_GROUP: &str = "pipewarden-alarm-fanout-local";
+pub const SCHEDULER_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/pipewarden-alarm-fanout-scheduler-local";
 
 /// Creates the topics and the bucket in the emulator; returns the functions' environment.
 pub async fn prepare(aws: &Emulator) -> Vec<(String, String)> {
@@ -30,6 +33,9 @@ pub async fn prepare_subscribed(aws: &Emulator) -> (Vec<(String, String)>, Vec<(
         ("RUST_LOG", "info"),
         // pipeline-notifier's digest, for the scheduled event among the samples.
         ("DIGEST_PERIOD", "weekly"),
+        // alarm-fanout's timers (reminders of the example rules' repeatInterval).
+        ("SCHEDULE_GROUP", SCHEDULE_GROUP),
+        ("SCHEDULER_ROLE_ARN", SCHEDULER_ROLE_ARN),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -41,5 +47,11 @@ pub async fn prepare_subscribed(aws: &Emulator) -> (Vec<(String, String)>, Vec<(
         subscribers.push((variable.to_string(), subscribed));
     }
     aws.bucket(BUCKET).await;
+    aws_sdk_scheduler::Client::new(&aws.sdk)
+        .create_schedule_group()
+        .name(SCHEDULE_GROUP)
+        .send()
+        .await
+        .expect("creating the local schedule group");
     (env, subscribers)
 }

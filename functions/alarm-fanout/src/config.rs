@@ -123,4 +123,14 @@ mod tests {
             assert_eq!(negative.variable, variable, "{negative}");
         }
     }
+
+    #[test]
+    fn the_scheduler_is_configured_by_both_variables_or_neither() {
+        assert_eq!(Config::from_vars(&vars(&[])).unwrap().schedule, None);
+        let both =
+            Config::from_vars(&vars(&[("SCHEDULE_GROUP", "g"), ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/r")]));
+        assert_eq!(both.unwrap().schedule, Some(("g".into(), "arn:aws:iam::1:role/r".into())));
+        let one = Config::from_vars(&vars(&[("SCHEDULE_GROUP", "g")])).unwrap_err();
+        assert_eq!(one.variable, "SCHEDULER_ROLE_ARN");
+    }
 }

@@ -568,6 +568,91 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Timers over random sequences (with one topic, every publish succeeding): transitions,
+        /// some ALARMs held back; the release timer of a held ALARM fired once its hold ended, early,
+        /// late or twice; reminders fired in any order, twice, or after the alarm resolved. Nothing
+        /// is sent twice; a held ALARM is sent by its release only while it is the alarm's newest
+        /// word; a reminder goes only while its ALARM, sent, is the newest word; an OK is sent
+        /// exactly when the ALARM before it was sent (directly or released).
+        #[test]
+        fn timers_never_send_twice_and_never_lose_a_resolved(
+            steps in proptest::collection::vec((0u8..4, proptest::bool::ANY, 0usize..6, 1u32..4), 1..60),
+        ) {
+            let topic = Target { topic_arn: "arn:aws:sns:r:1:t".into(), chat: false, severity: crate::rules::Severity::Critical, rule: "default".into() };
+            let targets = vec![topic.clone()];
+            let (w, ttl) = (Duration::seconds(900), Duration::seconds(120));
+            let mut memory = AlarmMemory::default();
+            let mut sent: Vec<String> = Vec::new();
+            let mut alarms: Vec<AlarmTransition> = Vec::new();
+            let mut state = AlarmStateValue::Ok;
+            let mut minute = 0i64;
+            let mut told_alarm = false;
+            let send = |memory: &mut AlarmMemory, claimed: &[Target], key: &str, token: &str, now, sent: &mut Vec<String>| {
+                let outcomes: Vec<(String, Option<String>)> =
+                    claimed.iter().map(|t| (delivery_key(key, &t.topic_arn), Some(format!("m{}", sent.len())))).collect();
+                sent.extend(outcomes.iter().map(|(k, _)| k.clone()));
+                memory.settle(&outcomes, &[], token, now);
+                !outcomes.is_empty()
+            };
+            for (i, (action, held, pick, n)) in steps.into_iter().enumerate() {
+                let token = format!("t{i}");
+                minute += 1;
+                let now = DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap();
+                let newest = memory.decided.iter().filter_map(|(k, _)| transition_time_and_state(k).map(|(m, _)| (m, k.clone()))).max().map(|(_, k)| k);
+                match action {
+                    // A transition, alternating as CloudWatch sends them.
+                    0 | 1 => {
+                        state = if state == AlarmStateValue::Ok { AlarmStateValue::Alarm } else { AlarmStateValue::Ok };
+                        let mut transition = t(state.clone(), minute);
+                        if held && state == AlarmStateValue::Alarm {
+                            transition.silenced = Some("silenced by test".into());
+                        }
+                        let claims = memory.plan(&transition, &targets, &token, now, w, ttl).unwrap_or_default();
+                        let went = send(&mut memory, &claims.claimed, &transition.key(), &token, now, &mut sent);
+                        if state == AlarmStateValue::Alarm {
+                            proptest::prop_assert_eq!(went, !held);
+                            told_alarm = went;
+                            alarms.push(transition);
+                        } else {
+                            proptest::prop_assert_eq!(went, told_alarm, "an OK goes exactly when its ALARM went");
+                            told_alarm = false;
+                        }
+                    }
+                    // The release timer of an ALARM (its hold ended).
+                    2 => {
+                        let Some(alarm) = alarms.get(pick % alarms.len().max(1)).cloned() else { continue };
+                        let key = alarm.key();
+                        let was_held = memory.kept.as_ref().is_some_and(|k| k.transition.key() == key && k.held.is_some());
+                        let released = memory.release(&key);
+                        proptest::prop_assert!(!released || newest.as_deref() == Some(key.as_str()), "released only while the newest word");
+                        let claims = memory.plan(&alarm, &targets, &token, now, w, ttl).unwrap_or_default();
+                        let went = send(&mut memory, &claims.claimed, &key, &token, now, &mut sent);
+                        proptest::prop_assert_eq!(went, was_held && released, "a release sends what it held, once");
+                        if went {
+                            told_alarm = true;
+                        }
+                    }
+                    // Reminder n of an ALARM.
+                    _ => {
+                        let Some(alarm) = alarms.get(pick % alarms.len().max(1)).cloned() else { continue };
+                        let key = alarm.key();
+                        let remindable = memory.remindable(&key).is_some();
+                        proptest::prop_assert!(!remindable || (newest.as_deref() == Some(key.as_str()) && told_alarm));
+                        let claimed = memory.claim_reminder(&key, n, &targets, &token, now, ttl).unwrap_or_default();
+                        let reminder = reminder_key(&key, n).unwrap();
+                        send(&mut memory, &claimed, &reminder, &token, now, &mut sent);
+                        proptest::prop_assert!(claimed.is_empty() || remindable);
+                    }
+                }
+            }
+            let mut unique = sent.clone();
+            unique.sort();
+            unique.dedup();
+            proptest::prop_assert_eq!(unique.len(), sent.len(), "nothing sent twice: {:?}", sent);
+        }
+    }
+
     #[test]
     fn ok_is_sent_only_after_a_sent_alarm() {
         let mut m = AlarmMemory::default();

@@ -562,4 +562,23 @@ default: {severity: info, topics: ["arn:aws:sns:us-east-1:123456789012:info"]}
         assert!(err("mode: first-match\nrules: [{name: r, match: {colour: red}, severity: info, topics: [$CRITICAL_TOPIC]}]\ndefault: {severity: info, topics: [$CRITICAL_TOPIC]}")
             .contains("unknown field `colour`"));
     }
+
+    #[test]
+    fn reminders_go_to_the_routes_that_repeat_at_their_shortest_interval() {
+        let text = format!(
+            "mode: all-matches\nrules:\n  - name: web\n    match: {{alarmName: {{prefix: web-}}}}\n    severity: critical\n    topics: [{CRIT}]\n    repeatInterval: 4h\n  - name: all\n    match: {{}}\n    severity: info\n    topics: [{INFO}]\ndefault:\n  severity: info\n  topics: [{INFO}]\n"
+        );
+        let rules = RuleSet::parse(&text, "t", &vars()).unwrap();
+        assert!(rules.repeats());
+        let (every, targets) = rules.reminders(&alarm("web-5xx", "AWS/ELB", AlarmStateValue::Alarm)).unwrap();
+        assert_eq!(every, chrono::Duration::hours(4));
+        assert_eq!(targets.iter().map(|t| t.topic_arn.as_str()).collect::<Vec<_>>(), [CRIT], "not the info topic");
+        assert!(rules.reminders(&alarm("db-cpu", "AWS/RDS", AlarmStateValue::Alarm)).is_none());
+        let too_often = text.replace("repeatInterval: 4h", "repeatInterval: 1m");
+        let err = RuleSet::parse(&too_often, "t", &vars()).unwrap_err().to_string();
+        assert!(err.contains("rules[0] (\"web\").repeatInterval: \"1m\" is less than 5 minutes"), "{err}");
+        let bad = text.replace("repeatInterval: 4h", "repeatInterval: often");
+        let err = RuleSet::parse(&bad, "t", &vars()).unwrap_err().to_string();
+        assert!(err.contains("repeatInterval") && err.contains("often"), "{err}");
+    }
 }

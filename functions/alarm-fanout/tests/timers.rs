@@ -1,0 +1,220 @@
+//! Timers end to end: alarm-fanout's handler sets EventBridge Scheduler one-time schedules in the
+//! emulator through the real adapter, and the test plays the scheduler: it reads each schedule
+//! (GetSchedule) and invokes the handler with its target's input, as Scheduler would, when it is
+//! due, late, or twice.
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use alarm_fanout::config::Config;
+use alarm_fanout::deployments::MemoryDeployments;
+use alarm_fanout::handler::Fanout;
+use alarm_fanout::rules::RuleSet;
+use alarm_fanout::silences::{SilenceCache, PREFIX};
+use alarm_fanout::tags::{CachedAlarmTags, MemoryAlarmTags};
+use alarm_fanout::timers::SchedulerTimers;
+use chrono::{DateTime, Duration, Utc};
+use pipewarden_devkit::{event, Emulator};
+use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
+use pipewarden_shared::document::DocumentSource;
+use serde_json::{json, Value};
+
+const BUCKET: &str = "audit";
+const GROUP: &str = "pipewarden-timers";
+const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:pipewarden-AlarmFanoutFunction-X1";
+const ROLE: &str = "arn:aws:iam::123456789012:role/pipewarden-AlarmFanoutSchedulerRole-X1";
+
+type TestFanout = Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags, MemoryDeployments, SchedulerTimers>;
+
+fn transition(name: &str, state: &str, at: DateTime<Utc>) -> Value {
+    let mut e =
+        event(if state == "ALARM" { "cloudwatch-alarm-metric.json" } else { "cloudwatch-alarm-metric-ok.json" });
+    e["id"] = json!(format!("{name}-{state}-{}", at.timestamp()));
+    e["detail"]["alarmName"] = json!(name);
+    e["detail"]["state"]["timestamp"] = json!(at.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string());
+    e["time"] = json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    e
+}
+
+async fn fanout(aws: &Emulator, rules: &str, topic: &str) -> TestFanout {
+    let vars = HashMap::from([("CRITICAL".to_string(), topic.to_string())]);
+    let scheduler = aws_sdk_scheduler::Client::new(&aws.sdk);
+    scheduler.create_schedule_group().name(GROUP).send().await.expect("schedule group");
+    let timers = SchedulerTimers::new(scheduler, Some((GROUP.into(), ROLE.into())));
+    // What main does with the first invocation's context.
+    timers.target(FUNCTION);
+    Fanout {
+        config: Config {
+            rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: rules.into() },
+            bucket: BUCKET.into(),
+            flap_window: Duration::seconds(900),
+            claim_ttl: Duration::seconds(120),
+            deploy_context_max_age: Duration::seconds(3600),
+            alarm_tags_cache: StdDuration::from_secs(300),
+            silences_prefix: Some(PREFIX.into()),
+            schedule: Some((GROUP.into(), ROLE.into())),
+        },
+        rules: RuleSet::parse(rules, "test", &vars).unwrap(),
+        publisher: SnsPublisher::new(aws.sns()),
+        store: S3ObjectStore::new(aws.s3(), BUCKET),
+        tags: CachedAlarmTags::new(MemoryAlarmTags::default(), StdDuration::from_secs(300)),
+        deployments: MemoryDeployments::default(),
+        silences: SilenceCache::new(Some(PREFIX.into()), StdDuration::ZERO),
+        timers,
+    }
+}
+
+/// The schedules in the group, by name: (expression, input).
+async fn schedules(aws: &Emulator) -> Vec<(String, String, Value)> {
+    let scheduler = aws_sdk_scheduler::Client::new(&aws.sdk);
+    let listed = scheduler.list_schedules().group_name(GROUP).send().await.expect("ListSchedules");
+    let mut out = Vec::new();
+    for summary in listed.schedules() {
+        let name = summary.name().unwrap_or_default().to_string();
+        let s = scheduler.get_schedule().group_name(GROUP).name(&name).send().await.expect("GetSchedule");
+        let target = s.target().expect("a target");
+        assert_eq!(target.arn(), FUNCTION, "schedules invoke alarm-fanout");
+        assert_eq!(target.role_arn(), ROLE);
+        assert_eq!(s.flexible_time_window().map(|w| w.mode().as_str()), Some("OFF"));
+        let input: Value = serde_json::from_str(target.input().unwrap_or_default()).expect("JSON input");
+        out.push((name, s.schedule_expression().unwrap_or_default().to_string(), input));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// What Scheduler does when the schedule is due: invokes the function with its input.
+async fn fire(fanout: &TestFanout, input: &Value, request: &str, now: DateTime<Utc>) -> Value {
+    fanout.handle(input.to_string().as_str(), request, now).await.expect("the timer's invocation")
+}
+
+fn at_expression(t: DateTime<Utc>) -> String {
+    format!("at({})", t.format("%Y-%m-%dT%H:%M:%S"))
+}
+
+#[tokio::test]
+async fn an_alarm_still_in_alarm_is_sent_again_as_a_reminder_until_it_resolves() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let topic = aws.topic_with_subscriber("critical").await;
+    let rules = "mode: first-match\ndefault:\n  severity: critical\n  topics: [$CRITICAL]\n  repeatInterval: 1h\n";
+    let fanout = fanout(&aws, rules, &topic.topic_arn).await;
+    let now = Utc::now();
+    let raised = now - Duration::minutes(2);
+
+    fanout.handle(transition("ServerCpuTooHigh", "ALARM", raised), "r1", now).await.unwrap();
+    assert_eq!(aws.received(&topic).await.len(), 1);
+    // EventBridge delivers the event again: nothing more is sent, one timer stays set.
+    fanout.handle(transition("ServerCpuTooHigh", "ALARM", raised), "r1-again", now).await.unwrap();
+    assert!(aws.received(&topic).await.is_empty());
+    let set = schedules(&aws).await;
+    assert_eq!(set.len(), 1, "{set:#?}");
+    let (name, expression, first) = &set[0];
+    assert!(name.ends_with("-remind-1"), "{name}");
+    let due = raised.with_timezone(&Utc) + Duration::hours(1);
+    assert_eq!(expression, &at_expression(due), "an hour after the alarm was raised");
+    assert_eq!(first["detail"]["kind"], "remind");
+
+    // Scheduler invokes it an hour later, and once more (at least once).
+    let later = now + Duration::hours(1);
+    let out = fire(&fanout, first, "s1", later).await;
+    assert_eq!(out["sentTo"], json!([topic.topic_arn]), "{out}");
+    let reminders = aws.received(&topic).await;
+    assert_eq!(reminders.len(), 1);
+    assert!(reminders[0].subject.as_deref().unwrap_or("").ends_with("(reminder 1)"), "{:?}", reminders[0].subject);
+    assert!(reminders[0].message.contains("Reminder 1: still in ALARM, since"), "{}", reminders[0].message);
+    fire(&fanout, first, "s1-twice", later).await;
+    assert!(aws.received(&topic).await.is_empty(), "a reminder invoked twice is sent once");
+    let set = schedules(&aws).await;
+    let second = set.iter().find(|(n, _, _)| n.ends_with("-remind-2")).expect("the next reminder is set");
+    assert_eq!(second.1, at_expression(due + Duration::hours(1)));
+
+    // Resolved: the OK goes, and the next reminder sends nothing.
+    fanout.handle(transition("ServerCpuTooHigh", "OK", later + Duration::minutes(5)), "r2", later).await.unwrap();
+    assert_eq!(aws.received(&topic).await.len(), 1);
+    let out = fire(&fanout, &second.2, "s2", later + Duration::hours(1)).await;
+    assert_eq!(out["outcome"], "no reminder: resolved, or no longer the alarm's state", "{out}");
+    assert!(aws.received(&topic).await.is_empty());
+    assert_eq!(schedules(&aws).await.len(), 2, "no reminder after the OK");
+}
+
+#[tokio::test]
+async fn an_alarm_a_silence_held_back_is_sent_when_the_silence_ends_if_still_in_alarm() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let topic = aws.topic_with_subscriber("critical").await;
+    let rules = "mode: first-match\ndefault:\n  severity: critical\n  topics: [$CRITICAL]\n";
+    let fanout = fanout(&aws, rules, &topic.topic_arn).await;
+    let now = Utc::now();
+    let ends = (now + Duration::minutes(30)).with_timezone(&Utc);
+    // A maintenance window, uploaded as a file (what pipewarden-silence writes).
+    let silence = json!({
+        "id": "maint-2",
+        "matchers": [{"label": "alarmName", "prefix": "ServerCpu"}],
+        "startsAt": (now - Duration::minutes(30)).to_rfc3339(),
+        "endsAt": ends.to_rfc3339(),
+        "createdBy": "mary",
+        "comment": "kernel upgrade",
+    });
+    aws.s3()
+        .put_object()
+        .bucket(BUCKET)
+        .key("config/silences/maint-2.json")
+        .body(silence.to_string().into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+
+    // Two alarms go off during the window: held back, each with a timer for the window's end.
+    let raised = now - Duration::minutes(5);
+    for (name, request) in [("ServerCpuTooHigh-web", "r1"), ("ServerCpuTooHigh-db", "r2")] {
+        let out = fanout.handle(transition(name, "ALARM", raised), request, now).await.unwrap();
+        assert!(out["alarms"][0]["verdict"].as_str().unwrap().starts_with("suppressed: silenced by maint-2"), "{out}");
+    }
+    assert!(aws.received(&topic).await.is_empty());
+    let set = schedules(&aws).await;
+    assert_eq!(set.len(), 2, "{set:#?}");
+    for (name, expression, input) in &set {
+        assert!(name.contains("-release-"), "{name}");
+        assert_eq!(expression, &at_expression(ends + Duration::seconds(1)), "the silence's end");
+        assert_eq!(input["detail"]["kind"], "release");
+    }
+    let input_of = |alarm: &str| {
+        set.iter().find(|(_, _, i)| i["detail"]["transition"].as_str().unwrap().starts_with(alarm)).unwrap().2.clone()
+    };
+
+    // The db alarm resolves during the window: nothing was told, nothing is.
+    fanout.handle(transition("ServerCpuTooHigh-db", "OK", now - Duration::minutes(1)), "r3", now).await.unwrap();
+    assert!(aws.received(&topic).await.is_empty());
+
+    // A timer that comes early (the silence was extended, say) finds it still held: nothing sent.
+    let early = fire(&fanout, &input_of("ServerCpuTooHigh-web"), "s0", now).await;
+    assert_eq!(early["outcome"], "still held back: looked at again later", "{early}");
+    assert!(aws.received(&topic).await.is_empty());
+
+    // The window ends: the web alarm, still in ALARM, is sent then, saying it was held back; the db
+    // alarm, resolved, is not.
+    let after = ends + Duration::seconds(2);
+    let out = fire(&fanout, &input_of("ServerCpuTooHigh-web"), "s1", after).await;
+    assert_eq!(out["sentTo"], json!([topic.topic_arn]), "{out}");
+    let out = fire(&fanout, &input_of("ServerCpuTooHigh-db"), "s2", after).await;
+    assert_eq!(out["outcome"], "nothing to send: the alarm changed state since", "{out}");
+    let sent = aws.received(&topic).await;
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].subject.as_deref().unwrap_or("").contains("ServerCpuTooHigh-web"), "{:?}", sent[0].subject);
+    assert!(sent[0].subject.as_deref().unwrap_or("").ends_with("(held back)"), "{:?}", sent[0].subject);
+    assert!(
+        sent[0].message.contains("Held back since") && sent[0].message.contains("silenced by maint-2"),
+        "{}",
+        sent[0].message
+    );
+    // Scheduler invokes it again: sent once.
+    fire(&fanout, &input_of("ServerCpuTooHigh-web"), "s1-again", after).await;
+    assert!(aws.received(&topic).await.is_empty());
+
+    // Its OK, later, goes: what was sent is resolved.
+    fanout.handle(transition("ServerCpuTooHigh-web", "OK", after + Duration::minutes(3)), "r4", after).await.unwrap();
+    let resolved = aws.received(&topic).await;
+    assert_eq!(resolved.len(), 1);
+    assert!(resolved[0].subject.as_deref().unwrap_or("").starts_with("[OK] ServerCpuTooHigh-web"));
+}
