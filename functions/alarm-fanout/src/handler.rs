@@ -212,6 +212,9 @@ struct Plan {
     delivery: String,
     /// Until when what holds it back holds (a silence's end), when it is held.
     hold_until: Option<DateTime<Utc>>,
+    /// Its memory keeps it as held back (an ALARM a silence or a quiet route held): a timer is to
+    /// look at it again when the hold ends.
+    held: bool,
 }
 
 struct Sent {
@@ -274,6 +277,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                     known: None,
                     delivery: String::new(),
                     hold_until: None,
+                    held: false,
                 });
                 continue;
             }
@@ -350,14 +354,15 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             reminder,
             due,
         };
+        // From the memory, not from this invocation's reading of the holds: a retry whose reading
+        // differs (a silence extended since, a deployment lookup that failed) still sets the timer.
+        if plan.held {
+            let due =
+                plan.hold_until.map(|until| until + chrono::Duration::seconds(1)).unwrap_or_else(|| recheck_at(now));
+            return vec![Timer::new(detail(TimerKind::Release, 0, not_before_now(due, now)))];
+        }
         match &plan.verdict {
-            Verdict::Suppress(reason) if plan.alarm.silenced.as_ref() == Some(reason) => {
-                let due = plan
-                    .hold_until
-                    .map(|until| until + chrono::Duration::seconds(1))
-                    .unwrap_or_else(|| recheck_at(now));
-                vec![Timer::new(detail(TimerKind::Release, 0, not_before_now(due, now)))]
-            }
+            Verdict::Suppress(_) => Vec::new(),
             Verdict::Send if plan.waiting.is_empty() => match self.rules.reminders(&plan.alarm) {
                 Some((every, targets)) if !targets.is_empty() => {
                     let due = plan.alarm.state_time.unwrap_or(now) + every;
@@ -395,14 +400,25 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
 
     /// A timer went off: a reminder, or a look again at an ALARM held back.
     async fn timer(&self, timer: TimerDetail, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
+        if !timer.memory_key.starts_with("alarm-fanout/alarms/") || !timer.memory_key.ends_with(".json") {
+            let e = EventError::new(
+                "alarm-fanout timer",
+                "detail.memoryKey",
+                "not an alarm's memory (alarm-fanout/alarms/...json)",
+            );
+            error!(error = %e, event = %e.event, field = %e.field, "bad event acknowledged without retry");
+            return Ok(json!({ "ignored": e.to_string() }));
+        }
         let read = ledger::update(&self.store, &timer.memory_key, None, AlarmMemory::default, |_| None::<()>)
             .await
             .map_err(|source| FanoutError::Ledger { alarm: timer.memory_key.clone(), source })?;
         let memory = read.document;
-        let silences = self.silences.get(&self.store, now).await.unwrap_or_else(|e| {
-            warn!(error = %e, "silences not read: nothing is silenced this time");
-            Vec::new()
-        });
+        // Unlike a transition (sent rather than lost), a timer waits for the silences: what they
+        // held stays held until they read (Lambda's retry), not released while perhaps still silenced.
+        let silences = self.silences.get(&self.store, now).await.map_err(|e| FanoutError::Delivery {
+            failed: format!("timer {:?} of {}: silences not read ({e})", timer.kind, timer.transition),
+            retryable: true,
+        })?;
         let mut asked = Asked::new();
         let done = |what: &str| {
             info!(outcome = what, "timer done");
@@ -505,6 +521,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                     known,
                     delivery,
                     hold_until: None,
+                    held: false,
                 };
                 let mut plans = vec![plan];
                 let sent = self.publish(&plans).await;
@@ -701,6 +718,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             Verdict::Send if claimed.is_empty() && waiting.is_empty() => info!("already sent to every target"),
             Verdict::Send => {}
         }
+        let held = memory.kept.as_ref().is_some_and(|k| k.held.is_some() && k.transition.key() == transition);
         let at = alarm.state_time.unwrap_or(now);
         let deployment = if claimed.is_empty() { None } else { self.deployment(&alarm, at, asked).await };
         // The memory as the claim wrote it, for the settle (see `ledger::update`).
@@ -715,6 +733,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             known,
             delivery: transition,
             hold_until: None,
+            held,
         })
     }
 

@@ -176,8 +176,15 @@ impl AlarmMemory {
     ) -> Option<Vec<Target>> {
         self.remindable(transition)?;
         let key = reminder_key(transition, n)?;
+        // Only where the ALARM went (or may have gone): a reminder elsewhere would tell a topic of
+        // an ALARM it never got, and its OK would not follow it there.
+        let reached = |memory: &AlarmMemory, topic: &str| {
+            let alarm = delivery_key(transition, topic);
+            matches!(memory.deliveries.get(&alarm), Some(Delivery::Sent { .. })) || memory.uncertain.contains(&alarm)
+        };
+        let targets: Vec<&Target> = targets.iter().filter(|t| reached(self, &t.topic_arn)).collect();
         let claimed: Vec<Target> = targets
-            .iter()
+            .into_iter()
             .filter(|t| claim(&mut self.deliveries, &delivery_key(&key, &t.topic_arn), token, now, ttl))
             .cloned()
             .collect();
@@ -651,6 +658,30 @@ mod tests {
             unique.dedup();
             proptest::prop_assert_eq!(unique.len(), sent.len(), "nothing sent twice: {:?}", sent);
         }
+    }
+
+    #[test]
+    fn a_reminder_goes_only_where_its_alarm_went() {
+        let (w, ttl, now) = (Duration::minutes(15), Duration::seconds(120), Utc::now());
+        let target = |topic: &str| Target {
+            topic_arn: topic.into(),
+            chat: false,
+            severity: crate::rules::Severity::Critical,
+            rule: "r".into(),
+        };
+        let targets = vec![target("sent"), target("failed"), target("added-since")];
+        let mut m = AlarmMemory::default();
+        let alarm = t(AlarmStateValue::Alarm, 1);
+        let claims = m.plan(&alarm, &targets[..2], "t1", now, w, ttl).unwrap();
+        assert_eq!(claims.claimed.len(), 2);
+        let outcomes = vec![
+            (delivery_key(&alarm.key(), "sent"), Some("m1".to_string())),
+            (delivery_key(&alarm.key(), "failed"), None),
+        ];
+        m.settle(&outcomes, &[], "t1", now);
+        let claimed = m.claim_reminder(&alarm.key(), 1, &targets, "t2", now, ttl).unwrap();
+        assert_eq!(claimed, vec![target("sent")], "not where the ALARM never went");
+        assert_eq!(m.claim_reminder(&alarm.key(), 1, &targets, "t3", now, ttl), None, "claimed once");
     }
 
     #[test]

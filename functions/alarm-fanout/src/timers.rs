@@ -121,7 +121,10 @@ impl SchedulerTimers {
 
     /// The function the schedules invoke: this one (`invoked_function_arn` of an invocation).
     pub fn target(&self, function_arn: &str) {
-        let _ = self.function_arn.set(function_arn.to_string());
+        // Unqualified: a container first invoked through an alias or a version (a console test of
+        // `:$LATEST`, say) must not pin every schedule to it.
+        let unqualified: Vec<&str> = function_arn.splitn(8, ':').take(7).collect();
+        let _ = self.function_arn.set(unqualified.join(":"));
     }
 }
 

@@ -218,3 +218,45 @@ async fn an_alarm_a_silence_held_back_is_sent_when_the_silence_ends_if_still_in_
     assert_eq!(resolved.len(), 1);
     assert!(resolved[0].subject.as_deref().unwrap_or("").starts_with("[OK] ServerCpuTooHigh-web"));
 }
+
+#[tokio::test]
+async fn a_hold_whose_timer_could_not_be_set_gets_it_from_the_retry_even_if_the_silence_changed() {
+    let aws = Emulator::fresh().await;
+    aws.bucket(BUCKET).await;
+    let topic = aws.topic_with_subscriber("critical").await;
+    let rules = "mode: first-match\ndefault:\n  severity: critical\n  topics: [$CRITICAL]\n";
+    let fanout = fanout(&aws, rules, &topic.topic_arn).await;
+    let now = Utc::now();
+    let put_silence = |ends: DateTime<Utc>| {
+        let silence = json!({
+            "id": "maint-3",
+            "matchers": [{"label": "alarmName", "exact": "ServerCpuTooHigh"}],
+            "startsAt": (now - Duration::minutes(30)).to_rfc3339(),
+            "endsAt": ends.to_rfc3339(),
+            "createdBy": "mary",
+            "comment": "kernel upgrade",
+        });
+        aws.s3()
+            .put_object()
+            .bucket(BUCKET)
+            .key("config/silences/maint-3.json")
+            .body(silence.to_string().into_bytes().into())
+            .send()
+    };
+    put_silence(now + Duration::minutes(30)).await.unwrap();
+    let alarm = transition("ServerCpuTooHigh", "ALARM", now - Duration::minutes(1));
+    // Every attempt the SDK makes (three).
+    aws.inject_fault("CreateSchedule", 500, "InternalServerException", 3).await;
+    let failed = fanout.handle(alarm.clone(), "r1", now).await.unwrap_err();
+    assert!(failed.to_string().contains("timer"), "{failed}");
+    assert_eq!(failed.retry(), pipewarden_shared::lambda::Retry::Helps);
+    assert!(schedules(&aws).await.is_empty());
+    // The silence is extended before Lambda's retry: the hold reads differently, the timer is set.
+    let extended = (now + Duration::hours(2)).with_timezone(&Utc);
+    put_silence(extended).await.unwrap();
+    fanout.handle(alarm, "r1", now + Duration::minutes(1)).await.unwrap();
+    let set = schedules(&aws).await;
+    assert_eq!(set.len(), 1, "{set:#?}");
+    assert_eq!(set[0].1, at_expression(extended + Duration::seconds(1)));
+    assert!(aws.received(&topic).await.is_empty(), "still held");
+}
