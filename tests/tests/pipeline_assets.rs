@@ -155,6 +155,8 @@ fn example_rules_and_spec_are_valid() {
     let rules = std::fs::read_to_string(repo_root().join("examples/routing-rules.yaml")).unwrap();
     let parsed = alarm_fanout::rules::RuleSet::parse(&rules, "examples/routing-rules.yaml", &vars).unwrap();
     assert_eq!(parsed.rules.len(), 3);
+    assert_eq!(parsed.inhibit.len(), 1);
+    assert!(parsed.repeats());
     let spec = std::fs::read_to_string(repo_root().join("examples/flask-app/validation.yaml")).unwrap();
     let spec = deploy_validator::spec::Spec::parse(&spec, "examples/flask-app/validation.yaml").unwrap();
     assert_eq!(spec.checks.len(), 2);

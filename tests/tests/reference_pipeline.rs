@@ -347,6 +347,41 @@ default:
     }
 }
 
+/// The README's worked example: with the example rules, the load balancer's 5xx alarm in ALARM
+/// holds back the instances' alarm of the same application, and nothing else of the reference
+/// deployment's alarms.
+#[test]
+fn the_5xx_alarm_holds_back_the_instances_alarm_and_nothing_else() {
+    let t = pipeline_template();
+    let example = std::fs::read_to_string(repo_root().join("examples/routing-rules.yaml")).unwrap();
+    let example = RuleSet::parse(&example, "examples/routing-rules.yaml", &topics()).unwrap();
+    let labelled: Vec<(String, alarm_fanout::silences::Labels)> = resources_of(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(_, alarm)| {
+            let alarm = transition(&t, alarm);
+            let labels = alarm_fanout::silences::labels(
+                &alarm,
+                &example.targets(&alarm),
+                example.application(&alarm).as_deref(),
+            );
+            (alarm.subject(), labels)
+        })
+        .collect();
+    let firing_5xx: Vec<(String, alarm_fanout::silences::Labels)> =
+        labelled.iter().filter(|(name, _)| name.ends_with("-5xx")).cloned().collect();
+    assert_eq!(firing_5xx.len(), 1);
+    let held: Vec<&str> = labelled
+        .iter()
+        .filter(|(name, labels)| {
+            alarm_fanout::inhibit::inhibiting(&example.inhibit, name, labels, &firing_5xx).is_some()
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(held, ["flask-web-app-cpu"]);
+    let none: Vec<(String, alarm_fanout::silences::Labels)> = Vec::new();
+    assert!(labelled.iter().all(|(n, l)| alarm_fanout::inhibit::inhibiting(&example.inhibit, n, l, &none).is_none()));
+}
+
 // ---- The pipeline ---------------------------------------------------------------------------
 
 #[test]

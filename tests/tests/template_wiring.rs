@@ -419,6 +419,7 @@ fn every_lookup_the_functions_make_is_allowed() {
         ("AlarmFanoutFunction", "codedeploy:BatchGetDeployments"),
         ("AlarmFanoutFunction", "sns:Publish"),
         ("AlarmFanoutFunction", "scheduler:CreateSchedule"),
+        ("AlarmFanoutFunction", "cloudwatch:DescribeAlarms"),
         ("AlarmFanoutFunction", "iam:PassRole"),
         ("PipelineNotifierFunction", "codepipeline:ListActionExecutions"),
         ("PipelineNotifierFunction", "codepipeline:GetPipelineExecution"),

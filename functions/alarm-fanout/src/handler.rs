@@ -25,9 +25,10 @@ use crate::alarm::{self, AlarmTransition, Note};
 use crate::config::Config;
 use crate::deployments::{self, Asked, DeploymentLister};
 use crate::format;
+use crate::inhibit;
 use crate::memory::{self, AlarmMemory, Claims, Verdict};
 use crate::rules::{RuleSet, Target};
-use crate::silences::{self, ActiveSilence, SilenceCache};
+use crate::silences::{self, ActiveSilence, Labels, SilenceCache};
 use crate::tags::{AlarmTagSource, CachedAlarmTags};
 use crate::timers::{self, Timer, TimerDetail, TimerKind, Timers};
 
@@ -61,6 +62,10 @@ fn recheck_at(now: DateTime<Utc>) -> DateTime<Utc> {
 fn not_before_now(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
     at.max(now + chrono::Duration::minutes(1))
 }
+
+/// How many alarms a cleared inhibit source has looked at again at once (the others' own looks
+/// come within 10 minutes).
+const HELD_LOOKS: usize = 50;
 
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
@@ -228,8 +233,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         let (mut alarms, rejected) = match read_input(payload) {
             Ok(Input::Transitions(alarms, rejected)) => (alarms, rejected),
             Ok(Input::Timer(timer)) => {
-                let span =
-                    info_span!("timer", kind = ?timer.kind, transition = %timer.transition, reminder = timer.reminder);
+                // The schedule's name is the timer's id.
+                let id = Timer::new(timer.clone()).name;
+                let span = info_span!("timer", event_id = %id, kind = ?timer.kind, transition = %timer.transition, reminder = timer.reminder);
                 return self.timer(timer, token, now).instrument(span).await;
             }
             Err(e) => {
@@ -253,11 +259,19 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
 
         let mut plans: Vec<Plan> = Vec::new();
         let mut asked = Asked::new();
+        let mut firing = None;
         for mut alarm in alarms {
             let span =
                 info_span!("alarm", event_id = %alarm.source_id, alarm = %alarm.alarm_name, state = %alarm.state);
             let at = alarm.state_time.unwrap_or(now);
-            let hold = self.hold(&alarm, &silences, at, &mut asked).instrument(span.clone()).await;
+            let hold = match self.hold(&alarm, &silences, at, &mut asked, &mut firing).instrument(span.clone()).await {
+                Ok(hold) => hold,
+                Err(e) => {
+                    // Sent rather than held back: an inhibition unknown must not lose an alarm.
+                    span.in_scope(|| warn!(error = %e, "alarms in ALARM unknown: nothing is inhibited this time"));
+                    None
+                }
+            };
             let hold_until = hold.as_ref().and_then(|h| h.until);
             alarm.silenced = hold.map(|h| h.reason);
             // The same transition twice in one event (an SNS batch can repeat a record) is sent once:
@@ -288,10 +302,24 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
 
         let sent = self.publish(&plans).await;
         let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
-        let wanted: Vec<Timer> = plans.iter().flat_map(|p| self.timers_for(p, now)).collect();
-        let (timer_failures, timer_retry) = self.set_timers(&wanted).await;
-        failed.extend(timer_failures);
-        retryable |= timer_retry;
+        for plan in &plans {
+            let span = info_span!("alarm", event_id = %plan.alarm.source_id, alarm = %plan.alarm.alarm_name);
+            let wanted = self.timers_for(plan, now);
+            if !wanted.is_empty() {
+                let (timer_failures, timer_retry) = self.set_timers(&wanted).instrument(span.clone()).await;
+                failed.extend(timer_failures);
+                retryable |= timer_retry;
+            }
+            // An inhibit rule's source that left ALARM: what it held is looked at again within a
+            // minute, not at its next look. Best effort: those looks come anyway.
+            if plan.alarm.state != AlarmStateValue::Alarm {
+                let looks = self.held_by(&plan.alarm, &mut firing, now).instrument(span.clone()).await;
+                let (timer_failures, _) = self.set_timers(&looks).instrument(span.clone()).await;
+                for f in timer_failures {
+                    span.in_scope(|| warn!(failure = %f, "what the cleared alarm held is looked at again later"));
+                }
+            }
+        }
 
         let summary: Vec<Value> = plans
             .iter()
@@ -313,30 +341,131 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         Ok(json!({ "alarms": summary, "rejected": rejected.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
     }
 
-    /// What holds `alarm` back at `at`, if anything: a silence, or a route quiet while its
-    /// application's deployment is in flight. Never an OK (an ALARM that was sent gets its OK).
+    /// What holds `alarm` back at `at`, if anything: a silence, an inhibit rule whose source is in
+    /// ALARM now, or a route quiet while its application's deployment is in flight. Never an OK (an
+    /// ALARM that was sent gets its OK). An error when which alarms are in ALARM is unknown (read
+    /// once per invocation into `firing`, when an inhibit rule's target matches).
     async fn hold(
         &self,
         alarm: &AlarmTransition,
         silences: &[ActiveSilence],
         at: DateTime<Utc>,
         asked: &mut Asked,
-    ) -> Option<Hold> {
+        firing: &mut Option<Vec<(String, Labels)>>,
+    ) -> Result<Option<Hold>, PortError> {
         if alarm.state == AlarmStateValue::Ok {
-            return None;
+            return Ok(None);
         }
-        if !silences.is_empty() {
+        if !silences.is_empty() || !self.rules.inhibit.is_empty() {
             let labels = silences::labels(alarm, &self.rules.targets(alarm), self.rules.application(alarm).as_deref());
             if let Some(s) = silences::silencing(silences, alarm, &labels, at) {
-                return Some(Hold { reason: s.reason(), until: Some(s.silence.ends_at) });
+                return Ok(Some(Hold { reason: s.reason(), until: Some(s.silence.ends_at) }));
+            }
+            if self.rules.inhibit.iter().any(|r| silences::all_match(&r.target, &labels)) {
+                if firing.is_none() {
+                    *firing = Some(self.firing().await?);
+                }
+                let sources = firing.as_deref().unwrap_or_default();
+                if let Some((rule, source)) =
+                    inhibit::inhibiting(&self.rules.inhibit, &alarm.subject(), &labels, sources)
+                {
+                    let reason = format!("inhibited while {source} is in ALARM (inhibit rule {})", rule.name);
+                    return Ok(Some(Hold { reason, until: None }));
+                }
             }
         }
         if !self.rules.quiet_during_deployments(alarm) {
-            return None;
+            return Ok(None);
         }
-        let d = self.deployment(alarm, at, asked).await?;
+        let Some(d) = self.deployment(alarm, at, asked).await else { return Ok(None) };
         // In flight, not merely ended a moment ago.
-        d.finished_at.is_none_or(|f| at <= f).then(|| Hold { reason: quiet_reason(&d), until: None })
+        Ok(d.finished_at.is_none_or(|f| at <= f).then(|| Hold { reason: quiet_reason(&d), until: None }))
+    }
+
+    /// Timers to look again, within a minute, at the alarms `source` (no longer in ALARM) held back
+    /// by an inhibit rule: those in ALARM now that a rule with `source` as its source targets, whose
+    /// memory keeps an ALARM held back (at most [`HELD_LOOKS`]; the others' own looks come later).
+    async fn held_by(
+        &self,
+        source: &AlarmTransition,
+        firing: &mut Option<Vec<(String, Labels)>>,
+        now: DateTime<Utc>,
+    ) -> Vec<Timer> {
+        if !self.timers.enabled() || self.rules.inhibit.is_empty() {
+            return Vec::new();
+        }
+        let mut labels =
+            silences::labels(source, &self.rules.targets(source), self.rules.application(source).as_deref());
+        // As a source it was in ALARM: matchers on its state must read it so.
+        labels.insert("state".into(), "ALARM".into());
+        let rules: Vec<&inhibit::Inhibit> =
+            self.rules.inhibit.iter().filter(|r| silences::all_match(&r.source, &labels)).collect();
+        if rules.is_empty() {
+            return Vec::new();
+        }
+        if firing.is_none() {
+            match self.firing().await {
+                Ok(found) => *firing = Some(found),
+                Err(e) => {
+                    warn!(error = %e, "alarms in ALARM unknown: what this alarm held is looked at again later");
+                    return Vec::new();
+                }
+            }
+        }
+        let subject = source.subject();
+        let held: Vec<&Labels> = firing
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter(|(name, target)| {
+                *name != subject
+                    && rules.iter().any(|r| {
+                        silences::all_match(&r.target, target) && r.equal.iter().all(|l| target.get(l) == labels.get(l))
+                    })
+            })
+            .map(|(_, target)| target)
+            .take(HELD_LOOKS)
+            .collect();
+        let reads = held.iter().filter_map(|target| {
+            let key = AlarmMemory::key(target.get("account")?, target.get("region")?, target.get("alarmName")?);
+            Some(async move {
+                let read = ledger::update(&self.store, &key, None, AlarmMemory::default, |_| None::<()>).await;
+                (key, read)
+            })
+        });
+        let mut timers = Vec::new();
+        for (key, read) in join_all(reads).await {
+            let kept = match read {
+                Ok(read) => read.document.kept.filter(|k| k.held.is_some()),
+                Err(e) => {
+                    warn!(memory = %key, error = %e, "memory not read: its own look comes later");
+                    None
+                }
+            };
+            if let Some(kept) = kept {
+                timers.push(Timer::new(TimerDetail {
+                    kind: TimerKind::Release,
+                    memory_key: key,
+                    transition: kept.transition.key(),
+                    reminder: 0,
+                    due: not_before_now(now, now),
+                }));
+            }
+        }
+        timers
+    }
+
+    /// The alarms in ALARM now (CloudWatch's word), each with its labels; their tags looked up
+    /// (kept per container) only when an inhibit rule needs them.
+    async fn firing(&self) -> Result<Vec<(String, Labels)>, PortError> {
+        let mut alarms = self.tags.in_alarm().await?;
+        if self.rules.inhibit.iter().any(|r| r.needs_tags()) {
+            self.add_tags(&mut alarms).await;
+        }
+        Ok(alarms
+            .iter()
+            .map(|a| (a.subject(), silences::labels(a, &self.rules.targets(a), self.rules.application(a).as_deref())))
+            .collect())
     }
 
     /// The timers a transition's plan asks for: a look again at an ALARM held back when its hold
@@ -420,6 +549,11 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             retryable: true,
         })?;
         let mut asked = Asked::new();
+        let mut firing = None;
+        let holds_err = |e: PortError| FanoutError::Delivery {
+            failed: format!("timer {:?} of {}: alarms in ALARM not read ({e})", timer.kind, timer.transition),
+            retryable: true,
+        };
         let done = |what: &str| {
             info!(outcome = what, "timer done");
             Ok(
@@ -434,7 +568,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                 let mut alarm = kept.transition.clone();
                 alarm.silenced = None;
                 if kept.held.is_some() {
-                    if let Some(hold) = self.hold(&alarm, &silences, now, &mut asked).await {
+                    if let Some(hold) =
+                        self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.map_err(holds_err)?
+                    {
                         info!(reason = %hold.reason, "still held back");
                         let due =
                             hold.until.map(|u| u + chrono::Duration::seconds(1)).unwrap_or_else(|| recheck_at(now));
@@ -467,7 +603,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                     due: not_before_now(timer.due + every, now),
                     ..timer.clone()
                 });
-                if let Some(hold) = self.hold(&alarm, &silences, now, &mut asked).await {
+                if let Some(hold) =
+                    self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.map_err(holds_err)?
+                {
                     info!(reason = %hold.reason, "reminder not sent: held back");
                     let (failed, retryable) = self.set_timers(std::slice::from_ref(&next)).await;
                     if !failed.is_empty() {

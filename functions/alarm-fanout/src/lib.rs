@@ -7,6 +7,7 @@ pub mod config;
 pub mod deployments;
 pub mod format;
 pub mod handler;
+pub mod inhibit;
 pub mod memory;
 pub mod rules;
 pub mod silences;

@@ -53,6 +53,9 @@ struct RawRules {
     #[serde(default)]
     rules: Vec<RawRule>,
     default: RawRoute,
+    /// Inhibit rules: while a source is in ALARM, its targets are held back.
+    #[serde(default)]
+    inhibit: Vec<crate::inhibit::RawInhibit>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -231,6 +234,7 @@ pub struct RuleSet {
     pub mode: Mode,
     pub rules: Vec<Rule>,
     pub default: Route,
+    pub inhibit: Vec<crate::inhibit::Inhibit>,
 }
 
 /// One message to send: an alarm transition to a topic, in a format, at a severity.
@@ -294,7 +298,16 @@ impl RuleSet {
                 route: route(&r.route(), &place, &r.name)?,
             });
         }
-        Ok(RuleSet { mode: raw.mode, rules, default: route(&raw.default, "default", "default")? })
+        let mut inhibit = Vec::new();
+        let mut inhibit_names = std::collections::BTreeSet::new();
+        for (i, r) in raw.inhibit.iter().enumerate() {
+            let place = format!("inhibit[{i}] ({:?})", r.name);
+            if r.name.trim().is_empty() || !inhibit_names.insert(r.name.clone()) {
+                return Err(error(format!("{place}: names must be present and unique")));
+            }
+            inhibit.push(r.compile().map_err(|p| error(format!("{place}: {p}")))?);
+        }
+        Ok(RuleSet { mode: raw.mode, rules, default: route(&raw.default, "default", "default")?, inhibit })
     }
 
     /// The routes an alarm takes: the first or every matching rule, or else the default.

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use pipewarden_shared::adapters::classify_sdk_error;
 use pipewarden_shared::deadline;
+use pipewarden_shared::events::cloudwatch::AlarmStateValue;
 use pipewarden_shared::ports::PortError;
+
+use crate::alarm::{AlarmTransition, MetricRef, Watched};
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -24,10 +27,17 @@ pub const LOOKUP_CAP: Duration = Duration::from_secs(3);
 /// How many alarms' tags a container keeps before it forgets the expired ones.
 const KEPT: usize = 1000;
 
-/// Reads the tags of an alarm (CloudWatch `ListTagsForResource`).
+/// What CloudWatch says of alarms: the tags of one (`ListTagsForResource`), and which are in
+/// ALARM now (`DescribeAlarms`, for inhibit rules).
 pub trait AlarmTagSource: Send + Sync {
     fn alarm_tags(&self, alarm_arn: &str) -> impl Future<Output = Result<Tags, PortError>> + Send;
+    /// The alarms of this account and region in ALARM now, each as a transition into ALARM at its
+    /// state's time, without its tags.
+    fn in_alarm(&self) -> impl Future<Output = Result<Vec<AlarmTransition>, PortError>> + Send;
 }
+
+/// Pages of DescribeAlarms read at most (100 alarms a page).
+pub const MAX_ALARM_PAGES: usize = 10;
 
 /// The real one: CloudWatch, bounded by the invocation's deadline.
 #[derive(Clone, Debug)]
@@ -57,6 +67,106 @@ impl AlarmTagSource for CloudWatchAlarmTags {
             .filter(|(k, _)| !k.starts_with("aws:"))
             .collect())
     }
+
+    async fn in_alarm(&self) -> Result<Vec<AlarmTransition>, PortError> {
+        use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_ALARM_PAGES {
+            let request = self
+                .client
+                .describe_alarms()
+                .state_value(StateValue::Alarm)
+                .alarm_types(AlarmType::MetricAlarm)
+                .alarm_types(AlarmType::CompositeAlarm)
+                .max_records(100)
+                .set_next_token(token.take());
+            let page = deadline::bounded_optional("CloudWatch", "DescribeAlarms", LOOKUP_CAP, async {
+                request.send().await.map_err(|e| classify_sdk_error("CloudWatch", "DescribeAlarms", &e))
+            })
+            .await?;
+            for a in page.metric_alarms() {
+                let watched = match a.metric_name() {
+                    Some(name) => Watched::Metric(MetricRef {
+                        namespace: a.namespace().map(str::to_string),
+                        name: Some(name.to_string()),
+                        dimensions: a
+                            .dimensions()
+                            .iter()
+                            .map(|d| {
+                                (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string())
+                            })
+                            .collect(),
+                        stat: a
+                            .statistic()
+                            .map(|s| s.as_str().to_string())
+                            .or(a.extended_statistic().map(str::to_string)),
+                        period: a.period().and_then(|p| u64::try_from(p).ok()),
+                    }),
+                    None => Watched::Expression {
+                        expression: a.metrics().iter().find_map(|m| m.expression()).unwrap_or_default().to_string(),
+                        label: None,
+                        metrics: a
+                            .metrics()
+                            .iter()
+                            .filter_map(|m| m.metric_stat())
+                            .map(|stat| MetricRef {
+                                namespace: stat.metric().and_then(|m| m.namespace()).map(str::to_string),
+                                name: stat.metric().and_then(|m| m.metric_name()).map(str::to_string),
+                                ..MetricRef::default()
+                            })
+                            .collect(),
+                    },
+                };
+                out.extend(firing(a.alarm_name(), a.alarm_arn(), watched, a.state_updated_timestamp()));
+            }
+            for a in page.composite_alarms() {
+                let watched =
+                    Watched::Composite { rule: a.alarm_rule().unwrap_or_default().to_string(), triggering: vec![] };
+                out.extend(firing(a.alarm_name(), a.alarm_arn(), watched, a.state_updated_timestamp()));
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+        tracing::warn!(pages = MAX_ALARM_PAGES, "more alarms in ALARM than are read: the first only");
+        Ok(out)
+    }
+}
+
+/// An alarm DescribeAlarms says is in ALARM, as a transition into ALARM (its account and region
+/// from its ARN: `arn:aws:cloudwatch:<region>:<account>:alarm:<name>`).
+fn firing(
+    name: Option<&str>,
+    arn: Option<&str>,
+    watched: Watched,
+    since: Option<&aws_smithy_types::DateTime>,
+) -> Option<AlarmTransition> {
+    let (name, arn) = (name?, arn?);
+    let parts: Vec<&str> = arn.splitn(7, ':').collect();
+    let (region, account) = (parts.get(3)?.to_string(), parts.get(4)?.to_string());
+    Some(AlarmTransition {
+        source_id: format!("DescribeAlarms {name}"),
+        alarm_name: name.to_string(),
+        alarm_arn: Some(arn.to_string()),
+        account,
+        region,
+        state: AlarmStateValue::Alarm,
+        previous: None,
+        reason: None,
+        state_time: since.and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+        description: None,
+        watched,
+        threshold: None,
+        comparison: None,
+        suppressed: None,
+        silenced: None,
+        note: None,
+        contributor: None,
+        tags: Tags::new(),
+        tags_known: false,
+    })
 }
 
 /// In memory, for tests: known alarms' tags, an optional failure, and a count of lookups.
@@ -64,6 +174,8 @@ impl AlarmTagSource for CloudWatchAlarmTags {
 pub struct MemoryAlarmTags {
     pub tags: HashMap<String, Tags>,
     pub failure: Option<PortError>,
+    /// What `in_alarm` answers.
+    pub firing: Vec<AlarmTransition>,
     lookups: AtomicUsize,
 }
 
@@ -97,6 +209,13 @@ impl AlarmTagSource for MemoryAlarmTags {
             )
         })
     }
+
+    async fn in_alarm(&self) -> Result<Vec<AlarmTransition>, PortError> {
+        match &self.failure {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(self.firing.clone()),
+        }
+    }
 }
 
 /// A tag source whose answers are kept for `ttl` (0: not kept). Failures are not kept: the next
@@ -115,6 +234,11 @@ impl<T: AlarmTagSource> CachedAlarmTags<T> {
 
     pub fn source(&self) -> &T {
         &self.source
+    }
+
+    /// The alarms in ALARM now (not kept: each call asks).
+    pub async fn in_alarm(&self) -> Result<Vec<AlarmTransition>, PortError> {
+        self.source.in_alarm().await
     }
 
     pub async fn get(&self, alarm_arn: &str) -> Result<Tags, PortError> {
