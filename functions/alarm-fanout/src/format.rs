@@ -199,6 +199,99 @@ pub fn attributes(alarm: &AlarmTransition, target: &Target) -> BTreeMap<String, 
     ])
 }
 
+/// One group message for `target`: every alarm of the flush that goes there, its newest state
+/// first by severity of state (ALARM, INSUFFICIENT_DATA, OK), at most [`crate::groups::LISTED`].
+pub fn group_message(
+    rule: &str,
+    labels: &BTreeMap<String, String>,
+    entries: &[&crate::groups::Entry],
+    target: &Target,
+) -> OutboundMessage {
+    let rank = |e: &&&crate::groups::Entry| match e.transition.state.as_str() {
+        "ALARM" => 0,
+        "INSUFFICIENT_DATA" => 1,
+        _ => 2,
+    };
+    let mut sorted: Vec<&&crate::groups::Entry> = entries.iter().collect();
+    sorted.sort_by_key(|e| (rank(e), e.transition.alarm_name.clone()));
+    let mut counts: BTreeMap<u8, (String, usize)> = BTreeMap::new();
+    for e in &sorted {
+        counts.entry(rank(e)).or_insert_with(|| (e.transition.state.to_string(), 0)).1 += 1;
+    }
+    let counts: Vec<String> = counts.values().map(|(state, n)| format!("{n} {state}")).collect();
+    let group: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let group = if group.is_empty() { format!("rule {rule}") } else { group.join(", ") };
+    let line = |e: &crate::groups::Entry| {
+        let a = &e.transition;
+        let when = a.state_time.map(|t| t.format(" at %H:%M:%S UTC").to_string()).unwrap_or_default();
+        let mut text = format!("{:<17} {} in {}{when}", a.state.as_str(), one_line(&a.alarm_name), one_line(&a.region));
+        if e.changes > 1 {
+            let was = e.was.as_deref().map(|w| format!(", was {w}")).unwrap_or_default();
+            let _ = write!(text, " ({} changes{was})", e.changes);
+        }
+        if let Some(reason) = &a.reason {
+            let _ = write!(text, ": {}", clean_text(reason, 200));
+        }
+        text
+    };
+    let more = sorted.len().saturating_sub(crate::groups::LISTED);
+    let first = sorted.first().map(|e| &e.transition);
+    let attributes = BTreeMap::from([
+        ("alarm_name".to_string(), format!("{} alarms", sorted.len())),
+        ("state".to_string(), first.map(|a| a.state.to_string()).unwrap_or_default()),
+        ("severity".to_string(), target.severity.as_str().to_string()),
+        ("account".to_string(), first.map(|a| a.account.clone()).unwrap_or_default()),
+        ("region".to_string(), first.map(|a| a.region.clone()).unwrap_or_default()),
+        ("rule".to_string(), target.rule.clone()),
+        ("source".to_string(), "pipewarden.alarm-fanout".to_string()),
+    ]);
+    if target.chat {
+        let mut description: Vec<String> =
+            sorted.iter().take(crate::groups::LISTED).map(|e| chat_escape(&line(e))).collect();
+        if more > 0 {
+            description.push(format!("(and {more} more)"));
+        }
+        let body = ChatNotification {
+            id: format!("{rule} {group} {}", sorted.iter().map(|e| e.key.as_str()).collect::<Vec<_>>().join(",")),
+            title: format!(
+                "{} {}: {}",
+                chat_icon(target.severity.as_str()),
+                chat_escape(&counts.join(", ")),
+                chat_escape(&group)
+            ),
+            description,
+            next_steps: Vec::new(),
+            keywords: vec![rule.to_string(), target.severity.as_str().to_string()],
+            thread_id: format!("{rule} {group}"),
+            summary: ascii_subject(&format!("[{}] {group}", counts.join(", "))),
+            event_type: "CloudWatch Alarm State Change",
+            related_resources: sorted.iter().filter_map(|e| e.transition.alarm_arn.clone()).take(10).collect(),
+            additional_context: [
+                ("severity".to_string(), target.severity.as_str().to_string()),
+                ("rule".to_string(), target.rule.clone()),
+            ]
+            .into(),
+        }
+        .to_json();
+        return OutboundMessage { subject: None, body, attributes };
+    }
+    let mut out = String::with_capacity(256 + 160 * sorted.len().min(crate::groups::LISTED));
+    let _ = writeln!(out, "{} alarm{} of {group} changed:", sorted.len(), if sorted.len() == 1 { "" } else { "s" });
+    for e in sorted.iter().take(crate::groups::LISTED) {
+        let _ = write!(out, "\n{}", line(e));
+    }
+    if more > 0 {
+        let _ = write!(out, "\n(and {more} more)");
+    }
+    let _ = write!(out, "\n\nSeverity:     {} (rule {})", target.severity.as_str(), target.rule);
+    out.push_str("\n\n-- Pipewarden alarm-fanout");
+    OutboundMessage {
+        subject: Some(ascii_subject(&format!("[{}] {} alarms, {group}", counts.join(", "), sorted.len()))),
+        body: out,
+        attributes,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

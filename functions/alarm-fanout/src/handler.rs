@@ -67,6 +67,15 @@ fn not_before_now(at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
 /// come within 10 minutes).
 const HELD_LOOKS: usize = 50;
 
+/// The transitions of one invocation for one group: its rule, its labels, how it groups, and the
+/// (plan, target) pairs handed to it.
+struct Members {
+    rule: String,
+    labels: BTreeMap<String, String>,
+    grouping: crate::groups::Grouping,
+    members: Vec<(usize, Target)>,
+}
+
 /// SNS PublishBatch takes at most ten entries.
 const BATCH_LIMIT: usize = 10;
 
@@ -300,8 +309,14 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             plans.push(plan);
         }
 
-        let sent = self.publish(&plans).await;
+        // Targets whose route groups are handed to their group; the others are published now.
+        let (grouped, flushes) = self.hand_to_groups(&mut plans, now).await;
+        let mut sent = self.publish(&plans).await;
+        sent.extend(grouped);
         let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
+        let (timer_failures, timer_retry) = self.set_timers(&flushes).await;
+        failed.extend(timer_failures);
+        retryable |= timer_retry;
         for plan in &plans {
             let span = info_span!("alarm", event_id = %plan.alarm.source_id, alarm = %plan.alarm.alarm_name);
             let wanted = self.timers_for(plan, now);
@@ -529,6 +544,9 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
 
     /// A timer went off: a reminder, or a look again at an ALARM held back.
     async fn timer(&self, timer: TimerDetail, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
+        if timer.kind == TimerKind::Flush {
+            return self.flush(&timer, token, now).await;
+        }
         if !timer.memory_key.starts_with("alarm-fanout/alarms/") || !timer.memory_key.ends_with(".json") {
             let e = EventError::new(
                 "alarm-fanout timer",
@@ -561,6 +579,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             )
         };
         let plan = match timer.kind {
+            TimerKind::Flush => return self.flush(&timer, token, now).await,
             TimerKind::Release => {
                 let Some(kept) = memory.kept.as_ref().filter(|k| k.transition.key() == timer.transition) else {
                     return done("nothing to send: the alarm changed state since");
@@ -680,8 +699,13 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         };
         // A release: the ALARM goes where its routes send it now, as a transition would.
         let mut plans = vec![plan];
-        let sent = self.publish(&plans).await;
+        let (grouped, flushes) = self.hand_to_groups(&mut plans, now).await;
+        let mut sent = self.publish(&plans).await;
+        sent.extend(grouped);
         let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
+        let (timer_failed, timer_retry) = self.set_timers(&flushes).await;
+        failed.extend(timer_failed);
+        retryable |= timer_retry;
         let wanted: Vec<Timer> = plans.iter().flat_map(|p| self.timers_for(p, now)).collect();
         let (timer_failed, timer_retry) = self.set_timers(&wanted).await;
         failed.extend(timer_failed);
@@ -695,6 +719,199 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         }
         info!(topics = topics.len(), "held-back ALARM sent");
         Ok(json!({ "timer": "release", "transition": timer.transition, "sentTo": topics }))
+    }
+
+    /// Hands each plan's claimed targets whose route groups to their group (one conditional write
+    /// per group), taking them out of the plan: what became of each, as a send (`group:<key>` when
+    /// handed, so the alarm's memory records the topic as told and its OK follows it there), and
+    /// the flush timers to set.
+    async fn hand_to_groups(&self, plans: &mut [Plan], now: DateTime<Utc>) -> (Vec<Sent>, Vec<Timer>) {
+        use crate::groups::{self, Entry, Group};
+        if !self.rules.groups() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut by_group: BTreeMap<String, Members> = BTreeMap::new();
+        for (i, plan) in plans.iter_mut().enumerate() {
+            if plan.verdict != Verdict::Send || plan.claimed.is_empty() {
+                continue;
+            }
+            let targets = self.rules.targets(&plan.alarm);
+            let labels = silences::labels(&plan.alarm, &targets, self.rules.application(&plan.alarm).as_deref());
+            let (grouped, direct): (Vec<Target>, Vec<Target>) =
+                std::mem::take(&mut plan.claimed).into_iter().partition(|t| self.rules.grouping(&t.rule).is_some());
+            plan.claimed = direct;
+            for target in grouped {
+                let Some(grouping) = self.rules.grouping(&target.rule) else { continue };
+                let values: BTreeMap<String, String> =
+                    grouping.by.iter().map(|l| (l.clone(), labels.get(l).cloned().unwrap_or_default())).collect();
+                let key = groups::key(&target.rule, &values);
+                by_group
+                    .entry(key)
+                    .or_insert_with(|| Members {
+                        rule: target.rule.clone(),
+                        labels: values,
+                        grouping: grouping.clone(),
+                        members: Vec::new(),
+                    })
+                    .members
+                    .push((i, target));
+            }
+        }
+        let writes = by_group.into_iter().map(|(key, Members { rule, labels, grouping, members })| {
+            let plans = &*plans;
+            async move {
+                let mut due = None;
+                let fresh = || Group { rule: rule.clone(), labels: labels.clone(), ..Group::default() };
+                let written = ledger::update(&self.store, &key, None, fresh, |group: &mut Group| {
+                    due = None;
+                    let mut changed = false;
+                    for (i, target) in &members {
+                        let plan = &plans[*i];
+                        let entry = Entry {
+                            transition: plan.alarm.clone(),
+                            key: plan.alarm.key(),
+                            targets: vec![target.clone()],
+                            changes: 1,
+                            was: plan.alarm.previous.as_ref().map(|p| p.to_string()),
+                        };
+                        let before = group.clone();
+                        due = group.add(entry, now, &grouping).or(due);
+                        // The same transition to a second topic of the group: its topic joins the entry.
+                        if *group == before {
+                            if let Some(e) = group.pending.iter_mut().find(|e| e.key == plan.alarm.key()) {
+                                if !e.targets.contains(target) {
+                                    e.targets.push(target.clone());
+                                }
+                            }
+                        }
+                        changed |= *group != before;
+                    }
+                    changed.then_some(())
+                })
+                .await;
+                (key, members, written.map(|_| due))
+            }
+        });
+        let mut sent = Vec::new();
+        let mut timers = Vec::new();
+        for (key, members, written) in join_all(writes).await {
+            match written {
+                Ok(due) => {
+                    if let Some(due) = due {
+                        let detail = TimerDetail {
+                            kind: TimerKind::Flush,
+                            memory_key: key.clone(),
+                            transition: String::new(),
+                            reminder: 0,
+                            due: not_before_now(due, now),
+                        };
+                        timers.push(Timer::new(detail));
+                    }
+                    for (plan, target) in members {
+                        sent.push(Sent { plan, target, result: Ok(format!("group:{key}")) });
+                    }
+                }
+                Err(e) => {
+                    let failure = PortError::new(
+                        "S3",
+                        "PutObject",
+                        pipewarden_shared::ports::FailureKind::ServerError,
+                        format!("group {key}: {e}"),
+                    );
+                    for (plan, target) in members {
+                        sent.push(Sent { plan, target, result: Err(failure.clone()) });
+                    }
+                }
+            }
+        }
+        (sent, timers)
+    }
+
+    /// A group's flush timer went off: what it has pending goes as one message per topic, once.
+    async fn flush(&self, timer: &TimerDetail, token: &str, now: DateTime<Utc>) -> Result<Value, FanoutError> {
+        use crate::groups::{Group, Grouping};
+        if !timer.memory_key.starts_with("alarm-fanout/groups/") || !timer.memory_key.ends_with(".json") {
+            let e =
+                EventError::new("alarm-fanout timer", "detail.memoryKey", "not a group (alarm-fanout/groups/...json)");
+            error!(error = %e, event = %e.event, field = %e.field, "bad event acknowledged without retry");
+            return Ok(json!({ "ignored": e.to_string() }));
+        }
+        let key = &timer.memory_key;
+        let ledger_error = |source| FanoutError::Ledger { alarm: key.clone(), source };
+        let mut started = None;
+        let ttl = self.config.claim_ttl;
+        let written = ledger::update(&self.store, key, None, Group::default, |group: &mut Group| {
+            started = group.start_flush(token, now, ttl);
+            started.as_ref().map(|_| ())
+        })
+        .await
+        .map_err(ledger_error)?;
+        let group = written.document;
+        // The rules may have changed since: the group still goes, at the default pace.
+        let grouping = self.rules.grouping(&group.rule).cloned().unwrap_or(Grouping {
+            by: group.labels.keys().cloned().collect(),
+            wait: chrono::Duration::seconds(30),
+            interval: chrono::Duration::minutes(5),
+        });
+        let Some((flush, claimed)) = started else {
+            info!(group = %key, "nothing to send: the group has nothing pending, or not yet");
+            return Ok(json!({ "timer": "flush", "group": key, "outcome": "nothing to send" }));
+        };
+        let publishes = claimed.iter().map(|target| {
+            let entries: Vec<&crate::groups::Entry> =
+                flush.entries.iter().filter(|e| e.targets.iter().any(|t| t.topic_arn == target.topic_arn)).collect();
+            let message = format::group_message(&group.rule, &group.labels, &entries, target);
+            async move { (target, self.publisher.publish(&target.topic_arn, &message).await) }
+        });
+        let results = join_all(publishes).await;
+        let mut failed = Vec::new();
+        let mut retryable = false;
+        let mut outcomes = Vec::new();
+        for (target, result) in &results {
+            match result {
+                Ok(id) => {
+                    info!(group = %key, flush = flush.n, alarms = flush.entries.len(), topic = %target.topic_arn, message_id = %id, "group sent");
+                    outcomes.push((target.topic_arn.clone(), Some(id.clone())));
+                }
+                Err(e) => {
+                    error!(group = %key, topic = %target.topic_arn, error = %e, "group not sent");
+                    failed.push(format!("group {key} -> {} ({e})", target.topic_arn));
+                    retryable |= e.is_retryable() || e.may_have_taken_effect();
+                    outcomes.push((target.topic_arn.clone(), None));
+                }
+            }
+        }
+        let mut next = None;
+        let settle = ledger::update(
+            &self.store,
+            key,
+            written.etag.map(|etag| (group.clone(), etag)),
+            Group::default,
+            |g: &mut Group| {
+                next = g.settle_flush(flush.n, &outcomes, token, now, &grouping);
+                Some(())
+            },
+        );
+        if let Err(e) = deadline::settling(Box::pin(settle)).await {
+            error!(group = %key, error = %e, "could not record what the group sent");
+        }
+        if let Some(due) = next {
+            let again = Timer::new(TimerDetail {
+                kind: TimerKind::Flush,
+                memory_key: key.clone(),
+                transition: String::new(),
+                reminder: 0,
+                due: not_before_now(due, now),
+            });
+            let (timer_failed, timer_retry) = self.set_timers(std::slice::from_ref(&again)).await;
+            failed.extend(timer_failed);
+            retryable |= timer_retry;
+        }
+        if !failed.is_empty() {
+            return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+        }
+        let topics: Vec<&str> = claimed.iter().map(|t| t.topic_arn.as_str()).collect();
+        Ok(json!({ "timer": "flush", "group": key, "flush": flush.n, "alarms": flush.entries.len(), "sentTo": topics }))
     }
 
     /// Records what each plan's sends became (in the time reserved for settling); what failed,

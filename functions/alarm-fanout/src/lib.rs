@@ -6,6 +6,7 @@ pub mod alarm;
 pub mod config;
 pub mod deployments;
 pub mod format;
+pub mod groups;
 pub mod handler;
 pub mod inhibit;
 pub mod memory;

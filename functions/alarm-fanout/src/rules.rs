@@ -75,6 +75,12 @@ struct RawRule {
     quiet_during_deployments: bool,
     #[serde(default)]
     repeat_interval: Option<String>,
+    #[serde(default)]
+    group_by: Vec<String>,
+    #[serde(default)]
+    group_wait: Option<String>,
+    #[serde(default)]
+    group_interval: Option<String>,
 }
 
 impl RawRule {
@@ -86,6 +92,9 @@ impl RawRule {
             application: self.application.clone(),
             quiet_during_deployments: self.quiet_during_deployments,
             repeat_interval: self.repeat_interval.clone(),
+            group_by: self.group_by.clone(),
+            group_wait: self.group_wait.clone(),
+            group_interval: self.group_interval.clone(),
         }
     }
 }
@@ -106,6 +115,15 @@ struct RawRoute {
     /// Send the ALARM again every so long (`4h`, `30m`) while it stays the alarm's state.
     #[serde(default)]
     repeat_interval: Option<String>,
+    /// Group transitions by these labels into one message (none: one message per transition).
+    #[serde(default)]
+    group_by: Vec<String>,
+    /// How long the first transition of a group waits for others (default 30s).
+    #[serde(default)]
+    group_wait: Option<String>,
+    /// How long after a group's message its next one waits at least (default 5m).
+    #[serde(default)]
+    group_interval: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -216,6 +234,8 @@ pub struct Route {
     /// Reminders: the ALARM sent again every so long while it stays the alarm's state (at least
     /// [`MIN_REPEAT_MINUTES`]).
     pub repeat_interval: Option<chrono::Duration>,
+    /// Its transitions go out grouped (see [`crate::groups`]).
+    pub grouping: Option<crate::groups::Grouping>,
 }
 
 /// Reminders come at most this often: a schedule fires within its minute, and a reminder more
@@ -275,9 +295,34 @@ impl RuleSet {
                     Some(every)
                 }
             };
+            let grouping = if raw.group_by.is_empty() {
+                if raw.group_wait.is_some() || raw.group_interval.is_some() {
+                    return Err(error(format!("{place}: groupWait and groupInterval need groupBy")));
+                }
+                None
+            } else {
+                let duration = |text: &Option<String>, field: &str, default: i64, least: i64| {
+                    let d = match text {
+                        Some(t) => {
+                            crate::silences::parse_duration(t).map_err(|p| error(format!("{place}.{field}: {p}")))?
+                        }
+                        None => chrono::Duration::seconds(default),
+                    };
+                    if d < chrono::Duration::seconds(least) || d > chrono::Duration::hours(24) {
+                        return Err(error(format!("{place}.{field}: between {least} s and 24 h")));
+                    }
+                    Ok(d)
+                };
+                Some(crate::groups::Grouping {
+                    by: raw.group_by.clone(),
+                    wait: duration(&raw.group_wait, "groupWait", 30, 1)?,
+                    interval: duration(&raw.group_interval, "groupInterval", 300, 60)?,
+                })
+            };
             Ok(Route {
                 rule: name.to_string(),
                 repeat_interval,
+                grouping,
                 severity: raw.severity,
                 topics,
                 chat_topics,
@@ -348,6 +393,16 @@ impl RuleSet {
     /// Whether a route the alarm takes is quiet while its application is being deployed.
     pub fn quiet_during_deployments(&self, alarm: &AlarmTransition) -> bool {
         self.routes(alarm).iter().any(|r| r.quiet_during_deployments)
+    }
+
+    /// The grouping of the route named `rule`, if it groups.
+    pub fn grouping(&self, rule: &str) -> Option<&crate::groups::Grouping> {
+        self.rules.iter().map(|r| &r.route).chain([&self.default]).find(|r| r.rule == rule)?.grouping.as_ref()
+    }
+
+    /// Whether any route groups (a scheduler is then needed).
+    pub fn groups(&self) -> bool {
+        self.rules.iter().map(|r| &r.route).chain([&self.default]).any(|r| r.grouping.is_some())
     }
 
     /// Whether any route sets `repeatInterval`.

@@ -29,6 +29,8 @@ pub enum TimerKind {
     Remind,
     /// Look again at an ALARM held back: send it if nothing holds it any more.
     Release,
+    /// Send what a group has pending (`memoryKey` is the group's object).
+    Flush,
 }
 
 /// A timer's `detail`: which alarm's memory, which transition, which reminder, when it was due.
@@ -75,6 +77,7 @@ impl Timer {
         let name = match detail.kind {
             TimerKind::Remind => format!("pw-{hash:016x}-{millis}-remind-{}", detail.reminder),
             TimerKind::Release => format!("pw-{hash:016x}-{millis}-release-{}", detail.due.timestamp()),
+            TimerKind::Flush => format!("pw-{hash:016x}-flush-{}", detail.due.timestamp()),
         };
         Timer { name, at: detail.due, detail }
     }
