@@ -73,7 +73,9 @@ fn options() -> Result<Options, Failure> {
                 let (k, v) = pair.split_once('=').ok_or("--env takes NAME=VALUE")?;
                 o.env.push((k.to_string(), v.to_string()));
             }
-            "cold-start" | "concurrency" | "cpu" | "fanout" | "latency" | "load" | "size" => o.sections.push(arg),
+            "cold-start" | "concurrency" | "cpu" | "fanout" | "latency" | "load" | "size" | "storm" => {
+                o.sections.push(arg)
+            }
             other => {
                 return Err(
                     format!("unknown argument {other:?}; see the usage in bench/src/bin/pipewarden-bench.rs").into()
@@ -83,7 +85,7 @@ fn options() -> Result<Options, Failure> {
     }
     if o.sections.is_empty() {
         o.sections =
-            ["size", "cold-start", "cpu", "fanout", "latency", "concurrency", "load"].map(String::from).to_vec();
+            ["size", "cold-start", "cpu", "fanout", "latency", "concurrency", "load", "storm"].map(String::from).to_vec();
     }
     Ok(o)
 }
@@ -120,6 +122,7 @@ async fn run() -> Result<(), Failure> {
             "latency" => latency(&o).await?,
             "concurrency" => concurrency(&o).await?,
             "load" => load(&o).await?,
+            "storm" => storm(&o).await?,
             _ => unreachable!("options() accepts only known sections"),
         };
         println!("{text}");
@@ -1030,4 +1033,115 @@ async fn load(o: &Options) -> Result<String, Failure> {
             peak as f64 / 1024.0,
             growth,
         ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// An alarm storm: 500 transitions over 50 alarms in one minute, without and with grouping.
+
+type StormFanout =
+    Fanout<SnsPublisher, S3ObjectStore, MemoryAlarmTags, MemoryDeployments, alarm_fanout::timers::MemoryTimers>;
+
+/// One storm through the handler against the emulator, each event its own invocation (as
+/// EventBridge delivers them), `latency_ms` added to every S3 and SNS call; with grouping, the
+/// bench plays the scheduler: each flush timer is invoked at its time (simulated: no waiting).
+/// Messages, requests, and when the first message went (wall time for the work, plus the
+/// simulated wait for a group's timer).
+async fn storm_once(grouped: bool, latency_ms: u64) -> Result<Vec<String>, Failure> {
+    let aws = Emulator::fresh().await;
+    let bucket = "bench-storm";
+    aws.bucket(bucket).await;
+    let topic = aws.topic_with_subscriber("storm").await;
+    let vars = HashMap::from([("T".to_string(), topic.topic_arn.clone())]);
+    let grouping = if grouped { "  groupBy: [application]\n  groupWait: 30s\n  groupInterval: 5m\n" } else { "" };
+    let text = format!(
+        "mode: first-match\nrules: []\ndefault:\n  severity: critical\n  application: flask-web-app\n  topics: [$T]\n{grouping}"
+    );
+    let fanout: StormFanout = Fanout {
+        rules: RuleSet::parse(&text, "bench", &vars)?,
+        config: FanoutConfig {
+            rules: DocumentSource::Inline { variable: "ROUTING_RULES", text: text.clone() },
+            bucket: bucket.to_string(),
+            flap_window: chrono::Duration::seconds(900),
+            claim_ttl: chrono::Duration::seconds(120),
+            deploy_context_max_age: chrono::Duration::seconds(3600),
+            alarm_tags_cache: std::time::Duration::from_secs(300),
+            silences_prefix: None,
+            schedule: Some(("bench".into(), "arn:aws:iam::123456789012:role/bench".into())),
+        },
+        publisher: SnsPublisher::new(aws.sns()),
+        store: S3ObjectStore::new(aws.s3(), bucket),
+        tags: CachedAlarmTags::new(MemoryAlarmTags::default(), std::time::Duration::from_secs(300)),
+        silences: Default::default(),
+        timers: alarm_fanout::timers::MemoryTimers::default(),
+        deployments: MemoryDeployments::default(),
+    };
+    for operation in ["GetObject", "PutObject", "Publish", "PublishBatch"] {
+        aws.control_post("faults", json!({"operation": operation, "delayMs": latency_ms, "count": 1_000_000})).await;
+    }
+    let before = aws.calls().await;
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-20T17:04:40Z")?.with_timezone(&chrono::Utc);
+    let started = Instant::now();
+    let mut first: Option<f64> = None;
+    // Alarm k's j-th transition (ALARM, OK, ALARM, ...) at 6 j seconds: 500 in a minute.
+    for j in 0..10 {
+        for k in 0..50 {
+            let state = if j % 2 == 0 { "ALARM" } else { "OK" };
+            let mut payload = alarm_event(&format!("storm-{k}-{j}"), &format!("storm-{k}"), state, j * 6);
+            payload["detail"]["alarmTagsStatus"] = json!("SUCCESS");
+            let now = start + chrono::Duration::seconds(j as i64 * 6);
+            fanout.handle(payload.to_string().as_str(), &format!("s{k}-{j}"), now).await?;
+            if first.is_none() && !grouped {
+                first = Some(started.elapsed().as_secs_f64());
+            }
+        }
+    }
+    let storm_s = started.elapsed().as_secs_f64();
+    // The scheduler: every flush timer at its time, until none is left.
+    let mut fired = std::collections::BTreeSet::new();
+    loop {
+        let mut due: Vec<alarm_fanout::timers::Timer> =
+            fanout.timers.all().into_iter().filter(|t| !fired.contains(&t.name)).collect();
+        if due.is_empty() {
+            break;
+        }
+        due.sort_by_key(|t| t.at);
+        let timer = due.remove(0);
+        fired.insert(timer.name.clone());
+        let work = Instant::now();
+        fanout.handle(timer.input().as_str(), &timer.name, timer.at).await?;
+        if first.is_none() {
+            // The wait for the first flush (simulated) and the flush's own work.
+            first = Some((timer.at - start).num_milliseconds() as f64 / 1000.0 + work.elapsed().as_secs_f64());
+        }
+    }
+    let after = aws.calls().await;
+    let count = |ops: &[&str]| -> u64 {
+        ops.iter().map(|op| after.get(*op).copied().unwrap_or(0) - before.get(*op).copied().unwrap_or(0)).sum()
+    };
+    let messages = aws.received(&topic).await.len();
+    Ok(vec![
+        if grouped { "groupBy [application], 30s, 5m".to_string() } else { "no grouping".to_string() },
+        messages.to_string(),
+        count(&["GetObject", "PutObject", "HeadObject"]).to_string(),
+        count(&["Publish", "PublishBatch"]).to_string(),
+        fanout.timers.all().len().to_string(),
+        format!("{:.2} s", first.unwrap_or(f64::NAN)),
+        format!("{storm_s:.1} s"),
+    ])
+}
+
+async fn storm(o: &Options) -> Result<String, Failure> {
+    let mut out = format!(
+        "## Alarm storm\n\n500 transitions over 50 alarms in one minute (each alarm ALARM, OK, ... ten times, 6 s apart), each \
+         event its own invocation through `Fanout::handle` against the emulator, {} ms added to every S3 and SNS call; with \
+         grouping the bench invokes each flush timer at its time (the wait simulated, not slept).\n\n\
+         | routes | messages | S3 requests | SNS requests | timers set | first message after | 500 events took |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+        o.latency_ms
+    );
+    for grouped in [false, true] {
+        let row = storm_once(grouped, o.latency_ms).await?;
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    Ok(out)
 }
