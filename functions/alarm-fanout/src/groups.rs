@@ -21,6 +21,8 @@ use crate::rules::Target;
 /// How many transition keys a group remembers after sending them (a retry handing one again is
 /// recognised).
 const REMEMBERED: usize = 500;
+/// A flush this long overdue had its timer lost: the next transition handed sets another.
+const LOST_AFTER: Duration = Duration::minutes(10);
 /// A group message lists at most this many alarms; the rest are counted.
 pub const LISTED: usize = 50;
 
@@ -96,7 +98,9 @@ impl<'de> Deserialize<'de> for Target {
 /// The object a group is kept in: by rule and a hash of its label values (stable across
 /// processes: FNV-1a).
 pub fn key(rule: &str, labels: &BTreeMap<String, String>) -> String {
-    let text: String = labels.iter().map(|(k, v)| format!("{k}={v}\u{1f}")).collect();
+    // The rule as written is hashed too: `a b` and `a_b` read the same in the key's path.
+    let text: String =
+        std::iter::once(format!("{rule}\u{1e}")).chain(labels.iter().map(|(k, v)| format!("{k}={v}\u{1f}"))).collect();
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     let rule: String = rule.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     format!("alarm-fanout/groups/{rule}/{hash:016x}.json")
@@ -105,17 +109,21 @@ pub fn key(rule: &str, labels: &BTreeMap<String, String>) -> String {
 impl Group {
     /// Hands a transition to the group (once: a transition already handed is not added again).
     /// The newest transition of an alarm replaces its entry, counting the changes. Returns when a
-    /// flush is due if a timer is to be set for it (none is set yet).
+    /// flush is due if a timer is to be set for it: one newly due, or, for a transition handed
+    /// again (a retry, whose first try may have failed to set it), the one due now.
     pub fn add(&mut self, entry: Entry, now: DateTime<Utc>, grouping: &Grouping) -> Option<DateTime<Utc>> {
         if self.seen.contains(&entry.key) {
-            return None;
+            return self.due;
         }
         self.seen.push(entry.key.clone());
         if self.seen.len() > REMEMBERED {
             self.seen.drain(..self.seen.len() - REMEMBERED);
         }
-        let subject = entry.transition.subject();
-        match self.pending.iter_mut().find(|e| e.transition.subject() == subject) {
+        // One entry per alarm: its account, region and name (and contributor).
+        let same = |a: &AlarmTransition, b: &AlarmTransition| {
+            a.account == b.account && a.region == b.region && a.subject() == b.subject()
+        };
+        match self.pending.iter_mut().find(|e| same(&e.transition, &entry.transition)) {
             // The newer of the two by CloudWatch's time stays (a late one only counts).
             Some(e) => {
                 let newer = match (entry.transition.state_time, e.transition.state_time) {
@@ -135,7 +143,9 @@ impl Group {
             }
             None => self.pending.push(entry),
         }
-        if self.due.is_some() {
+        // A timer is set for the flush, unless it is long overdue: lost (its invocation went to the
+        // dead-letter queue, say); then it is set again.
+        if self.due.is_some_and(|due| now < due + LOST_AFTER) {
             return None;
         }
         let due = match self.last_flush {
@@ -178,7 +188,8 @@ impl Group {
         Some((flush.clone(), claimed))
     }
 
-    /// Records what the flush's sends became; once every topic has it, the flush is over and, if
+    /// Records what the flush's sends became (`Some(id)` sent, or given up: SNS refused it for what
+    /// it is, which no retry changes; `None` to try again); once every topic has it, the flush is over and, if
     /// more is pending, the next is due `interval` later (returned: a timer is to be set).
     pub fn settle_flush(
         &mut self,
@@ -211,14 +222,6 @@ impl Group {
         }
         self.due = Some(due);
         Some(due)
-    }
-
-    /// When a flush is due and none is under way: a look that found it so sets its timer again
-    /// (a timer lost, or a flush that died).
-    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        self.flushing.is_some()
-            || self.due.is_some_and(|d| d <= now)
-            || (self.due.is_none() && !self.pending.is_empty())
     }
 }
 
@@ -371,5 +374,11 @@ mod tests {
             Some(at(31) + Duration::minutes(5))
         );
         assert!(group.start_flush("t2", at(40), Duration::seconds(120)).is_none(), "waits its interval");
+        // Its timer is lost: a transition handed long after sets another.
+        let late = at(31) + Duration::minutes(16);
+        assert_eq!(
+            group.add(entry(t("c", AlarmStateValue::Alarm, 1000), &["x"]), late, &g),
+            Some(late + Duration::seconds(30))
+        );
     }
 }

@@ -310,13 +310,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         }
 
         // Targets whose route groups are handed to their group; the others are published now.
-        let (grouped, flushes) = self.hand_to_groups(&mut plans, now).await;
+        let grouped = self.hand_to_groups(&mut plans, now).await;
         let mut sent = self.publish(&plans).await;
         sent.extend(grouped);
         let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
-        let (timer_failures, timer_retry) = self.set_timers(&flushes).await;
-        failed.extend(timer_failures);
-        retryable |= timer_retry;
         for plan in &plans {
             let span = info_span!("alarm", event_id = %plan.alarm.source_id, alarm = %plan.alarm.alarm_name);
             let wanted = self.timers_for(plan, now);
@@ -382,7 +379,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                 }
                 let sources = firing.as_deref().unwrap_or_default();
                 if let Some((rule, source)) =
-                    inhibit::inhibiting(&self.rules.inhibit, &alarm.subject(), &labels, sources)
+                    inhibit::inhibiting(&self.rules.inhibit, &alarm.alarm_name, &labels, sources)
                 {
                     let reason = format!("inhibited while {source} is in ALARM (inhibit rule {})", rule.name);
                     return Ok(Some(Hold { reason, until: None }));
@@ -427,7 +424,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                 }
             }
         }
-        let subject = source.subject();
+        let subject = source.alarm_name.clone();
         let held: Vec<&Labels> = firing
             .as_deref()
             .unwrap_or_default()
@@ -568,9 +565,11 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         })?;
         let mut asked = Asked::new();
         let mut firing = None;
-        let holds_err = |e: PortError| FanoutError::Delivery {
-            failed: format!("timer {:?} of {}: alarms in ALARM not read ({e})", timer.kind, timer.transition),
-            retryable: true,
+        // Whether an inhibit rule holds it cannot be read: held, and looked at again later (a
+        // timer's look never releases what may still be held, nor fails into the DLQ for it).
+        let unknown = |e: PortError| {
+            warn!(error = %e, "alarms in ALARM unknown: taken as still held");
+            Some(Hold { reason: format!("whether an inhibit rule holds it is unknown ({e})"), until: None })
         };
         let done = |what: &str| {
             info!(outcome = what, "timer done");
@@ -588,7 +587,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                 alarm.silenced = None;
                 if kept.held.is_some() {
                     if let Some(hold) =
-                        self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.map_err(holds_err)?
+                        self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.unwrap_or_else(unknown)
                     {
                         info!(reason = %hold.reason, "still held back");
                         let due =
@@ -623,7 +622,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                     ..timer.clone()
                 });
                 if let Some(hold) =
-                    self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.map_err(holds_err)?
+                    self.hold(&alarm, &silences, now, &mut asked, &mut firing).await.unwrap_or_else(unknown)
                 {
                     info!(reason = %hold.reason, "reminder not sent: held back");
                     let (failed, retryable) = self.set_timers(std::slice::from_ref(&next)).await;
@@ -699,13 +698,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
         };
         // A release: the ALARM goes where its routes send it now, as a transition would.
         let mut plans = vec![plan];
-        let (grouped, flushes) = self.hand_to_groups(&mut plans, now).await;
+        let grouped = self.hand_to_groups(&mut plans, now).await;
         let mut sent = self.publish(&plans).await;
         sent.extend(grouped);
         let (mut failed, mut retryable) = self.settle(&mut plans, &sent, token, now).await;
-        let (timer_failed, timer_retry) = self.set_timers(&flushes).await;
-        failed.extend(timer_failed);
-        retryable |= timer_retry;
         let wanted: Vec<Timer> = plans.iter().flat_map(|p| self.timers_for(p, now)).collect();
         let (timer_failed, timer_retry) = self.set_timers(&wanted).await;
         failed.extend(timer_failed);
@@ -725,10 +721,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
     /// per group), taking them out of the plan: what became of each, as a send (`group:<key>` when
     /// handed, so the alarm's memory records the topic as told and its OK follows it there), and
     /// the flush timers to set.
-    async fn hand_to_groups(&self, plans: &mut [Plan], now: DateTime<Utc>) -> (Vec<Sent>, Vec<Timer>) {
+    async fn hand_to_groups(&self, plans: &mut [Plan], now: DateTime<Utc>) -> Vec<Sent> {
         use crate::groups::{self, Entry, Group};
         if !self.rules.groups() {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
         let mut by_group: BTreeMap<String, Members> = BTreeMap::new();
         for (i, plan) in plans.iter_mut().enumerate() {
@@ -793,38 +789,46 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             }
         });
         let mut sent = Vec::new();
-        let mut timers = Vec::new();
         for (key, members, written) in join_all(writes).await {
-            match written {
-                Ok(due) => {
-                    if let Some(due) = due {
-                        let detail = TimerDetail {
-                            kind: TimerKind::Flush,
-                            memory_key: key.clone(),
-                            transition: String::new(),
-                            reminder: 0,
-                            due: not_before_now(due, now),
-                        };
-                        timers.push(Timer::new(detail));
-                    }
-                    for (plan, target) in members {
-                        sent.push(Sent { plan, target, result: Ok(format!("group:{key}")) });
-                    }
-                }
-                Err(e) => {
-                    let failure = PortError::new(
-                        "S3",
-                        "PutObject",
-                        pipewarden_shared::ports::FailureKind::ServerError,
-                        format!("group {key}: {e}"),
-                    );
-                    for (plan, target) in members {
-                        sent.push(Sent { plan, target, result: Err(failure.clone()) });
+            // The flush timer is set before the alarms' memories record the topics as told: if it
+            // cannot be, they are not, and Lambda's retry hands them again (once) and sets it.
+            let handed = match written {
+                Ok(Some(due)) => {
+                    let detail = TimerDetail {
+                        kind: TimerKind::Flush,
+                        memory_key: key.clone(),
+                        transition: String::new(),
+                        reminder: 0,
+                        due: not_before_now(due, now),
+                    };
+                    let timer = Timer::new(detail);
+                    match self.timers.set(&timer).await {
+                        Ok(()) => {
+                            info!(timer = %timer.name, group = %key, due = %timer.at.to_rfc3339(), "group flush timer set");
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
                     }
                 }
+                Ok(None) => Ok(()),
+                // The store's own failure (a timeout may have written the group: uncertain).
+                Err(LedgerError::Store { source, .. }) => Err(source),
+                Err(e) => Err(PortError::new(
+                    "S3",
+                    "PutObject",
+                    pipewarden_shared::ports::FailureKind::ServerError,
+                    format!("group {key}: {e}"),
+                )),
+            };
+            for (plan, target) in members {
+                let result = match &handed {
+                    Ok(()) => Ok(format!("group:{key}")),
+                    Err(e) => Err(e.clone()),
+                };
+                sent.push(Sent { plan, target, result });
             }
         }
-        (sent, timers)
+        sent
     }
 
     /// A group's flush timer went off: what it has pending goes as one message per topic, once.
@@ -854,6 +858,15 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             interval: chrono::Duration::minutes(5),
         });
         let Some((flush, claimed)) = started else {
+            // Not due yet (an early or a duplicate timer): its own timer is set again, by name
+            // once, so a timer lost or used up early does not leave the group waiting for ever.
+            if let Some(due) = group.due.filter(|_| !group.pending.is_empty()) {
+                let again = Timer::new(TimerDetail { due: not_before_now(due, now), ..timer.clone() });
+                let (failed, retryable) = self.set_timers(std::slice::from_ref(&again)).await;
+                if !failed.is_empty() {
+                    return Err(FanoutError::Delivery { failed: failed.join("; "), retryable });
+                }
+            }
             info!(group = %key, "nothing to send: the group has nothing pending, or not yet");
             return Ok(json!({ "timer": "flush", "group": key, "outcome": "nothing to send" }));
         };
@@ -873,10 +886,16 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                     info!(group = %key, flush = flush.n, alarms = flush.entries.len(), topic = %target.topic_arn, message_id = %id, "group sent");
                     outcomes.push((target.topic_arn.clone(), Some(id.clone())));
                 }
+                Err(e) if !e.is_retryable() && !e.may_have_taken_effect() => {
+                    // SNS refused it for what it is: no retry changes that. Given up for this topic
+                    // (said), so the group goes on to its next message.
+                    error!(group = %key, topic = %target.topic_arn, error = %e, "group refused by SNS: given up for this topic");
+                    outcomes.push((target.topic_arn.clone(), Some(format!("refused: {e}"))));
+                }
                 Err(e) => {
                     error!(group = %key, topic = %target.topic_arn, error = %e, "group not sent");
                     failed.push(format!("group {key} -> {} ({e})", target.topic_arn));
-                    retryable |= e.is_retryable() || e.may_have_taken_effect();
+                    retryable = true;
                     outcomes.push((target.topic_arn.clone(), None));
                 }
             }
@@ -893,7 +912,10 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             },
         );
         if let Err(e) = deadline::settling(Box::pin(settle)).await {
+            // As for an alarm's settle: said, not retried (a retry would send it again). The group
+            // is taken over once the claims expire, by the next transition handed to it.
             error!(group = %key, error = %e, "could not record what the group sent");
+            next = None;
         }
         if let Some(due) = next {
             let again = Timer::new(TimerDetail {

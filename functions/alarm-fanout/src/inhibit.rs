@@ -30,9 +30,10 @@ pub struct Inhibit {
     pub equal: Vec<String>,
 }
 
-/// Labels that are not tags: an inhibit rule on these only needs no tag lookup of the sources.
-const BUILT_IN: [&str; 9] =
-    ["alarmName", "namespace", "metric", "account", "region", "state", "severity", "rule", "application"];
+/// Labels that never come from tags: an inhibit rule on these only needs no tag lookup of the
+/// sources (`severity`, `rule` and `application` may: routes can match on tags, and an
+/// `application` tag names the application when no route does).
+const BUILT_IN: [&str; 6] = ["alarmName", "namespace", "metric", "account", "region", "state"];
 
 impl RawInhibit {
     pub fn compile(&self) -> Result<Inhibit, String> {
@@ -58,7 +59,7 @@ impl Inhibit {
     }
 }
 
-/// The inhibition holding back a transition of `subject` with `labels`: the first rule whose
+/// The inhibition holding back a transition of the alarm `subject` (its name) with `labels`: the first rule whose
 /// target matchers match it and whose source matchers match an alarm in ALARM now (another one)
 /// with each `equal` label the same. The rule and the source's name.
 pub fn inhibiting<'a>(
@@ -108,7 +109,7 @@ mod tests {
         assert!(inhibiting(&rules, "cpu-i-1", &instance, &elsewhere).is_none(), "another application's");
         let not_target = labels(&[("alarmName", "db"), ("namespace", "AWS/RDS"), ("application", "flask-web-app")]);
         assert!(inhibiting(&rules, "db", &not_target, &firing).is_none());
-        assert!(!rules[0].needs_tags(), "application is a built-in label");
+        assert!(rules[0].needs_tags(), "application may come from a tag");
     }
 
     #[test]

@@ -21,8 +21,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = aws::load_config(&ProcessEnv).await?;
     let s3 = aws::s3_client(&sdk);
     let rules = alarm_fanout::load_rules(&config.rules, &s3, &ProcessEnv).await?;
-    if config.schedule.is_none() && (rules.repeats() || rules.groups()) {
-        return Err("routing rules set repeatInterval or groupBy, but no scheduler is configured (SCHEDULE_GROUP, SCHEDULER_ROLE_ARN)".into());
+    if config.schedule.is_none() && (rules.repeats() || rules.groups() || !rules.inhibit.is_empty()) {
+        return Err("routing rules set repeatInterval, groupBy or inhibit, but no scheduler is configured (SCHEDULE_GROUP, SCHEDULER_ROLE_ARN)".into());
     }
     let fanout = Fanout {
         rules,

@@ -649,4 +649,25 @@ default: {severity: info, topics: ["arn:aws:sns:us-east-1:123456789012:info"]}
         let err = RuleSet::parse(&bad, "t", &vars()).unwrap_err().to_string();
         assert!(err.contains("repeatInterval") && err.contains("often"), "{err}");
     }
+
+    #[test]
+    fn grouping_is_read_with_its_defaults_and_bounds() {
+        let text = format!(
+            "mode: first-match\nrules:\n  - name: instances\n    match: {{namespace: AWS/EC2}}\n    severity: warning\n    topics: [{CRIT}]\n    groupBy: [application]\ndefault:\n  severity: info\n  topics: [{INFO}]\n"
+        );
+        let rules = RuleSet::parse(&text, "t", &vars()).unwrap();
+        assert!(rules.groups());
+        let g = rules.grouping("instances").unwrap();
+        assert_eq!(
+            (g.by.clone(), g.wait, g.interval),
+            (vec!["application".to_string()], chrono::Duration::seconds(30), chrono::Duration::minutes(5))
+        );
+        assert!(rules.grouping("default").is_none());
+        let fast = text.replace("groupBy: [application]", "groupBy: [application]\n    groupInterval: 10s");
+        let err = RuleSet::parse(&fast, "t", &vars()).unwrap_err().to_string();
+        assert!(err.contains("rules[0] (\"instances\").groupInterval: between 60 s and 24 h"), "{err}");
+        let alone = text.replace("groupBy: [application]", "groupWait: 1m");
+        let err = RuleSet::parse(&alone, "t", &vars()).unwrap_err().to_string();
+        assert!(err.contains("groupWait and groupInterval need groupBy"), "{err}");
+    }
 }

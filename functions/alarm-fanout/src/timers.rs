@@ -79,13 +79,23 @@ impl Timer {
             TimerKind::Release => format!("pw-{hash:016x}-{millis}-release-{}", detail.due.timestamp()),
             TimerKind::Flush => format!("pw-{hash:016x}-flush-{}", detail.due.timestamp()),
         };
-        Timer { name, at: detail.due, detail }
+        Timer { name, at: whole_minute_after(detail.due), detail }
     }
 
     /// The event the schedule sends.
     pub fn input(&self) -> String {
         serde_json::json!({ "source": SOURCE, "detail-type": DETAIL_TYPE, "detail": self.detail }).to_string()
     }
+}
+
+/// Scheduler runs a one-time schedule within the minute its time names (AWS: set for 1:00, it
+/// invokes between 1:00:00 and 1:00:59), so a time within a minute could fire before it: a timer
+/// is set for the next whole minute at or after what it is due.
+pub fn whole_minute_after(due: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = due.timestamp();
+    let exact = secs % 60 == 0 && due.timestamp_subsec_nanos() == 0;
+    let minute = if exact { secs } else { (secs.div_euclid(60) + 1) * 60 };
+    DateTime::from_timestamp(minute, 0).unwrap_or(due)
 }
 
 fn transition_millis(transition: &str) -> String {
@@ -272,6 +282,14 @@ mod tests {
         let mut later = detail(TimerKind::Release, 0);
         later.due += chrono::Duration::minutes(10);
         assert_ne!(release.name, Timer::new(later).name);
+    }
+
+    #[test]
+    fn a_timer_is_set_for_the_whole_minute_at_or_after_its_due_time() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(whole_minute_after(at("2026-11-27T08:00:00Z")), at("2026-11-27T08:00:00Z"));
+        assert_eq!(whole_minute_after(at("2026-11-27T08:00:00.001Z")), at("2026-11-27T08:01:00Z"));
+        assert_eq!(whole_minute_after(at("2026-11-27T08:00:45Z")), at("2026-11-27T08:01:00Z"));
     }
 
     #[test]

@@ -87,8 +87,10 @@ async fn fire(fanout: &TestFanout, input: &Value, request: &str, now: DateTime<U
     fanout.handle(input.to_string().as_str(), request, now).await.expect("the timer's invocation")
 }
 
+/// The expression a timer due at `t` gets: the whole minute at or after it (Scheduler runs a
+/// schedule within the minute it names).
 fn at_expression(t: DateTime<Utc>) -> String {
-    format!("at({})", t.format("%Y-%m-%dT%H:%M:%S"))
+    format!("at({})", alarm_fanout::timers::whole_minute_after(t).format("%Y-%m-%dT%H:%M:%S"))
 }
 
 const RULES: &str = "mode: first-match\nrules:\n  - name: instances\n    match: {alarmName: {prefix: cpu-}}\n    severity: warning\n    application: flask-web-app\n    topics: [$CRITICAL]\n    groupBy: [application]\n    groupWait: 30s\n    groupInterval: 5m\ndefault:\n  severity: critical\n  topics: [$CRITICAL]\n";

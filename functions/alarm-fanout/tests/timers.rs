@@ -88,8 +88,10 @@ async fn fire(fanout: &TestFanout, input: &Value, request: &str, now: DateTime<U
     fanout.handle(input.to_string().as_str(), request, now).await.expect("the timer's invocation")
 }
 
+/// The expression a timer due at `t` gets: the whole minute at or after it (Scheduler runs a
+/// schedule within the minute it names).
 fn at_expression(t: DateTime<Utc>) -> String {
-    format!("at({})", t.format("%Y-%m-%dT%H:%M:%S"))
+    format!("at({})", alarm_fanout::timers::whole_minute_after(t).format("%Y-%m-%dT%H:%M:%S"))
 }
 
 #[tokio::test]
