@@ -84,8 +84,9 @@ fn options() -> Result<Options, Failure> {
         }
     }
     if o.sections.is_empty() {
-        o.sections =
-            ["size", "cold-start", "cpu", "fanout", "latency", "concurrency", "load", "storm"].map(String::from).to_vec();
+        o.sections = ["size", "cold-start", "cpu", "fanout", "latency", "concurrency", "load", "storm"]
+            .map(String::from)
+            .to_vec();
     }
     Ok(o)
 }
