@@ -101,7 +101,7 @@ pub fn key(rule: &str, labels: &BTreeMap<String, String>) -> String {
     // The rule as written is hashed too: `a b` and `a_b` read the same in the key's path.
     let text: String =
         std::iter::once(format!("{rule}\u{1e}")).chain(labels.iter().map(|(k, v)| format!("{k}={v}\u{1f}"))).collect();
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = crate::timers::fnv1a(&text);
     let rule: String = rule.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     format!("alarm-fanout/groups/{rule}/{hash:016x}.json")
 }

@@ -68,11 +68,7 @@ pub struct Timer {
 
 impl Timer {
     pub fn new(detail: TimerDetail) -> Timer {
-        // FNV-1a over the memory key: short, stable across processes and versions.
-        let hash = detail
-            .memory_key
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        let hash = fnv1a(&detail.memory_key);
         let millis = transition_millis(&detail.transition);
         let name = match detail.kind {
             TimerKind::Remind => format!("pw-{hash:016x}-{millis}-remind-{}", detail.reminder),
@@ -86,6 +82,11 @@ impl Timer {
     pub fn input(&self) -> String {
         serde_json::json!({ "source": SOURCE, "detail-type": DETAIL_TYPE, "detail": self.detail }).to_string()
     }
+}
+
+/// FNV-1a: a short hash, stable across processes and versions (for names and keys).
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Scheduler runs a one-time schedule within the minute its time names (AWS: set for 1:00, it
