@@ -911,11 +911,20 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
                 Some(())
             },
         );
-        if let Err(e) = deadline::settling(Box::pin(settle)).await {
-            // As for an alarm's settle: said, not retried (a retry would send it again). The group
-            // is taken over once the claims expire, by the next transition handed to it.
-            error!(group = %key, error = %e, "could not record what the group sent");
-            next = None;
+        // The flush's next look: the next flush when this one is over; when it is not (a topic
+        // still to send, claimed by another invocation or failed; or its record not written), a
+        // look once the claims have expired, which takes it over. Never no timer at all.
+        let takeover = now + self.config.claim_ttl + chrono::Duration::minutes(1);
+        match deadline::settling(Box::pin(settle)).await {
+            Ok(settled) if settled.document.flushing.is_none() => {}
+            Ok(_) => next = Some(next.map_or(takeover, |n| n.min(takeover))),
+            Err(e) => {
+                // As for an alarm's settle: said, not retried. If the write landed, the look finds
+                // the next flush not yet due and sets its timer; if not, it takes the flush over
+                // (SNS may then get it twice: the documented duplicate).
+                error!(group = %key, error = %e, "could not record what the group sent");
+                next = Some(takeover);
+            }
         }
         if let Some(due) = next {
             let again = Timer::new(TimerDetail {
