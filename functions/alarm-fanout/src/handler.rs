@@ -140,19 +140,9 @@ pub enum Input {
 
 /// Reads an invocation's payload (see [`read_transitions`]).
 pub fn read_input(payload: impl Document) -> Result<Input, EventError> {
-    let (alarms, rejected) = match read_alarm_shapes(payload)? {
-        Ok(read) => read,
-        Err(timer) => return Ok(Input::Timer(timer)),
-    };
-    Ok(Input::Transitions(alarms, rejected))
-}
-
-type AlarmShapes = Result<(Vec<AlarmTransition>, Vec<EventError>), TimerDetail>;
-
-fn read_alarm_shapes(payload: impl Document) -> Result<AlarmShapes, EventError> {
     let (shape, sns) = payload.classify();
-    Ok(Ok(match shape {
-        Shape::AlarmFanoutTimer => return Ok(Err(timers::read(payload)?)),
+    let (alarms, rejected) = match shape {
+        Shape::AlarmFanoutTimer => return Ok(Input::Timer(timers::read(payload)?)),
         Shape::AlarmStateChange => {
             let e = parse_eventbridge_alarm(payload)?;
             (vec![alarm::from_detail(&e.id, e.alarm_arn(), &e.account, &e.region, &e.detail)], vec![])
@@ -204,7 +194,8 @@ fn read_alarm_shapes(payload: impl Document) -> Result<AlarmShapes, EventError> 
                 ),
             ))
         }
-    }))
+    };
+    Ok(Input::Transitions(alarms, rejected))
 }
 
 fn memory_key_of(alarm: &AlarmTransition) -> String {
@@ -431,9 +422,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             .iter()
             .filter(|(name, target)| {
                 *name != subject
-                    && rules.iter().any(|r| {
-                        silences::all_match(&r.target, target) && r.equal.iter().all(|l| target.get(l) == labels.get(l))
-                    })
+                    && rules.iter().any(|r| silences::all_match(&r.target, target) && r.equal_labels(&labels, target))
             })
             .map(|(_, target)| target)
             .take(HELD_LOOKS)
@@ -794,14 +783,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             // cannot be, they are not, and Lambda's retry hands them again (once) and sets it.
             let handed = match written {
                 Ok(Some(due)) => {
-                    let detail = TimerDetail {
-                        kind: TimerKind::Flush,
-                        memory_key: key.clone(),
-                        transition: String::new(),
-                        reminder: 0,
-                        due: not_before_now(due, now),
-                    };
-                    let timer = Timer::new(detail);
+                    let timer = Timer::flush(&key, not_before_now(due, now));
                     match self.timers.set(&timer).await {
                         Ok(()) => {
                             info!(timer = %timer.name, group = %key, due = %timer.at.to_rfc3339(), "group flush timer set");
@@ -927,13 +909,7 @@ impl<P: Publisher, S: ObjectStore, T: AlarmTagSource, D: DeploymentLister, R: Ti
             }
         }
         if let Some(due) = next {
-            let again = Timer::new(TimerDetail {
-                kind: TimerKind::Flush,
-                memory_key: key.clone(),
-                transition: String::new(),
-                reminder: 0,
-                due: not_before_now(due, now),
-            });
+            let again = Timer::flush(key, not_before_now(due, now));
             let (timer_failed, timer_retry) = self.set_timers(std::slice::from_ref(&again)).await;
             failed.extend(timer_failed);
             retryable |= timer_retry;

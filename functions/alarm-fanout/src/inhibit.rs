@@ -53,6 +53,12 @@ impl RawInhibit {
 }
 
 impl Inhibit {
+    /// Whether a source's and a target's labels agree on each of the rule's `equal` labels (absent
+    /// on both is the same).
+    pub fn equal_labels(&self, source: &Labels, target: &Labels) -> bool {
+        self.equal.iter().all(|l| source.get(l) == target.get(l))
+    }
+
     /// Whether a source's labels include its tags (so the sources' tags must be looked up).
     pub fn needs_tags(&self) -> bool {
         self.source.iter().map(|(label, _, _)| label).chain(&self.equal).any(|l| !BUILT_IN.contains(&l.as_str()))
@@ -72,9 +78,7 @@ pub fn inhibiting<'a>(
         firing
             .iter()
             .filter(|(name, _)| name != subject)
-            .find(|(_, source)| {
-                all_match(&rule.source, source) && rule.equal.iter().all(|l| source.get(l) == labels.get(l))
-            })
+            .find(|(_, source)| all_match(&rule.source, source) && rule.equal_labels(source, labels))
             .map(|(name, _)| (rule, name.as_str()))
     })
 }

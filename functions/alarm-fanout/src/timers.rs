@@ -78,6 +78,17 @@ impl Timer {
         Timer { name, at: whole_minute_after(detail.due), detail }
     }
 
+    /// The flush of the group kept at `group_key`, due at `due`.
+    pub fn flush(group_key: &str, due: DateTime<Utc>) -> Timer {
+        Timer::new(TimerDetail {
+            kind: TimerKind::Flush,
+            memory_key: group_key.to_string(),
+            transition: String::new(),
+            reminder: 0,
+            due,
+        })
+    }
+
     /// The event the schedule sends.
     pub fn input(&self) -> String {
         serde_json::json!({ "source": SOURCE, "detail-type": DETAIL_TYPE, "detail": self.detail }).to_string()
