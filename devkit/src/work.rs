@@ -2,7 +2,7 @@
 //! format every message it leads to. What the CPU-per-event benchmark measures and what the
 //! parser fuzz tests drive.
 
-use alarm_fanout::handler::read_transitions;
+use alarm_fanout::handler::transitions_of;
 use alarm_fanout::memory::AlarmMemory;
 use alarm_fanout::rules::RuleSet;
 use pipeline_notifier::config::{parse_notify_on, Format, NotifyOn, Target};
@@ -64,7 +64,8 @@ impl Workload {
     /// formats every message that function would send for it (as if it were the first event of
     /// its execution or alarm).
     pub fn render(&self, payload: impl Document) -> Result<Rendered, EventError> {
-        let shape = payload.shape();
+        // Classified once, as each function's handler does.
+        let (shape, sns) = payload.classify();
         use pipewarden_shared::events::eventbridge::Shape;
         if matches!(shape, Shape::ScheduledEvent | Shape::AlarmFanoutTimer) {
             // The digest, an alarm-fanout timer: what they send is read from S3, not from the event.
@@ -77,7 +78,7 @@ impl Workload {
                     Target { topic_arn: "arn:aws:sns:us-east-1:123456789012:pipeline".into(), format: Format::Text },
                     Target { topic_arn: "arn:aws:sns:us-east-1:123456789012:chat".into(), format: Format::Chat },
                 ];
-                for event in pipeline_notifier::read_events(payload)? {
+                for event in pipeline_notifier::events_of(payload, shape, sns)? {
                     let mut timeline = Timeline::new(&event);
                     // The handler's own decision: record, decide, claim.
                     let decision =
@@ -96,7 +97,7 @@ impl Workload {
                 Ok(out)
             }
             Some("alarm-fanout") => {
-                let (alarms, rejected) = read_transitions(payload)?;
+                let (alarms, rejected) = transitions_of(payload, shape, sns)?;
                 let mut out = Rendered { rejected, ..Rendered::default() };
                 for alarm in &alarms {
                     // The handler's own decision over a fresh memory: decide, claim. Every routed

@@ -62,8 +62,9 @@ pub struct OutboundMessage {
     /// Plain text, at most 100 characters (SNS's limit for email subjects).
     pub subject: Option<String>,
     pub body: String,
-    /// String message attributes, so subscribers can use filter policies.
-    pub attributes: BTreeMap<String, String>,
+    /// String message attributes, so subscribers can use filter policies. Their names are ours,
+    /// fixed: no string is made for them.
+    pub attributes: BTreeMap<&'static str, String>,
 }
 
 /// The outcome of one entry of a batch publish.

@@ -164,9 +164,7 @@ fn classic_sns_alarm_with_nulls_takes_region_from_arn() {
     assert_eq!(alarm.alarm_description, None);
     assert_eq!(alarm.region_code(), Some("us-east-1"));
     let trigger = alarm.trigger.unwrap();
-    assert_eq!(trigger.unit, None);
-    assert_eq!(trigger.treat_missing_data, None);
-    assert_eq!(trigger.evaluate_low_sample_count_percentile, None);
+    assert_eq!(trigger.metric_name.as_deref(), Some("HTTPCode_Target_5XX_Count"));
     assert_eq!(trigger.dimensions[0].name, "LoadBalancer");
 }
 
@@ -176,11 +174,12 @@ fn classic_sns_batch_metric_math_anomaly_and_composite() {
     assert_eq!(sns.records.len(), 2);
     let math = cloudwatch::parse_classic(&sns.records[0].sns.message).unwrap();
     assert_eq!(math.region_code(), Some("eu-west-1"));
-    assert!(math.ok_actions.is_empty());
     assert_eq!(math.trigger.as_ref().unwrap().metrics[0].expression.as_deref(), Some("100 * errors / requests"));
     let anomaly = cloudwatch::parse_classic(&sns.records[1].sns.message).unwrap();
     assert_eq!(anomaly.new_state_value, AlarmStateValue::InsufficientData);
-    assert_eq!(anomaly.trigger.unwrap().threshold_metric_id.as_deref(), Some("ad1"));
+    let anomaly = anomaly.trigger.unwrap();
+    assert_eq!(anomaly.metrics[0].expression.as_deref(), Some("ANOMALY_DETECTION_BAND(m1, 2)"));
+    assert_eq!(anomaly.metrics[1].metric_stat.as_ref().unwrap().stat.as_deref(), Some("p90"));
 
     let composite_sns = parse_sns(event("sns-classic-alarm-composite.json")).unwrap();
     let composite = cloudwatch::parse_classic(&composite_sns.records[0].sns.message).unwrap();

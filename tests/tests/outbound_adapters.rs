@@ -13,10 +13,7 @@ fn message(subject: &str, body: &str, severity: &str) -> OutboundMessage {
     OutboundMessage {
         subject: Some(subject.to_string()),
         body: body.to_string(),
-        attributes: BTreeMap::from([
-            ("severity".to_string(), severity.to_string()),
-            ("pipeline".to_string(), "web".to_string()),
-        ]),
+        attributes: BTreeMap::from([("severity", severity.to_string()), ("pipeline", "web".to_string())]),
     }
 }
 

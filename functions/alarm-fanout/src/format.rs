@@ -1,5 +1,6 @@
 //! The words of an alarm message: subject, email text, chat JSON, and message attributes.
 
+use chrono::{Datelike, Timelike};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -46,33 +47,33 @@ fn metric_words(m: &MetricRef) -> String {
 }
 
 /// What crossed which threshold, in lines.
-pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(String, String)> {
+pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(&'static str, String)> {
     let mut lines = Vec::new();
     match &alarm.watched {
-        Watched::Metric(m) => lines.push(("Metric".to_string(), metric_words(m))),
+        Watched::Metric(m) => lines.push(("Metric", metric_words(m))),
         Watched::Expression { expression, label, metrics } => {
             let label = label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
-            lines.push(("Expression".to_string(), format!("{expression}{label}")));
+            lines.push(("Expression", format!("{expression}{label}")));
             for m in metrics {
-                lines.push(("  of".to_string(), metric_words(m)));
+                lines.push(("  of", metric_words(m)));
             }
         }
         Watched::Composite { rule, triggering } => {
-            lines.push(("Rule".to_string(), rule.clone()));
+            lines.push(("Rule", rule.clone()));
             for (child, state) in triggering {
                 let state = state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "?".into());
-                lines.push(("Triggered by".to_string(), format!("{child} ({state})")));
+                lines.push(("Triggered by", format!("{child} ({state})")));
             }
         }
         Watched::Unknown => {}
     }
     if let Some(threshold) = alarm.threshold {
         let op = alarm.comparison.as_deref().unwrap_or("threshold");
-        lines.push(("Threshold".to_string(), format!("{op} {threshold}")));
+        lines.push(("Threshold", format!("{op} {threshold}")));
     }
     if let Some((id, attributes)) = &alarm.contributor {
         let attrs: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        lines.push(("Contributor".to_string(), format!("{} ({id})", attrs.join(", "))));
+        lines.push(("Contributor", format!("{} ({id})", attrs.join(", "))));
     }
     lines
 }
@@ -104,7 +105,17 @@ pub fn text(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     let _ = write!(out, "\n\nSeverity:     {} (rule {})", target.severity.as_str(), target.rule);
     let _ = write!(out, "\nAccount:      {}", one_line(&alarm.account));
     if let Some(at) = alarm.state_time {
-        let _ = write!(out, "\nWhen:         {}", at.format("%Y-%m-%d %H:%M:%S UTC"));
+        // Written field by field: a strftime format is parsed at every call.
+        let _ = write!(
+            out,
+            "\nWhen:         {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            at.month(),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
     }
     if let Some(reason) = &alarm.reason {
         let _ = write!(out, "\nReason:       {}", clean_text(reason, 1000));
@@ -187,15 +198,15 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
     .to_json()
 }
 
-pub fn attributes(alarm: &AlarmTransition, target: &Target) -> BTreeMap<String, String> {
+pub fn attributes(alarm: &AlarmTransition, target: &Target) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
-        ("alarm_name".to_string(), alarm.alarm_name.clone()),
-        ("state".to_string(), alarm.state.to_string()),
-        ("severity".to_string(), target.severity.as_str().to_string()),
-        ("account".to_string(), alarm.account.clone()),
-        ("region".to_string(), alarm.region.clone()),
-        ("rule".to_string(), target.rule.clone()),
-        ("source".to_string(), "pipewarden.alarm-fanout".to_string()),
+        ("alarm_name", alarm.alarm_name.clone()),
+        ("state", alarm.state.to_string()),
+        ("severity", target.severity.as_str().to_string()),
+        ("account", alarm.account.clone()),
+        ("region", alarm.region.clone()),
+        ("rule", target.rule.clone()),
+        ("source", "pipewarden.alarm-fanout".to_string()),
     ])
 }
 
@@ -237,13 +248,13 @@ pub fn group_message(
     let more = sorted.len().saturating_sub(crate::groups::LISTED);
     let first = sorted.first().map(|e| &e.transition);
     let attributes = BTreeMap::from([
-        ("alarm_name".to_string(), format!("{} alarms", sorted.len())),
-        ("state".to_string(), first.map(|a| a.state.to_string()).unwrap_or_default()),
-        ("severity".to_string(), target.severity.as_str().to_string()),
-        ("account".to_string(), first.map(|a| a.account.clone()).unwrap_or_default()),
-        ("region".to_string(), first.map(|a| a.region.clone()).unwrap_or_default()),
-        ("rule".to_string(), target.rule.clone()),
-        ("source".to_string(), "pipewarden.alarm-fanout".to_string()),
+        ("alarm_name", format!("{} alarms", sorted.len())),
+        ("state", first.map(|a| a.state.to_string()).unwrap_or_default()),
+        ("severity", target.severity.as_str().to_string()),
+        ("account", first.map(|a| a.account.clone()).unwrap_or_default()),
+        ("region", first.map(|a| a.region.clone()).unwrap_or_default()),
+        ("rule", target.rule.clone()),
+        ("source", "pipewarden.alarm-fanout".to_string()),
     ]);
     if target.chat {
         let mut description: Vec<String> =

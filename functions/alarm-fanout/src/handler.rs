@@ -13,7 +13,7 @@ use pipewarden_shared::events::cloudwatch::{
     parse_classic, parse_eventbridge_alarm, parse_lambda_action, AlarmStateValue,
 };
 use pipewarden_shared::events::eventbridge::Shape;
-use pipewarden_shared::events::sns::parse_sns;
+use pipewarden_shared::events::sns::{parse_sns, SnsEvent};
 use pipewarden_shared::events::{Document, EventError};
 use pipewarden_shared::lambda::Retry;
 use pipewarden_shared::ledger::{self, delivery_key, LedgerError};
@@ -121,7 +121,17 @@ impl FanoutError {
 /// error beside the others (it is logged; retrying cannot fix it); a payload that is no alarm
 /// shape at all is an error.
 pub fn read_transitions(payload: impl Document) -> Result<(Vec<AlarmTransition>, Vec<EventError>), EventError> {
-    match read_input(payload)? {
+    let (shape, sns) = payload.classify();
+    transitions_of(payload, shape, sns)
+}
+
+/// [`read_transitions`] of a payload already classified ([`Document::classify`]).
+pub fn transitions_of(
+    payload: impl Document,
+    shape: Shape,
+    sns: Option<SnsEvent>,
+) -> Result<(Vec<AlarmTransition>, Vec<EventError>), EventError> {
+    match input_of(payload, shape, sns)? {
         Input::Transitions(alarms, rejected) => Ok((alarms, rejected)),
         Input::Timer(_) => Err(EventError::new(
             "alarm-fanout input",
@@ -141,6 +151,11 @@ pub enum Input {
 /// Reads an invocation's payload (see [`read_transitions`]).
 pub fn read_input(payload: impl Document) -> Result<Input, EventError> {
     let (shape, sns) = payload.classify();
+    input_of(payload, shape, sns)
+}
+
+/// [`read_input`] of a payload already classified ([`Document::classify`]).
+pub fn input_of(payload: impl Document, shape: Shape, sns: Option<SnsEvent>) -> Result<Input, EventError> {
     let (alarms, rejected) = match shape {
         Shape::AlarmFanoutTimer => return Ok(Input::Timer(timers::read(payload)?)),
         Shape::AlarmStateChange => {

@@ -371,23 +371,30 @@ impl RuleSet {
 
     /// One target per (topic, format); where several rules name a topic, the highest severity wins.
     pub fn targets(&self, alarm: &AlarmTransition) -> Vec<Target> {
-        let mut by_topic: BTreeMap<(String, bool), Target> = BTreeMap::new();
+        // The winning route per (topic, format), borrowed: a target's strings are made once.
+        let mut by_topic: BTreeMap<(&str, bool), &Route> = BTreeMap::new();
         for route in self.routes(alarm) {
             let all = route.topics.iter().map(|t| (t, false)).chain(route.chat_topics.iter().map(|t| (t, true)));
             for (topic, chat) in all {
-                let candidate =
-                    Target { topic_arn: topic.clone(), chat, severity: route.severity, rule: route.rule.clone() };
                 by_topic
-                    .entry((topic.clone(), chat))
-                    .and_modify(|t| {
-                        if candidate.severity > t.severity {
-                            *t = candidate.clone();
+                    .entry((topic.as_str(), chat))
+                    .and_modify(|won| {
+                        if route.severity > won.severity {
+                            *won = route;
                         }
                     })
-                    .or_insert(candidate);
+                    .or_insert(route);
             }
         }
-        by_topic.into_values().collect()
+        by_topic
+            .into_iter()
+            .map(|((topic, chat), route)| Target {
+                topic_arn: topic.to_string(),
+                chat,
+                severity: route.severity,
+                rule: route.rule.clone(),
+            })
+            .collect()
     }
 
     /// Whether a route the alarm takes is quiet while its application is being deployed.

@@ -770,8 +770,6 @@ pub fn notice(evidence: &Evidence) -> OutboundMessage {
             ("severity", "critical".to_string()),
             ("source", "pipewarden.deploy-validator".to_string()),
         ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect(),
+        .into(),
     }
 }

@@ -520,11 +520,11 @@ pub fn digest_message(d: &Digest, format: Format) -> OutboundMessage {
         ascii_subject(&format!("[DIGEST] {name}: {} delivery to {}", d.period.as_str(), d.to.format("%Y-%m-%d")));
     let lines = digest_lines(d);
     let attributes = BTreeMap::from([
-        ("pipeline".to_string(), d.pipeline.clone().unwrap_or_else(|| "*".into())),
-        ("state".to_string(), "DIGEST".to_string()),
-        ("severity".to_string(), "info".to_string()),
-        ("level".to_string(), "digest".to_string()),
-        ("source".to_string(), "pipewarden.pipeline-notifier".to_string()),
+        ("pipeline", d.pipeline.clone().unwrap_or_else(|| "*".into())),
+        ("state", "DIGEST".to_string()),
+        ("severity", "info".to_string()),
+        ("level", "digest".to_string()),
+        ("source", "pipewarden.pipeline-notifier".to_string()),
     ]);
     let heading = format!(
         "Delivery of {name}, the {} to {} (the {} before in brackets)",
@@ -654,11 +654,11 @@ fn change(delta: f64, show: impl Fn(f64) -> String) -> String {
 }
 
 /// String attributes subscribers can filter on.
-pub fn attributes(report: &Report) -> BTreeMap<String, String> {
+pub fn attributes(report: &Report) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
-        ("pipeline".to_string(), report.pipeline.clone()),
+        ("pipeline", report.pipeline.clone()),
         (
-            "state".to_string(),
+            "state",
             if report.outcome.approval {
                 match report.outcome.state {
                     ExecutionState::Succeeded => "APPROVAL_APPROVED".to_string(),
@@ -669,11 +669,11 @@ pub fn attributes(report: &Report) -> BTreeMap<String, String> {
                 report.outcome.state.as_str().to_string()
             },
         ),
-        ("severity".to_string(), report.severity().to_string()),
-        ("level".to_string(), format!("{:?}", report.outcome.level).to_lowercase()),
-        ("source".to_string(), "pipewarden.pipeline-notifier".to_string()),
-        ("region".to_string(), report.region.clone()),
-        ("account".to_string(), report.account.clone()),
+        ("severity", report.severity().to_string()),
+        ("level", format!("{:?}", report.outcome.level).to_lowercase()),
+        ("source", "pipewarden.pipeline-notifier".to_string()),
+        ("region", report.region.clone()),
+        ("account", report.account.clone()),
     ])
 }
 

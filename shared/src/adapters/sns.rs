@@ -28,7 +28,7 @@ fn attributes(
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map(|v| (name.clone(), v))
+                .map(|v| (name.to_string(), v))
                 .map_err(|e| PortError::new("SNS", "Publish", FailureKind::Rejected, e.to_string()))
         })
         .collect()

@@ -22,11 +22,15 @@ pub enum AlarmStateValue {
 
 impl AlarmStateValue {
     pub fn parse(text: &str) -> AlarmStateValue {
-        match text.to_ascii_uppercase().as_str() {
-            "OK" => Self::Ok,
-            "ALARM" => Self::Alarm,
-            "INSUFFICIENT_DATA" => Self::InsufficientData,
-            other => Self::Other(other.to_string()),
+        // Compared without an uppercase copy: this is read for every state of every alarm.
+        if text.eq_ignore_ascii_case("OK") {
+            Self::Ok
+        } else if text.eq_ignore_ascii_case("ALARM") {
+            Self::Alarm
+        } else if text.eq_ignore_ascii_case("INSUFFICIENT_DATA") {
+            Self::InsufficientData
+        } else {
+            Self::Other(text.to_ascii_uppercase())
         }
     }
 
@@ -42,7 +46,18 @@ impl AlarmStateValue {
 
 impl<'de> Deserialize<'de> for AlarmStateValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(AlarmStateValue::parse(&String::deserialize(d)?))
+        // Read from the text where it lies (no `String` made for it).
+        struct State;
+        impl serde::de::Visitor<'_> for State {
+            type Value = AlarmStateValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an alarm state (text)")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<AlarmStateValue, E> {
+                Ok(AlarmStateValue::parse(text))
+            }
+        }
+        d.deserialize_str(State)
     }
 }
 
@@ -361,6 +376,9 @@ fn arn_field(arn: &str, index: usize) -> Option<String> {
 }
 
 /// The classic alarm notification that CloudWatch publishes to an SNS topic (as `Sns.Message`).
+/// Only what Pipewarden reads is modelled: the other fields (the alarm's actions, its evaluation
+/// periods, how it treats missing data, the region's display name, ...) are skipped by the parse
+/// without being copied.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct ClassicAlarmMessage {
     #[serde(rename = "AlarmName")]
@@ -369,27 +387,16 @@ pub struct ClassicAlarmMessage {
     pub alarm_description: Option<String>,
     #[serde(rename = "AWSAccountId", default)]
     pub aws_account_id: Option<String>,
-    #[serde(rename = "AlarmConfigurationUpdatedTimestamp", default)]
-    pub alarm_configuration_updated_timestamp: Option<String>,
     #[serde(rename = "NewStateValue")]
     pub new_state_value: AlarmStateValue,
     #[serde(rename = "NewStateReason", default)]
     pub new_state_reason: Option<String>,
     #[serde(rename = "StateChangeTime", default)]
     pub state_change_time: Option<String>,
-    /// A region's display name ("US East (N. Virginia)"), not its code: use [`Self::region_code`].
-    #[serde(rename = "Region", default)]
-    pub region: Option<String>,
     #[serde(rename = "AlarmArn", default)]
     pub alarm_arn: Option<String>,
     #[serde(rename = "OldStateValue", default)]
     pub old_state_value: Option<AlarmStateValue>,
-    #[serde(rename = "OKActions", default, deserialize_with = "lenient::null_as_default")]
-    pub ok_actions: Vec<String>,
-    #[serde(rename = "AlarmActions", default, deserialize_with = "lenient::null_as_default")]
-    pub alarm_actions: Vec<String>,
-    #[serde(rename = "InsufficientDataActions", default, deserialize_with = "lenient::null_as_default")]
-    pub insufficient_data_actions: Vec<String>,
     #[serde(rename = "Trigger", default)]
     pub trigger: Option<ClassicTrigger>,
     /// Composite alarms.
@@ -443,35 +450,21 @@ pub struct ClassicTrigger {
     pub metric_name: Option<String>,
     #[serde(rename = "Namespace", default)]
     pub namespace: Option<String>,
-    #[serde(rename = "StatisticType", default)]
-    pub statistic_type: Option<String>,
     #[serde(rename = "Statistic", default)]
     pub statistic: Option<String>,
     #[serde(rename = "ExtendedStatistic", default)]
     pub extended_statistic: Option<String>,
-    #[serde(rename = "Unit", default)]
-    pub unit: Option<String>,
     #[serde(rename = "Dimensions", default, deserialize_with = "lenient::null_as_default")]
     pub dimensions: Vec<ClassicDimension>,
     #[serde(rename = "Period", default, deserialize_with = "lenient::whole_number")]
     pub period: Option<u64>,
-    #[serde(rename = "EvaluationPeriods", default, deserialize_with = "lenient::whole_number")]
-    pub evaluation_periods: Option<u64>,
-    #[serde(rename = "DatapointsToAlarm", default, deserialize_with = "lenient::whole_number")]
-    pub datapoints_to_alarm: Option<u64>,
     #[serde(rename = "ComparisonOperator", default)]
     pub comparison_operator: Option<String>,
     #[serde(rename = "Threshold", default, deserialize_with = "lenient::decimal")]
     pub threshold: Option<f64>,
-    #[serde(rename = "TreatMissingData", default, deserialize_with = "lenient::non_empty")]
-    pub treat_missing_data: Option<String>,
-    #[serde(rename = "EvaluateLowSampleCountPercentile", default, deserialize_with = "lenient::non_empty")]
-    pub evaluate_low_sample_count_percentile: Option<String>,
     /// Metric-math and anomaly-detection alarms.
     #[serde(rename = "Metrics", default, deserialize_with = "lenient::null_as_default")]
     pub metrics: Vec<ClassicMetricQuery>,
-    #[serde(rename = "ThresholdMetricId", default)]
-    pub threshold_metric_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -504,8 +497,6 @@ pub struct ClassicMetricStat {
     pub period: Option<u64>,
     #[serde(rename = "Stat", default)]
     pub stat: Option<String>,
-    #[serde(rename = "Unit", default)]
-    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]

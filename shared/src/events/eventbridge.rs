@@ -51,14 +51,83 @@ pub enum Shape {
     Unknown,
 }
 
-/// The keys of an SNS message that tell its shape; everything else is skipped unparsed.
-#[derive(Deserialize, Default)]
-struct InnerKeys {
-    #[serde(rename = "AlarmName")]
-    alarm_name: Option<serde::de::IgnoredAny>,
-    source: Option<String>,
-    #[serde(rename = "detailType")]
-    detail_type: Option<serde::de::IgnoredAny>,
+/// What an SNS message is, told by its keys: a classic alarm message has `AlarmName` (its first
+/// key, as CloudWatch writes it), a CodeStar pipeline notification `source` `aws.codepipeline` and
+/// `detailType`. Read only as far as that: once `AlarmName` is seen the rest of the message is
+/// left to the full parse that follows (which names what is wrong with it, if anything). Not an
+/// object, a key twice (before the answer) or a `source` that is not text: neither.
+fn inner_shape(message: &str) -> Shape {
+    use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+    #[derive(Clone, Copy, PartialEq)]
+    enum Key {
+        AlarmName,
+        Source,
+        DetailType,
+        Other,
+    }
+    impl<'de> Deserialize<'de> for Key {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+            struct Name;
+            impl Visitor<'_> for Name {
+                type Value = Key;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+                    Ok(match key {
+                        "AlarmName" => Key::AlarmName,
+                        "source" => Key::Source,
+                        "detailType" => Key::DetailType,
+                        _ => Key::Other,
+                    })
+                }
+            }
+            d.deserialize_str(Name)
+        }
+    }
+    // The answer is kept here: a visitor that stops early leaves the map unfinished, which the
+    // deserializer then reports as an error.
+    struct Keys<'a>(&'a std::cell::Cell<Shape>);
+    impl<'de> Visitor<'de> for Keys<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let (mut pipeline, mut detail_type) = (None, false);
+            while let Some(key) = map.next_key::<Key>()? {
+                match key {
+                    Key::AlarmName => {
+                        self.0.set(Shape::SnsAlarmMessages);
+                        return Ok(());
+                    }
+                    Key::Source if pipeline.is_none() => {
+                        pipeline = Some(map.next_value::<std::borrow::Cow<str>>()? == "aws.codepipeline");
+                    }
+                    Key::DetailType if !detail_type => {
+                        detail_type = true;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    Key::Source | Key::DetailType => return Err(serde::de::Error::custom("a key twice")),
+                    Key::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            if pipeline == Some(true) && detail_type {
+                self.0.set(Shape::SnsPipelineNotifications);
+            }
+            Ok(())
+        }
+    }
+    let found = std::cell::Cell::new(Shape::Unknown);
+    let mut de = serde_json::Deserializer::from_str(message);
+    match de.deserialize_map(Keys(&found)).and_then(|()| de.end()) {
+        Ok(()) => found.get(),
+        // Stopped at `AlarmName`, or a document that does not read: what was found, if anything.
+        Err(_) if found.get() == Shape::SnsAlarmMessages => Shape::SnsAlarmMessages,
+        Err(_) => Shape::Unknown,
+    }
 }
 
 /// The top-level keys [`Shape::of`] reads, read from JSON text without building a tree: other keys
@@ -164,14 +233,7 @@ impl Shape {
         }
         if let Some(message) = sns_message {
             // Only the keys that tell the shape: the message is parsed in full once, later.
-            let inner: InnerKeys = serde_json::from_str(message).unwrap_or_default();
-            if inner.alarm_name.is_some() {
-                return Shape::SnsAlarmMessages;
-            }
-            if inner.source.as_deref() == Some("aws.codepipeline") && inner.detail_type.is_some() {
-                return Shape::SnsPipelineNotifications;
-            }
-            return Shape::Unknown;
+            return inner_shape(message);
         }
         if alarm_data {
             return Shape::AlarmLambdaAction;
@@ -206,6 +268,38 @@ impl Shape {
             }
             Shape::CodeDeployHook => Some("deploy-validator"),
             Shape::Unknown => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{inner_shape, Shape};
+
+    #[test]
+    fn an_sns_message_is_told_by_its_keys_read_only_as_far_as_they_tell() {
+        let alarm = r#"{"AlarmName": "web-5xx", "NewStateValue": "ALARM"}"#;
+        assert_eq!(inner_shape(alarm), Shape::SnsAlarmMessages);
+        // Read up to `AlarmName`: what follows is the full parse's to judge (it names the field).
+        assert_eq!(inner_shape(r#"{"AlarmName": "web-5xx", "NewStateValue": }"#), Shape::SnsAlarmMessages);
+        assert_eq!(inner_shape(r#"{"Trigger": {"Period": 60}, "AlarmName": "db"}"#), Shape::SnsAlarmMessages);
+        let pipeline = r#"{"account": "1", "detailType": "CodePipeline Pipeline Execution State Change", "source": "aws.codepipeline", "detail": {}}"#;
+        assert_eq!(inner_shape(pipeline), Shape::SnsPipelineNotifications);
+        assert_eq!(
+            inner_shape(r#"{"source": "aws.codepipeline", "detailType": null}"#),
+            Shape::SnsPipelineNotifications
+        );
+        for neither in [
+            r#"{"source": "aws.codepipeline"}"#,
+            r#"{"source": "aws.codebuild", "detailType": "x"}"#,
+            r#"{"source": 1, "detailType": "x"}"#,
+            r#"{"source": "aws.codepipeline", "detailType": "x", "source": "aws.codepipeline"}"#,
+            r#"{"source": "aws.codepipeline", "detailType": "x""#,
+            r#"["AlarmName"]"#,
+            "AlarmName",
+            "",
+        ] {
+            assert_eq!(inner_shape(neither), Shape::Unknown, "{neither}");
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! Our own type rather than `aws_lambda_events::sns::SnsEvent`: that one requires the signature
 //! and URL fields of every record and a strict timestamp, and we need only the message and ids.
+//! Only what is read is modelled: the other fields (`Subject`, `Timestamp`, the signature and
+//! URLs) are skipped by the parse without being copied.
 
 use serde::Deserialize;
 
@@ -15,8 +17,6 @@ pub struct SnsEvent {
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct SnsRecord {
-    #[serde(rename = "EventSubscriptionArn", default)]
-    pub event_subscription_arn: Option<String>,
     #[serde(rename = "Sns", deserialize_with = "lenient::map_only")]
     pub sns: SnsMessage,
 }
@@ -27,12 +27,8 @@ pub struct SnsMessage {
     pub message_id: String,
     #[serde(rename = "TopicArn", default, deserialize_with = "lenient::null_as_default")]
     pub topic_arn: String,
-    #[serde(rename = "Subject", default)]
-    pub subject: Option<String>,
     #[serde(rename = "Message")]
     pub message: String,
-    #[serde(rename = "Timestamp", default)]
-    pub timestamp: Option<String>,
 }
 
 pub fn parse_sns(document: impl Document) -> Result<SnsEvent, EventError> {
