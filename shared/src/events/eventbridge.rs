@@ -102,7 +102,9 @@ fn inner_shape(message: &str) -> Shape {
                         return Ok(());
                     }
                     Key::Source if pipeline.is_none() => {
-                        pipeline = Some(map.next_value::<std::borrow::Cow<str>>()? == "aws.codepipeline");
+                        // `null` is no source; any other value than text makes the message neither.
+                        let source = map.next_value::<Option<std::borrow::Cow<str>>>()?;
+                        pipeline = Some(source.as_deref() == Some("aws.codepipeline"));
                     }
                     Key::DetailType if !detail_type => {
                         detail_type = true;
@@ -283,6 +285,7 @@ mod tests {
         // Read up to `AlarmName`: what follows is the full parse's to judge (it names the field).
         assert_eq!(inner_shape(r#"{"AlarmName": "web-5xx", "NewStateValue": }"#), Shape::SnsAlarmMessages);
         assert_eq!(inner_shape(r#"{"Trigger": {"Period": 60}, "AlarmName": "db"}"#), Shape::SnsAlarmMessages);
+        assert_eq!(inner_shape(r#"{"source": null, "AlarmName": "db"}"#), Shape::SnsAlarmMessages);
         let pipeline = r#"{"account": "1", "detailType": "CodePipeline Pipeline Execution State Change", "source": "aws.codepipeline", "detail": {}}"#;
         assert_eq!(inner_shape(pipeline), Shape::SnsPipelineNotifications);
         assert_eq!(
