@@ -613,6 +613,19 @@ mod tests {
             Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:Demo Main")
         );
         assert_eq!(normalize_alarm_arn("not an arn"), None);
+        assert_eq!(normalize_alarm_arn("arn:aws:cloudwatch:us-east-1"), None, "fewer than six fields");
+        assert_eq!(normalize_alarm_arn("urn:aws:cloudwatch:us-east-1:1:alarm:a"), None);
+        assert_eq!(
+            normalize_alarm_arn(" arn:aws:cloudwatch:us-east-1:111122223333:alarm:Demo Main ").as_deref(),
+            Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:Demo Main"),
+            "spaces around it go, those of the name stay"
+        );
+        let mut classic = parse_classic(
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": " arn:aws:cloudwatch:us-east-1 :111122223333:alarm:a"}"#,
+        )
+        .unwrap();
+        classic.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
+        assert_eq!(classic.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"));
         assert_eq!(
             alarm_arn("cn-north-1", "123456789012", "a").unwrap(),
             "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a"

@@ -149,6 +149,30 @@ mod tests {
     }
 
     #[test]
+    fn numbers_read_as_every_type_json_has_them_in_and_nothing_else() {
+        #[derive(Deserialize)]
+        struct Reading {
+            #[serde(default, deserialize_with = "decimal")]
+            threshold: Option<f64>,
+        }
+        let threshold = |json: &str| serde_json::from_str::<Reading>(json).map(|r| r.threshold);
+        assert_eq!(threshold(r#"{"threshold": 5}"#).unwrap(), Some(5.0));
+        assert_eq!(threshold(r#"{"threshold": -5}"#).unwrap(), Some(-5.0));
+        assert_eq!(threshold(r#"{"threshold": 18446744073709551615}"#).unwrap(), Some(u64::MAX as f64));
+        assert_eq!(threshold(r#"{"threshold": 2.5e1}"#).unwrap(), Some(25.0));
+        assert_eq!(threshold(r#"{"threshold": " 7.5 "}"#).unwrap(), Some(7.5));
+        assert!(threshold(r#"{"threshold": "a\u0020b"}"#).unwrap_err().to_string().contains("\"a b\""));
+        assert_eq!(threshold(r#"{"threshold": ""}"#).unwrap(), None);
+        assert_eq!(threshold(r#"{"threshold": null}"#).unwrap(), None);
+        for wrong in [r#"{"threshold": true}"#, r#"{"threshold": [1]}"#, r#"{"threshold": {"v": 1}}"#] {
+            assert!(threshold(wrong).is_err(), "{wrong}");
+        }
+        // The same through a tree, as a replayed event is read.
+        let tree: Reading = serde_json::from_value(serde_json::json!({"threshold": 3})).unwrap();
+        assert_eq!(tree.threshold, Some(3.0));
+    }
+
+    #[test]
     fn attempt_accepts_float_and_text_but_not_fractions() {
         assert_eq!(read(r#"{"attempt": 2.0}"#).attempt, Some(2));
         assert_eq!(read(r#"{"attempt": "3"}"#).attempt, Some(3));
