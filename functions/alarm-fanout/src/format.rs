@@ -199,12 +199,22 @@ pub fn chat(alarm: &AlarmTransition, target: &Target, deployment: Option<&InFlig
 }
 
 pub fn attributes(alarm: &AlarmTransition, target: &Target) -> BTreeMap<&'static str, String> {
+    attributes_of(alarm.alarm_name.clone(), Some(alarm), target)
+}
+
+/// The message attributes subscription filter policies match on: `alarm_name` as given, the rest
+/// from `alarm` (a group message's first) and the target.
+fn attributes_of(
+    alarm_name: String,
+    alarm: Option<&AlarmTransition>,
+    target: &Target,
+) -> BTreeMap<&'static str, String> {
     BTreeMap::from([
-        ("alarm_name", alarm.alarm_name.clone()),
-        ("state", alarm.state.to_string()),
+        ("alarm_name", alarm_name),
+        ("state", alarm.map(|a| a.state.to_string()).unwrap_or_default()),
         ("severity", target.severity.as_str().to_string()),
-        ("account", alarm.account.clone()),
-        ("region", alarm.region.clone()),
+        ("account", alarm.map(|a| a.account.clone()).unwrap_or_default()),
+        ("region", alarm.map(|a| a.region.clone()).unwrap_or_default()),
         ("rule", target.rule.clone()),
         ("source", "pipewarden.alarm-fanout".to_string()),
     ])
@@ -247,15 +257,7 @@ pub fn group_message(
     };
     let more = sorted.len().saturating_sub(crate::groups::LISTED);
     let first = sorted.first().map(|e| &e.transition);
-    let attributes = BTreeMap::from([
-        ("alarm_name", format!("{} alarms", sorted.len())),
-        ("state", first.map(|a| a.state.to_string()).unwrap_or_default()),
-        ("severity", target.severity.as_str().to_string()),
-        ("account", first.map(|a| a.account.clone()).unwrap_or_default()),
-        ("region", first.map(|a| a.region.clone()).unwrap_or_default()),
-        ("rule", target.rule.clone()),
-        ("source", "pipewarden.alarm-fanout".to_string()),
-    ]);
+    let attributes = attributes_of(format!("{} alarms", sorted.len()), first, target);
     if target.chat {
         let mut description: Vec<String> =
             sorted.iter().take(crate::groups::LISTED).map(|e| chat_escape(&line(e))).collect();

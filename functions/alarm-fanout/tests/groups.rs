@@ -43,6 +43,20 @@ async fn a_storm_goes_out_as_one_message_per_group_and_later_changes_wait_the_in
     assert_eq!(grouped.len(), 1, "{grouped:#?}");
     let subject = grouped[0].subject.as_deref().unwrap();
     assert_eq!(subject, "[5 ALARM] 5 alarms, application=flask-web-app");
+    // What subscription filter policies match on, as for one alarm's message.
+    let attributes: Vec<(&str, &str)> = grouped[0].attributes.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        attributes,
+        [
+            ("account", "123456789012"),
+            ("alarm_name", "5 alarms"),
+            ("region", "us-east-1"),
+            ("rule", "instances"),
+            ("severity", "warning"),
+            ("source", "pipewarden.alarm-fanout"),
+            ("state", "ALARM"),
+        ]
+    );
     for i in 1..=5 {
         assert!(grouped[0].message.contains(&format!("cpu-i-{i} in us-east-1")), "{}", grouped[0].message);
     }
