@@ -73,17 +73,18 @@ impl<'a> Region<'a> {
     /// `<area>-<word>[-<word>]-<number>`: an area of 2 to 4 letters, one or two words of letters,
     /// a number of at most three digits.
     pub fn parse(text: &'a str) -> Option<Region<'a>> {
-        let parts: Vec<&str> = text.split('-').collect();
+        // Read in place (every link and ARN asks): the area, one or two words, the number.
         let letters = |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase());
-        let (first, words, number) = match parts.as_slice() {
-            [first, words @ .., number] if (1..=2).contains(&words.len()) => (*first, words, *number),
-            _ => return None,
-        };
+        let count = text.split('-').count();
+        if !(3..=4).contains(&count) {
+            return None;
+        }
+        let mut parts = text.split('-');
+        let first = parts.next()?;
         let valid = first.len() >= 2
             && letters(first, 4)
-            && words.iter().all(|w| letters(w, 16))
-            && (1..=3).contains(&number.len())
-            && number.bytes().all(|b| b.is_ascii_digit());
+            && parts.by_ref().take(count - 2).all(|w| letters(w, 16))
+            && parts.next().is_some_and(|n| (1..=3).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit()));
         valid.then_some(Region(text))
     }
 
@@ -163,13 +164,29 @@ pub fn arn(service: &str, region: &str, account: &str, resource: &str) -> Option
 
 /// Percent-encodes one URL path segment or fragment part.
 pub fn encode(text: &str) -> String {
-    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+    let mut out = String::with_capacity(text.len() + 16);
+    push_encoded(&mut out, text);
+    out
+}
+
+/// [`encode`] onto `out`, chunk by chunk (not through `Display`).
+fn push_encoded(out: &mut String, text: &str) {
+    for chunk in percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC) {
+        out.push_str(chunk);
+    }
 }
 
 /// `<console>/<path>` with `?region=` and whatever `rest` adds, for a region that is AWS's.
 fn console_link(region: &str, path: &str, rest: &str) -> Option<String> {
     let region = Region::parse(region)?;
-    Some(format!("{}/{path}?region={}{rest}", region.console()?, region.as_str()))
+    let mut link = region.console()?;
+    link.reserve(path.len() + region.as_str().len() + rest.len() + 64);
+    link.push('/');
+    link.push_str(path);
+    link.push_str("?region=");
+    link.push_str(region.as_str());
+    link.push_str(rest);
+    Some(link)
 }
 
 /// The CloudWatch console graphing metrics: `graph` is the graph's JSON (metrics, start, end,
@@ -195,7 +212,10 @@ pub fn codedeploy_deployment(region: &str, deployment_id: &str) -> Option<String
 }
 
 pub fn cloudwatch_alarm(region: &str, alarm_name: &str) -> Option<String> {
-    console_link(region, "cloudwatch/home", &format!("#alarmsV2:alarm/{}", encode(alarm_name)))
+    // Written into the one link (it is in every alarm message).
+    let mut link = console_link(region, "cloudwatch/home", "#alarmsV2:alarm/")?;
+    push_encoded(&mut link, alarm_name);
+    Some(link)
 }
 
 #[cfg(test)]
@@ -235,6 +255,42 @@ mod tests {
         ] {
             assert_eq!(Region::parse(region).map(Region::partition), Some(partition), "{region}");
         }
+        for not_a_region in [
+            "",
+            "us",
+            "us-east",
+            "us-1",
+            "u-east-1",
+            "usaaa-east-1",
+            "us-east-1234",
+            "us-east-x",
+            "us-a-b-c-1",
+            "US-east-1",
+            "us-east-1-",
+            "-us-east-1",
+            "us--1",
+            "us-e1st-1",
+            "us-abcdefghijklmnopq-1",
+            "evil.example/x?-a-1",
+        ] {
+            assert_eq!(Region::parse(not_a_region), None, "{not_a_region:?}");
+        }
+        assert!(Region::parse("us-abcdefghijklmnop-1").is_some(), "a word of 16 letters");
+    }
+
+    #[test]
+    fn names_are_percent_encoded_whole_in_alarm_links() {
+        assert_eq!(encode("a b/ü:1"), "a%20b%2F%C3%BC%3A1");
+        assert_eq!(encode(""), "");
+        assert_eq!(
+            cloudwatch_alarm("eu-west-1", "web 5xx/p99").as_deref(),
+            Some("https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1#alarmsV2:alarm/web%205xx%2Fp99")
+        );
+        assert_eq!(
+            cloudwatch_alarm("cn-north-1", "a").as_deref(),
+            Some("https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1#alarmsV2:alarm/a")
+        );
+        assert_eq!(cloudwatch_alarm("us-iso-east-1", "a"), None, "a console we do not know");
     }
 
     #[test]

@@ -297,11 +297,22 @@ pub fn alarm_arn(region: &str, account: &str, name: &str) -> Option<String> {
 /// An alarm ARN as sent, with stray spaces around its first five fields removed (AWS's own
 /// example payloads carry `us-east-1: 111122223333`); the alarm name, which may hold spaces, is kept.
 pub fn normalize_alarm_arn(arn: &str) -> Option<String> {
+    normalized_alarm_arn(arn).map(std::borrow::Cow::into_owned)
+}
+
+/// [`normalize_alarm_arn`], borrowed when there is nothing to remove (as AWS itself sends it).
+fn normalized_alarm_arn(arn: &str) -> Option<std::borrow::Cow<'_, str>> {
     let arn = arn.trim();
     let mut parts = arn.splitn(6, ':');
-    let head: Vec<&str> = parts.by_ref().take(5).map(str::trim).collect();
+    let head: [&str; 5] = std::array::from_fn(|_| parts.next().unwrap_or(""));
     let rest = parts.next()?;
-    (head.len() == 5 && head[0] == "arn").then(|| format!("{}:{rest}", head.join(":")))
+    if head[0] != "arn" {
+        return None;
+    }
+    if head.iter().all(|p| p.trim().len() == p.len()) {
+        return Some(arn.into());
+    }
+    Some(format!("{}:{rest}", head.map(str::trim).join(":")).into())
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -425,7 +436,12 @@ impl ClassicAlarmMessage {
     /// message (an alarm notifies topics of its own region).
     pub fn derive_missing(&mut self, topic_arn: &str) {
         if let Some(given) = self.alarm_arn.take().filter(|a| !a.trim().is_empty()) {
-            self.alarm_arn = Some(normalize_alarm_arn(&given).unwrap_or(given));
+            self.alarm_arn = Some(match normalized_alarm_arn(&given) {
+                // As sent (the common case): kept, not copied.
+                Some(std::borrow::Cow::Borrowed(same)) if same.len() == given.len() => given,
+                Some(normalized) => normalized.into_owned(),
+                None => given,
+            });
             return;
         }
         let region = arn_field(topic_arn, 3);

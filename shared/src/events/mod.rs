@@ -41,18 +41,21 @@ pub fn parse_time(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
     } else {
         text.into()
     };
-    chrono::DateTime::parse_from_rfc3339(&text)
-        .or_else(|e| {
-            // `+0000` is RFC 3339's `+00:00` without its colon: add it rather than read a format.
-            let bytes = text.as_bytes();
-            let n = bytes.len();
-            let offset = n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit);
-            if offset {
-                chrono::DateTime::parse_from_rfc3339(&format!("{}:{}", &text[..n - 2], &text[n - 2..]))
-            } else {
-                Err(e)
-            }
-        })
+    // `+0000` (CloudWatch's) is RFC 3339's `+00:00` without its colon: the colon is added rather
+    // than a format read, and before a first attempt that could only fail.
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    let no_colon = n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit);
+    let rfc3339 = if no_colon {
+        let mut fixed = String::with_capacity(n + 1);
+        fixed.push_str(&text[..n - 2]);
+        fixed.push(':');
+        fixed.push_str(&text[n - 2..]);
+        chrono::DateTime::parse_from_rfc3339(&fixed)
+    } else {
+        chrono::DateTime::parse_from_rfc3339(&text)
+    };
+    rfc3339
         .or_else(|_| chrono::DateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f%z"))
         .ok()
         .map(|t| t.with_timezone(&chrono::Utc))
