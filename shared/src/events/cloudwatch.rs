@@ -306,7 +306,7 @@ fn normalized_alarm_arn(arn: &str) -> Option<std::borrow::Cow<'_, str>> {
     let mut parts = arn.splitn(6, ':');
     let head: [&str; 5] = std::array::from_fn(|_| parts.next().unwrap_or(""));
     let rest = parts.next()?;
-    if head[0] != "arn" {
+    if head[0].trim() != "arn" {
         return None;
     }
     if head.iter().all(|p| p.trim().len() == p.len()) {
@@ -642,6 +642,16 @@ mod tests {
         .unwrap();
         classic.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
         assert_eq!(classic.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"));
+        assert_eq!(
+            normalize_alarm_arn("arn :aws:cloudwatch:us-east-1:111122223333:alarm:a").as_deref(),
+            Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a")
+        );
+        let mut padded = parse_classic(
+            r#"{"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": " arn:aws:cloudwatch:us-east-1:111122223333:alarm:a "}"#,
+        )
+        .unwrap();
+        padded.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
+        assert_eq!(padded.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"));
         assert_eq!(
             alarm_arn("cn-north-1", "123456789012", "a").unwrap(),
             "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a"
