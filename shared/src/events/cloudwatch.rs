@@ -636,22 +636,26 @@ mod tests {
             Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:Demo Main"),
             "spaces around it go, those of the name stay"
         );
-        let mut classic = parse_classic(
-            r#"{"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": " arn:aws:cloudwatch:us-east-1 :111122223333:alarm:a"}"#,
-        )
-        .unwrap();
-        classic.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
-        assert_eq!(classic.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"));
         assert_eq!(
             normalize_alarm_arn("arn :aws:cloudwatch:us-east-1:111122223333:alarm:a").as_deref(),
             Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a")
         );
-        let mut padded = parse_classic(
-            r#"{"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": " arn:aws:cloudwatch:us-east-1:111122223333:alarm:a "}"#,
-        )
-        .unwrap();
-        padded.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
-        assert_eq!(padded.alarm_arn.as_deref(), Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"));
+        // A classic message's ARN cleaned in place: spaces inside its fields, and only around it.
+        for sent in [
+            " arn:aws:cloudwatch:us-east-1 :111122223333:alarm:a",
+            " arn:aws:cloudwatch:us-east-1:111122223333:alarm:a ",
+        ] {
+            let mut classic = parse_classic(
+                &serde_json::json!({"AlarmName": "a", "NewStateValue": "OK", "AlarmArn": sent}).to_string(),
+            )
+            .unwrap();
+            classic.derive_missing("arn:aws:sns:eu-west-1:123456789012:t");
+            assert_eq!(
+                classic.alarm_arn.as_deref(),
+                Some("arn:aws:cloudwatch:us-east-1:111122223333:alarm:a"),
+                "{sent:?}"
+            );
+        }
         assert_eq!(
             alarm_arn("cn-north-1", "123456789012", "a").unwrap(),
             "arn:aws-cn:cloudwatch:cn-north-1:123456789012:alarm:a"
