@@ -87,6 +87,11 @@ impl LambdaProcess {
     /// One invocation with `timeout` to answer, waited for.
     pub async fn invoke(&mut self, request_id: &str, payload: &Value, timeout: Duration) -> Result<Answer, String> {
         let body = serde_json::to_vec(payload).map_err(|e| e.to_string())?;
+        self.invoke_bytes(request_id, body, timeout).await
+    }
+
+    /// One invocation whose body is `body` as it is (not necessarily JSON), waited for.
+    pub async fn invoke_bytes(&mut self, request_id: &str, body: Vec<u8>, timeout: Duration) -> Result<Answer, String> {
         self.api.invoke(request_id, body, timeout);
         let wait = timeout + Duration::from_secs(10);
         match tokio::time::timeout(wait, self.answers.recv()).await {

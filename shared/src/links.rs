@@ -55,7 +55,14 @@ impl Partition {
     /// partitions' consoles are not on the internet we know, so they get no link.
     fn console(self, region: Region<'_>) -> Option<String> {
         match self {
-            Partition::Aws => Some(format!("https://{}.console.aws.amazon.com", region.0)),
+            Partition::Aws => {
+                // Room for the link made from it (`console_link`): one allocation, no formatting.
+                let mut url = String::with_capacity(160);
+                url.push_str("https://");
+                url.push_str(region.0);
+                url.push_str(".console.aws.amazon.com");
+                Some(url)
+            }
             Partition::China => Some("https://console.amazonaws.cn".to_string()),
             Partition::GovCloud => Some("https://console.amazonaws-us-gov.com".to_string()),
             _ => None,

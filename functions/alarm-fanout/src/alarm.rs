@@ -85,18 +85,19 @@ pub struct Note {
 impl AlarmTransition {
     /// The same transition has the same key whatever shape or delivery brought it.
     pub fn key(&self) -> String {
-        use std::fmt::Write;
-        // `subject:state:when`, written in one buffer (it is asked for several times per event).
+        // `subject:state:when`, written in one buffer (it is asked for several times per event),
+        // piece by piece rather than through `write!`'s formatting.
         let mut key = String::with_capacity(self.alarm_name.len() + 48);
         key.push_str(&self.alarm_name);
         if let Some((id, _)) = &self.contributor {
-            let _ = write!(key, "#{id}");
+            key.push('#');
+            key.push_str(id);
         }
-        let _ = write!(key, ":{}:", self.state);
+        key.push(':');
+        key.push_str(self.state.as_str());
+        key.push(':');
         match self.state_time {
-            Some(t) => {
-                let _ = write!(key, "{}", t.timestamp_millis());
-            }
+            Some(t) => key.push_str(itoa::Buffer::new().format(t.timestamp_millis())),
             None => key.push_str(&self.source_id),
         }
         key

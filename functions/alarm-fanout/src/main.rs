@@ -4,13 +4,11 @@ use alarm_fanout::handler::Fanout;
 use alarm_fanout::silences::SilenceCache;
 use alarm_fanout::tags::{CachedAlarmTags, CloudWatchAlarmTags};
 use alarm_fanout::timers::SchedulerTimers;
-use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
 use pipewarden_shared::config::ProcessEnv;
 use pipewarden_shared::deadline;
-use pipewarden_shared::lambda::diagnostic;
-use serde_json::value::RawValue;
+use pipewarden_shared::lambda::{diagnostic, run_on_body, Invocation};
 
 // One thread: Lambda hands a function one event at a time, and what runs concurrently within it
 // is I/O. No worker threads to start makes the cold start shorter and smaller.
@@ -38,15 +36,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
     };
     let fanout = &fanout;
-    // The invocation as text: read once into the typed event, never into a `Value` tree.
-    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+    // The invocation's body as Lambda sent it, read once into the typed event (no `Value` tree).
+    run_on_body(move |event: Invocation| async move {
+        let text = event.text()?;
         // Schedules invoke this function as Lambda named it to this invocation.
         fanout.timers.target(&event.context.invoked_function_arn);
         // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
-        let work = Box::pin(fanout.handle(event.payload.get(), &event.context.request_id, chrono::Utc::now()));
+        let work = Box::pin(fanout.handle(text, &event.context.request_id, chrono::Utc::now()));
         deadline::within(deadline::instant_of(event.context.deadline), work)
             .await
             .map_err(|e| diagnostic(&e, e.retry()))
-    }))
+    })
     .await
 }

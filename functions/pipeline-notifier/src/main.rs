@@ -1,4 +1,3 @@
-use lambda_runtime::{run, service_fn, LambdaEvent};
 use pipeline_notifier::config::Config;
 use pipeline_notifier::handler::Notifier;
 use pipeline_notifier::lookups::{CodeDeployDiagnostics, CodePipelineActionHistory, CodePipelineExecutions};
@@ -7,8 +6,7 @@ use pipewarden_shared::adapters::{S3ObjectStore, SnsPublisher};
 use pipewarden_shared::aws;
 use pipewarden_shared::config::ProcessEnv;
 use pipewarden_shared::deadline;
-use pipewarden_shared::lambda::diagnostic;
-use serde_json::value::RawValue;
+use pipewarden_shared::lambda::{diagnostic, run_on_body, Invocation};
 
 // One thread: Lambda hands a function one event at a time, and what runs concurrently within it
 // is I/O. No worker threads to start makes the cold start shorter and smaller.
@@ -28,13 +26,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config,
     };
     let notifier = &notifier;
-    // The invocation as text: read once into the typed event, never into a `Value` tree.
-    run(service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+    // The invocation's body as Lambda sent it, read once into the typed event (no `Value` tree).
+    run_on_body(move |event: Invocation| async move {
+        let text = event.text()?;
         // Boxed: the handler's future is deep, and one allocation per invocation is nothing.
-        let work = Box::pin(notifier.handle(event.payload.get(), &event.context.request_id, chrono::Utc::now()));
+        let work = Box::pin(notifier.handle(text, &event.context.request_id, chrono::Utc::now()));
         deadline::within(deadline::instant_of(event.context.deadline), work)
             .await
             .map_err(|e| diagnostic(&e, e.retry()))
-    }))
+    })
     .await
 }

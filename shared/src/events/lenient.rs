@@ -2,12 +2,43 @@
 
 use serde::{Deserialize, Deserializer};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A number, or text that may hold one.
 enum NumberOrString {
     Integer(i64),
     Float(f64),
     Text(String),
+}
+
+// Read by a visitor, not as an untagged enum: that one buffers the value, and a number with a
+// fraction (a threshold, `5.0`) first failed as an integer, whose error message was formatted and
+// dropped, at every field.
+impl<'de> Deserialize<'de> for NumberOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = NumberOrString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NumberOrString, E> {
+                Ok(NumberOrString::Integer(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<NumberOrString, E> {
+                // Beyond i64, as a float (as the untagged enum read it).
+                Ok(i64::try_from(v).map_or(NumberOrString::Float(v as f64), NumberOrString::Integer))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<NumberOrString, E> {
+                Ok(NumberOrString::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<NumberOrString, E> {
+                Ok(NumberOrString::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<NumberOrString, E> {
+                Ok(NumberOrString::Text(v))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 fn number_text(value: NumberOrString) -> String {
