@@ -101,6 +101,17 @@ impl LambdaProcess {
         }
     }
 
+    /// Sends a body that is not UTF-8 (Lambda sends JSON, but the handler reads the body as it
+    /// came, `pipewarden_shared::lambda::run_on_body`): it must be answered as a bad event that
+    /// names the Lambda invocation, never as a success.
+    pub async fn assert_refuses_non_utf8(&mut self) {
+        let body = b"{\"x\": \"\xff\"}".to_vec();
+        let answer = self.invoke_bytes("req-not-utf8", body, Duration::from_secs(20)).await.unwrap();
+        assert!(!answer.ok, "{}: a body that is not UTF-8 was answered: {}", self.name, answer.body);
+        let named = answer.body.contains("Pipewarden.BadEvent") && answer.body.contains("Lambda invocation");
+        assert!(named, "{}: {}", self.name, answer.body);
+    }
+
     /// What the function has logged so far.
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

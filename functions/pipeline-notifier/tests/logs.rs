@@ -52,14 +52,7 @@ async fn logs_are_json_lines_naming_the_execution_and_never_a_credential() {
 
     // The handler reads the body as Lambda sent it (`run_on_body`): what is not text is a bad
     // event named as such, and the next invocation gets its own body.
-    let answer =
-        function.invoke_bytes("req-bad", b"{\"x\": \"\xff\"}".to_vec(), Duration::from_secs(20)).await.unwrap();
-    assert!(!answer.ok, "a body that is not UTF-8 was answered: {}", answer.body);
-    assert!(
-        answer.body.contains("Pipewarden.BadEvent") && answer.body.contains("Lambda invocation"),
-        "{}",
-        answer.body
-    );
+    function.assert_refuses_non_utf8().await;
     let started = event("codepipeline-pipeline-started-v2.json");
     let answer = function.invoke("req-after", &started, Duration::from_secs(20)).await.unwrap();
     let execution = started["detail"]["execution-id"].as_str().unwrap();
