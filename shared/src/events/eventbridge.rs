@@ -185,6 +185,19 @@ impl Shape {
     /// [`Shape::of_json`], and the SNS event when the text is one, read in the same pass (not to
     /// be read again). `None` for an SNS event too unusual for that pass: parse it as usual.
     pub fn read_json(text: &str) -> (Shape, Option<SnsEvent>) {
+        // Lambda's SNS event, read by hand when it is exactly that (every classic alarm comes in
+        // one); anything else, or anything it is not sure of, is read as below.
+        if let Some(records) = super::sns_envelope::read(text) {
+            let message = records.first().map(|r| r.sns.message.as_str());
+            let shape = Shape::judge(false, message, false, "", false, false, "");
+            return (shape, Some(SnsEvent { records }));
+        }
+        Shape::read_json_serde(text)
+    }
+
+    /// [`Shape::read_json`] by serde alone: the top-level keys typed, and the tree when they do not
+    /// read.
+    pub(crate) fn read_json_serde(text: &str) -> (Shape, Option<SnsEvent>) {
         // Only an object has keys (a derived struct would also read an array, field by field).
         let object = text.trim_start().starts_with('{');
         match serde_json::from_str::<TopKeys>(text) {

@@ -9,6 +9,7 @@ pub mod codepipeline;
 pub mod eventbridge;
 pub mod lenient;
 pub mod sns;
+mod sns_envelope;
 
 use serde::de::DeserializeOwned;
 
