@@ -206,9 +206,13 @@ fn classic_metric(m: &ClassicMetric, stat: Option<String>, period: Option<u64>) 
 }
 
 /// From a classic alarm notification (SNS message).
-pub fn from_classic(message_id: &str, m: ClassicAlarmMessage) -> AlarmTransition {
+pub fn from_classic(message_id: &str, mut m: ClassicAlarmMessage) -> AlarmTransition {
     // The message is taken, not copied: its strings move into the transition.
-    let account = m.account_id().unwrap_or_default().to_string();
+    // The message's own account id is taken, not copied; else the one in the alarm ARN.
+    let account = match m.aws_account_id.take() {
+        Some(id) if !id.is_empty() => id,
+        _ => m.account_id().unwrap_or_default().to_string(),
+    };
     let region = m.region_code().unwrap_or_default().to_string();
     let tags_known = m.tags_complete();
     let state_time = parse_time(m.state_change_time.as_deref());

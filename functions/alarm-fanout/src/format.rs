@@ -74,8 +74,11 @@ pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(&'static str, String)> {
     match &alarm.watched {
         Watched::Metric(m) => lines.push(("Metric", metric_words(m))),
         Watched::Expression { expression, label, metrics } => {
-            let label = label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default();
-            lines.push(("Expression", format!("{expression}{label}")));
+            let mut line = expression.clone();
+            if let Some(label) = label {
+                push_all(&mut line, &[" (", label, ")"]);
+            }
+            lines.push(("Expression", line));
             for m in metrics {
                 lines.push(("  of", metric_words(m)));
             }
@@ -83,15 +86,20 @@ pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(&'static str, String)> {
         Watched::Composite { rule, triggering } => {
             lines.push(("Rule", rule.clone()));
             for (child, state) in triggering {
-                let state = state.as_ref().map(|s| s.to_string()).unwrap_or_else(|| "?".into());
-                lines.push(("Triggered by", format!("{child} ({state})")));
+                let mut line = String::with_capacity(child.len() + 24);
+                push_all(&mut line, &[child, " (", state.as_ref().map_or("?", |s| s.as_str()), ")"]);
+                lines.push(("Triggered by", line));
             }
         }
         Watched::Unknown => {}
     }
     if let Some(threshold) = alarm.threshold {
         let op = alarm.comparison.as_deref().unwrap_or("threshold");
-        lines.push(("Threshold", format!("{op} {threshold}")));
+        let mut line = String::with_capacity(op.len() + 24);
+        push_all(&mut line, &[op, " "]);
+        // The number as Rust writes it (`5`, `0.5`): the one part left to `fmt`.
+        let _ = write!(line, "{threshold}");
+        lines.push(("Threshold", line));
     }
     if let Some((id, attributes)) = &alarm.contributor {
         let attrs: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -102,8 +110,11 @@ pub fn watched_lines(alarm: &AlarmTransition) -> Vec<(&'static str, String)> {
 
 /// `application=flask-web-app, team=web`, or nothing for an alarm without tags.
 fn tag_words(alarm: &AlarmTransition) -> Option<String> {
-    let words: Vec<String> = alarm.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    (!words.is_empty()).then(|| words.join(", "))
+    let mut words = String::new();
+    for (i, (k, v)) in alarm.tags.iter().enumerate() {
+        push_all(&mut words, &[if i == 0 { "" } else { ", " }, k, "=", v]);
+    }
+    (!words.is_empty()).then_some(words)
 }
 
 /// The email text. Plain text needs no escaping, but every field from the event is kept on its own

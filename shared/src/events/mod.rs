@@ -47,12 +47,16 @@ pub fn parse_time(text: Option<&str>) -> Option<chrono::DateTime<chrono::Utc>> {
     let bytes = text.as_bytes();
     let n = bytes.len();
     let no_colon = n > 5 && matches!(bytes[n - 5], b'+' | b'-') && bytes[n - 4..].iter().all(u8::is_ascii_digit);
-    let rfc3339 = if no_colon {
-        let mut fixed = String::with_capacity(n + 1);
-        fixed.push_str(&text[..n - 2]);
-        fixed.push(':');
-        fixed.push_str(&text[n - 2..]);
-        chrono::DateTime::parse_from_rfc3339(&fixed)
+    // On the stack: CloudWatch's times are 28 bytes.
+    let mut fixed = [0u8; 48];
+    let rfc3339 = if no_colon && n < fixed.len() {
+        fixed[..n - 2].copy_from_slice(&bytes[..n - 2]);
+        fixed[n - 2] = b':';
+        fixed[n - 1..=n].copy_from_slice(&bytes[n - 2..]);
+        // Only an ASCII colon was put between whole characters.
+        chrono::DateTime::parse_from_rfc3339(std::str::from_utf8(&fixed[..=n]).unwrap_or_default())
+    } else if no_colon {
+        chrono::DateTime::parse_from_rfc3339(&format!("{}:{}", &text[..n - 2], &text[n - 2..]))
     } else {
         chrono::DateTime::parse_from_rfc3339(&text)
     };

@@ -169,27 +169,28 @@ impl<'a> Cursor<'a> {
             return Some(text[start..i].to_string());
         }
         // Unescaped, it is no longer than what is left of the document.
-        let mut out = String::with_capacity((bytes.len() - start).min(1 << 16));
+        let mut out: Vec<u8> = Vec::with_capacity((bytes.len() - start).min(1 << 16));
         let mut run = start;
         loop {
-            out.push_str(&text[run..i]);
+            out.extend_from_slice(&bytes[run..i]);
             match *bytes.get(i)? {
                 b'"' => {
                     self.i = i + 1;
-                    return Some(out);
+                    // The text was UTF-8, cut only before ASCII, and escapes add whole characters.
+                    return String::from_utf8(out).ok();
                 }
                 b'\\' => {
                     self.i = i + 2;
                     match *bytes.get(i + 1)? {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => out.push(self.unicode_escape()?),
+                        b'"' => out.push(b'"'),
+                        b'\\' => out.push(b'\\'),
+                        b'/' => out.push(b'/'),
+                        b'b' => out.push(0x08),
+                        b'f' => out.push(0x0c),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'u' => out.extend_from_slice(self.unicode_escape()?.encode_utf8(&mut [0; 4]).as_bytes()),
                         _ => return None,
                     }
                 }
@@ -307,6 +308,7 @@ impl<'a> Cursor<'a> {
 /// Where the next `"`, `\\` or control character is, from `i` (the end of `bytes` if none): eight
 /// bytes at a time, each tested at once (as serde_json's reader does; the lowest flagged byte is
 /// always a true one), then byte by byte.
+#[inline(always)]
 fn next_special(bytes: &[u8], mut i: usize) -> usize {
     const ONES: u64 = u64::MAX / 255;
     const HIGH: u64 = ONES << 7;
