@@ -34,6 +34,7 @@ pub fn subject(alarm: &AlarmTransition) -> String {
 
 /// Appends each piece. The messages are written piece by piece rather than with `write!`, whose
 /// formatting machinery costs some hundreds of instructions a call: most of what formatting took.
+#[inline]
 fn push_all(out: &mut String, pieces: &[&str]) {
     for piece in pieces {
         out.push_str(piece);
@@ -245,14 +246,15 @@ fn attributes_of(
     alarm: Option<&AlarmTransition>,
     target: &Target,
 ) -> BTreeMap<&'static str, String> {
+    // In the map's own order, so that building it sorts nothing.
     BTreeMap::from([
-        ("alarm_name", alarm_name),
-        ("state", alarm.map(|a| a.state.as_str().to_string()).unwrap_or_default()),
-        ("severity", target.severity.as_str().to_string()),
         ("account", alarm.map(|a| a.account.clone()).unwrap_or_default()),
+        ("alarm_name", alarm_name),
         ("region", alarm.map(|a| a.region.clone()).unwrap_or_default()),
         ("rule", target.rule.clone()),
+        ("severity", target.severity.as_str().to_string()),
         ("source", "pipewarden.alarm-fanout".to_string()),
+        ("state", alarm.map(|a| a.state.as_str().to_string()).unwrap_or_default()),
     ])
 }
 
