@@ -4,13 +4,14 @@
 //! Every classic CloudWatch alarm reaches alarm-fanout in one, and its `Message` is JSON escaped
 //! inside JSON: a backslash every few characters. serde_json's string reader stops at each one
 //! (a search, a copy, the escape), which made the envelope the largest part of an alarm's CPU. Here
-//! the body is read in one pass: strings are checked and unescaped byte by byte, everything that
-//! is not read is checked and skipped.
+//! the body is read in one pass: strings are searched eight bytes at a time for a quote, a
+//! backslash or a control character, the message is unescaped run by run, and everything that is
+//! not read is checked and skipped.
 //!
 //! Anything this reader is not sure of is `None`, and the serde reader decides, as it always did:
 //! another top-level key, a number anywhere, a key with an escape in it, a key read twice, a
 //! `null` or another type where text is expected, a lone surrogate in a read string, nesting
-//! deeper than serde_json allows, text after the document. When it answers, it answers what the
+//! deeper than a hundred levels, text after the document. When it answers, it answers what the
 //! serde reader would (a property test in this file holds it to that).
 
 use super::sns::{SnsMessage, SnsRecord};
@@ -40,7 +41,7 @@ pub fn read(text: &str) -> Option<Vec<SnsRecord>> {
     (at.i == at.bytes.len()).then_some(records)
 }
 
-/// serde_json refuses documents nested deeper than 128; this reader stops well before.
+/// Deeper nesting in a skipped value is left to serde (whose tree stops at 128 levels).
 const MAX_DEPTH: usize = 100;
 
 struct Cursor<'a> {
