@@ -26,15 +26,10 @@ pub fn read(text: &str) -> Option<Vec<SnsRecord>> {
     }
     at.expect(b'[')?;
     let mut records = Vec::new();
-    if !at.end_of(b']')? {
-        loop {
-            records.push(at.record()?);
-            if at.end_of(b']')? {
-                break;
-            }
-            at.expect(b',')?;
-        }
-    }
+    at.members(b']', |at| {
+        records.push(at.record()?);
+        Some(())
+    })?;
     // Any other key after it: the serde reader decides.
     at.expect(b'}')?;
     at.whitespace();
@@ -67,6 +62,21 @@ impl<'a> Cursor<'a> {
         (self.peek()? == byte).then(|| self.i += 1)
     }
 
+    /// The members of an object or the elements of an array, from just after its opening byte:
+    /// `each` reads one, commas between them (none trailing), up to and past `close`.
+    fn members(&mut self, close: u8, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if self.end_of(close)? {
+            return Some(());
+        }
+        loop {
+            each(self)?;
+            if self.end_of(close)? {
+                return Some(());
+            }
+            self.expect(b',')?;
+        }
+    }
+
     /// `true` (and past it) when the next byte is `close`: an empty object or array, or its end.
     fn end_of(&mut self, close: u8) -> Option<bool> {
         let end = self.peek()? == close;
@@ -95,22 +105,16 @@ impl<'a> Cursor<'a> {
     fn record(&mut self) -> Option<SnsRecord> {
         self.expect(b'{')?;
         let mut sns = None;
-        if !self.end_of(b'}')? {
-            loop {
-                if self.key()? == b"Sns" {
-                    if sns.is_some() {
-                        return None;
-                    }
-                    sns = Some(self.message()?);
-                } else {
-                    self.skip(1)?;
-                }
-                if self.end_of(b'}')? {
-                    break;
-                }
-                self.expect(b',')?;
+        self.members(b'}', |at| {
+            if at.key()? != b"Sns" {
+                return at.skip(1);
             }
-        }
+            if sns.is_some() {
+                return None;
+            }
+            sns = Some(at.message()?);
+            Some(())
+        })?;
         Some(SnsRecord { sns: sns? })
     }
 
@@ -119,36 +123,24 @@ impl<'a> Cursor<'a> {
     fn message(&mut self) -> Option<SnsMessage> {
         self.expect(b'{')?;
         let (mut message_id, mut topic_arn, mut message) = (None, None, None);
-        if !self.end_of(b'}')? {
-            loop {
-                let slot = match self.key()? {
-                    b"MessageId" => &mut message_id,
-                    b"TopicArn" => &mut topic_arn,
-                    b"Message" => &mut message,
-                    _ => {
-                        self.skip(2)?;
-                        if self.end_of(b'}')? {
-                            break;
-                        }
-                        self.expect(b',')?;
-                        continue;
-                    }
-                };
-                if slot.is_some() {
-                    return None;
-                }
-                *slot = Some(if self.peek()? == b'n' {
-                    self.literal(b"null")?;
-                    None
-                } else {
-                    Some(self.string()?)
-                });
-                if self.end_of(b'}')? {
-                    break;
-                }
-                self.expect(b',')?;
+        self.members(b'}', |at| {
+            let slot = match at.key()? {
+                b"MessageId" => &mut message_id,
+                b"TopicArn" => &mut topic_arn,
+                b"Message" => &mut message,
+                _ => return at.skip(2),
+            };
+            if slot.is_some() {
+                return None;
             }
-        }
+            *slot = Some(if at.peek()? == b'n' {
+                at.literal(b"null")?;
+                None
+            } else {
+                Some(at.string()?)
+            });
+            Some(())
+        })?;
         Some(SnsMessage {
             // `null` is text missing: serde refuses it where text is required.
             message_id: message_id??,
@@ -247,31 +239,15 @@ impl<'a> Cursor<'a> {
             b'"' => self.skip_string(),
             b'{' => {
                 self.i += 1;
-                if self.end_of(b'}')? {
-                    return Some(());
-                }
-                loop {
-                    self.skip_string()?;
-                    self.expect(b':')?;
-                    self.skip(depth + 1)?;
-                    if self.end_of(b'}')? {
-                        return Some(());
-                    }
-                    self.expect(b',')?;
-                }
+                self.members(b'}', |at| {
+                    at.skip_string()?;
+                    at.expect(b':')?;
+                    at.skip(depth + 1)
+                })
             }
             b'[' => {
                 self.i += 1;
-                if self.end_of(b']')? {
-                    return Some(());
-                }
-                loop {
-                    self.skip(depth + 1)?;
-                    if self.end_of(b']')? {
-                        return Some(());
-                    }
-                    self.expect(b',')?;
-                }
+                self.members(b']', |at| at.skip(depth + 1))
             }
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
