@@ -10,7 +10,7 @@ pub fn ascii_subject(text: &str) -> String {
     let clean = bytes.len() <= 100
         && bytes.first().is_none_or(|b| *b != b' ')
         && bytes.last().is_none_or(|b| *b != b' ')
-        && bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && printable_ascii(text)
         && !text.contains("  ");
     if clean {
         return text.to_string();
@@ -37,6 +37,11 @@ pub fn ascii_subject(text: &str) -> String {
     cleaned
 }
 
+/// Only printable ASCII (space to `~`): nothing to replace for one line or a subject.
+fn printable_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
 /// Characters that end a line somewhere: ASCII and C1 controls (`\n`, `\r`, NEL, ...) and
 /// Unicode's line and paragraph separators, which mail and chat clients may show as line breaks.
 fn breaks_lines(c: char) -> bool {
@@ -53,8 +58,7 @@ fn reorders_text(c: char) -> bool {
 /// bidirectional controls are left out. Nothing is escaped: plain text (email, SNS) has no markup.
 /// Text that is already one line (the common case) is returned as it is, not copied.
 pub fn one_line(text: &str) -> Cow<'_, str> {
-    let printable_ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
-    if printable_ascii || !text.chars().any(|c| breaks_lines(c) || reorders_text(c)) {
+    if printable_ascii(text) || !text.chars().any(|c| breaks_lines(c) || reorders_text(c)) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(text.chars().filter(|c| !reorders_text(*c)).map(|c| if breaks_lines(c) { ' ' } else { c }).collect())
