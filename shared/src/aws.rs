@@ -30,7 +30,30 @@ pub async fn load_config(vars: &impl Vars) -> Result<SdkConfig, ConfigError> {
     } else {
         crate::http::sdk_client(shared)
     };
-    Ok(aws_config::defaults(BehaviorVersion::latest()).http_client(client).load().await)
+    Ok(loader(vars).http_client(client).load().await)
+}
+
+/// `aws-config`'s loader, told where the credentials are when the environment holds them.
+///
+/// Lambda gives a function its role's credentials in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+/// and `AWS_SESSION_TOKEN`. The default chain would take them too (the environment is its first
+/// source), but building it at a cold start first builds every other source it might fall back
+/// to: the profile files, IMDS, the container endpoint, and web identity with an STS client of its
+/// own (STS's endpoint rules parsed, a tenth of alarm-fanout's init). Without them (the validator
+/// as a CLI on EC2, a developer's profile) the default chain is used as before.
+fn loader(vars: &impl Vars) -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(BehaviorVersion::latest());
+    if credentials_in_environment(vars) {
+        loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+    } else {
+        loader
+    }
+}
+
+/// Both keys set, as the environment provider reads them (its `SECRET_ACCESS_KEY` fallback aside:
+/// without `AWS_SECRET_ACCESS_KEY` the default chain decides).
+fn credentials_in_environment(vars: &impl Vars) -> bool {
+    vars.optional("AWS_ACCESS_KEY_ID").is_some() && vars.optional("AWS_SECRET_ACCESS_KEY").is_some()
 }
 
 /// The SDK's own connector through the environment's proxy, trusting the system's store and the
@@ -63,8 +86,8 @@ fn proxied_client(vars: &impl Vars) -> Result<SharedHttpClient, ConfigError> {
 
 /// The SDK's own HTTPS client and the system's trust store: for deploy-validator when the trust
 /// store setting is bad, since it must still report to CodeDeploy (and fails every hook, saying why).
-pub async fn load_config_with_system_store() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+pub async fn load_config_with_system_store(vars: &impl Vars) -> SdkConfig {
+    loader(vars).load().await
 }
 
 pub fn sns_client(config: &SdkConfig) -> aws_sdk_sns::Client {
@@ -79,4 +102,32 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
     let local_endpoint = config.endpoint_url().is_some() || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
     let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(local_endpoint).build();
     aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_environment_provider_only_when_both_keys_are_set() {
+        let lambda = HashMap::from([
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ]);
+        assert!(credentials_in_environment(&lambda), "Lambda's role credentials");
+        let long_term = HashMap::from([("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "secret")]);
+        assert!(credentials_in_environment(&long_term), "keys without a session token");
+        // The default chain decides: a profile, web identity, IMDS (the validator as a CLI on EC2).
+        for partial in [
+            HashMap::new(),
+            HashMap::from([("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")]),
+            HashMap::from([("AWS_SECRET_ACCESS_KEY", "secret")]),
+            HashMap::from([("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"), ("AWS_SECRET_ACCESS_KEY", "  ")]),
+            HashMap::from([("AWS_PROFILE", "dev"), ("AWS_WEB_IDENTITY_TOKEN_FILE", "/token")]),
+        ] {
+            assert!(!credentials_in_environment(&partial), "{partial:?}");
+        }
+    }
 }

@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // The hook must still answer CodeDeploy: it reports Failed, naming the variable.
         Err(problem) => {
             config.spec_source = Err(problem);
-            aws::load_config_with_system_store().await
+            aws::load_config_with_system_store(&ProcessEnv).await
         }
     };
     let s3 = aws::s3_client(&sdk);
