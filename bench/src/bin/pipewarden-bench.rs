@@ -250,6 +250,24 @@ fn sample(name: &str) -> Value {
     pipewarden_devkit::event(name)
 }
 
+/// The release binaries copied into a fresh directory, as Lambda unpacks a deployment package into
+/// `/var/task`: every candidate, the floor included, starts from a file written the same way. Run
+/// from `target/release`, a binary the linker has just written started 10-20% slower (430-450 page
+/// faults against 418 for the same bytes copied, 2026-11-28), which fell on whichever binaries a
+/// build had just relinked, usually the functions and not the floor.
+fn unpacked(names: &[&str]) -> Result<PathBuf, Failure> {
+    let task = repo_root().join("target/bench/task");
+    if task.exists() {
+        std::fs::remove_dir_all(&task)?;
+    }
+    std::fs::create_dir_all(&task)?;
+    for name in names {
+        std::fs::copy(release(name), task.join(name))
+            .map_err(|e| format!("{}: {e} (build the release binaries first)", release(name).display()))?;
+    }
+    Ok(task)
+}
+
 async fn cold_start(o: &Options) -> Result<String, Failure> {
     let aws = Emulator::fresh().await;
     let mut env = local::prepare(&aws).await;
@@ -271,16 +289,17 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
         aws.hook_execution(&deployment, &format!("cold-start-hook-{run}"), "BeforeAllowTraffic").await;
     }
 
+    let task = unpacked(&["hello-lambda", "pipeline-notifier", "deploy-validator", "alarm-fanout"])?;
     let mut candidates = vec![Candidate {
         name: "hello-lambda",
-        program: release("hello-lambda"),
+        program: task.join("hello-lambda"),
         args: vec![],
         env: vec![],
         event: Box::new(|_| json!({"hello": "world"})),
     }];
     candidates.push(Candidate {
         name: "pipeline-notifier",
-        program: release("pipeline-notifier"),
+        program: task.join("pipeline-notifier"),
         args: vec![],
         env: env.clone(),
         event: Box::new(|run| {
@@ -291,7 +310,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     });
     candidates.push(Candidate {
         name: "deploy-validator",
-        program: release("deploy-validator"),
+        program: task.join("deploy-validator"),
         args: vec![],
         env: env.clone(),
         event: Box::new(move |run| {
@@ -302,7 +321,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     });
     candidates.push(Candidate {
         name: "alarm-fanout",
-        program: release("alarm-fanout"),
+        program: task.join("alarm-fanout"),
         args: vec![],
         env: env.clone(),
         event: Box::new(|run| {
@@ -328,6 +347,9 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     for run in 0..o.runs {
         // Interleaved, so that whatever else the machine does falls on every candidate alike.
         for (i, c) in candidates.iter().enumerate() {
+            // The emulator may still be at the last invocation's requests (SNS deliveries, its own
+            // threads) on the same two cores: each cold start begins on a quiet machine.
+            tokio::time::sleep(Duration::from_millis(250)).await;
             readings[i].push(cold_start_once(c, run).await?);
         }
     }
