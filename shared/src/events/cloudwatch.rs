@@ -572,6 +572,11 @@ pub fn parse_lambda_action(document: impl Document) -> Result<AlarmLambdaAction,
 }
 
 pub fn parse_classic(message: &str) -> Result<ClassicAlarmMessage, EventError> {
+    // The message as CloudWatch writes it is read by hand; whatever that reader is not sure of,
+    // the model reads (and names what is wrong with it).
+    if let Some(read) = super::classic_alarm::read(message) {
+        return Ok(read);
+    }
     parse_str("CloudWatch alarm SNS message", message)
 }
 

@@ -3,9 +3,11 @@
 //! Unknown fields are ignored; numbers that AWS sends as floats or strings are accepted; a missing
 //! required field is an [`EventError`] that names the event and the field's path.
 
+mod classic_alarm;
 pub mod cloudwatch;
 pub mod codedeploy;
 pub mod codepipeline;
+mod cursor;
 pub mod eventbridge;
 pub mod lenient;
 pub mod sns;
