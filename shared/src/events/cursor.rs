@@ -7,7 +7,8 @@
 
 use std::borrow::Cow;
 
-/// Deeper nesting in a skipped value is left to serde (whose tree stops at 128 levels).
+/// Deeper nesting in a skipped value is left to serde (which skips any depth): a bound on this
+/// reader's recursion.
 pub(super) const MAX_DEPTH: usize = 100;
 
 pub(super) struct Cursor<'a> {
@@ -376,6 +377,15 @@ pub(super) mod generate {
                 }),
             1 => prop::sample::select(vec!["0", "-0", "5.0", "60", "18446744073709551615", "123456789012345678", "1234567890123456789", "1e400", "0.1e-400", "01", "-01", "1.", "-", "1e", ".5", "+1", "1.5e+"])
                 .prop_map(str::to_string),
+            // Where float readers disagree in the last bit: long mantissas, the subnormal and
+            // overflow edges, halfway cases.
+            1 => prop::sample::select(vec![
+                "2.2250738585072011e-308", "2.2250738585072012e-308", "4.9406564584124654e-324", "2.4703282292062328e-324",
+                "1.7976931348623157e308", "1.7976931348623158e308", "9007199254740993", "0.30000000000000004441",
+                "8.98846567431158e307", "7.038531e-26", "1.00000000000000011102230246251565404236316680908203125",
+                "123456789012345678901234567890e-10", "0.000000000000000000000000000000000000001e38",
+            ])
+            .prop_map(str::to_string),
         ]
     }
 
@@ -397,5 +407,46 @@ pub(super) mod generate {
                 }),
             ]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generate::value;
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the readers skip, this one skips exactly when serde_json would (`IgnoredAny`).
+    fn skips_as_serde(text: &str) -> Result<(), TestCaseError> {
+        let mut at = Cursor::new(text);
+        let here = at.skip(1).is_some() && at.finished();
+        let serde = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        prop_assert_eq!(here, serde, "{:?}", text);
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn a_value_is_skipped_exactly_when_serde_skips_it(
+            value in value(),
+            space in prop::sample::select(vec!["", " ", "\n\t\r ", "\u{c}", "\u{b}", "\u{a0}"]),
+        ) {
+            skips_as_serde(&value)?;
+            skips_as_serde(&format!("{space}{value}{space}"))?;
+            // Whitespace inside, after each comma and colon.
+            skips_as_serde(&value.replace(", ", &format!("{space},{space}")).replace(": ", &format!("{space}:")))?;
+        }
+    }
+
+    #[test]
+    fn nesting_is_skipped_to_a_hundred_levels_and_left_to_serde_beyond() {
+        let nested = |levels: usize| format!("{}1{}", "[{\"k\": ".repeat(levels), "}]".repeat(levels));
+        // Two levels (an array and an object) a time, and the number within them: 99 levels.
+        for levels in [1, 49] {
+            skips_as_serde(&nested(levels)).unwrap();
+            assert!(Cursor::new(&nested(levels)).skip(1).is_some());
+        }
+        assert_eq!(Cursor::new(&nested(50)).skip(1), None, "beyond a hundred levels");
+        assert!(serde_json::from_str::<serde::de::IgnoredAny>(&nested(50)).is_ok());
     }
 }
