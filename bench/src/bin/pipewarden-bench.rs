@@ -250,13 +250,13 @@ fn sample(name: &str) -> Value {
     pipewarden_devkit::event(name)
 }
 
-/// The release binaries copied into a fresh directory, as Lambda unpacks a deployment package into
-/// `/var/task`: every candidate, the floor included, starts from a file written the same way. Run
-/// from `target/release`, a binary the linker has just written started 10-20% slower (430-450 page
-/// faults against 418 for the same bytes copied, 2026-11-28), which fell on whichever binaries a
-/// build had just relinked, usually the functions and not the floor.
+/// The release binaries copied into a fresh directory of this run's own, as Lambda unpacks a
+/// deployment package into `/var/task`, and written to disk: every candidate, the floor included,
+/// starts from a file written the same way. Run from `target/release`, a binary the linker had just
+/// written started 10-20% slower than the same bytes copied (430-450 page faults against 418,
+/// 2026-11-28), which fell on whichever binaries a build had relinked.
 fn unpacked(names: &[&str]) -> Result<PathBuf, Failure> {
-    let task = repo_root().join("target/bench/task");
+    let task = repo_root().join(format!("target/bench/task-{}", std::process::id()));
     if task.exists() {
         std::fs::remove_dir_all(&task)?;
     }
@@ -264,6 +264,7 @@ fn unpacked(names: &[&str]) -> Result<PathBuf, Failure> {
     for name in names {
         std::fs::copy(release(name), task.join(name))
             .map_err(|e| format!("{}: {e} (build the release binaries first)", release(name).display()))?;
+        std::fs::File::open(task.join(name))?.sync_all()?;
     }
     Ok(task)
 }
@@ -285,7 +286,7 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     let deployment = hook["DeploymentId"].as_str().unwrap_or_default().to_string();
     aws.deployment_with_id(&deployment, "flask-web-app", "Lambda").await;
     // CodeDeploy accepts a report only for a hook execution it issued: one per cold-start run.
-    for run in 0..o.runs {
+    for run in 0..=o.runs {
         aws.hook_execution(&deployment, &format!("cold-start-hook-{run}"), "BeforeAllowTraffic").await;
     }
 
@@ -343,16 +344,20 @@ async fn cold_start(o: &Options) -> Result<String, Failure> {
     for c in &mut candidates {
         c.env.extend(o.env.iter().cloned());
     }
+    // A round not counted first: every binary started once from its new file before any is timed.
+    for c in &candidates {
+        cold_start_once(c, o.runs).await?;
+    }
     let mut readings: Vec<Vec<Reading>> = candidates.iter().map(|_| Vec::new()).collect();
     for run in 0..o.runs {
-        // Interleaved, so that whatever else the machine does falls on every candidate alike.
-        for (i, c) in candidates.iter().enumerate() {
-            // The emulator may still be at the last invocation's requests (SNS deliveries, its own
-            // threads) on the same two cores: each cold start begins on a quiet machine.
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            readings[i].push(cold_start_once(c, run).await?);
+        // Interleaved, so that whatever else the machine does falls on every candidate alike, in
+        // an order turned by one each run, so that none always follows the same one.
+        for k in 0..candidates.len() {
+            let i = (k + run) % candidates.len();
+            readings[i].push(cold_start_once(&candidates[i], run).await?);
         }
     }
+    std::fs::remove_dir_all(&task)?;
     let floor = Summary::of(&readings[0].iter().map(|r| r.init_ms).collect::<Vec<_>>()).median;
     let cpu_floor = Summary::of(&readings[0].iter().map(|r| r.init_cpu_ms).collect::<Vec<_>>()).median;
     let mut text = format!(
