@@ -19,7 +19,7 @@ use super::cloudwatch::{
     AlarmStateValue, ClassicAlarmMessage, ClassicChildState, ClassicDimension, ClassicMetric, ClassicMetricQuery,
     ClassicMetricStat, ClassicTrigger, ClassicTriggeringChild,
 };
-use super::cursor::Cursor;
+use super::cursor::{once, Cursor};
 
 /// The message of `text`, when it reads here; `None`: ask the serde model.
 pub(super) fn read(text: &str) -> Option<ClassicAlarmMessage> {
@@ -28,52 +28,19 @@ pub(super) fn read(text: &str) -> Option<ClassicAlarmMessage> {
     at.finished().then_some(message)
 }
 
-/// A field's value, read once: a key given twice is serde's error, so `None`.
-fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
-    if slot.is_some() {
-        return None;
-    }
-    *slot = Some(value?);
-    Some(())
-}
-
 impl Cursor<'_> {
-    /// An object, from its `{`: `each` reads the value of each key.
-    fn object(&mut self, mut each: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
-        self.expect(b'{')?;
-        self.members(b'}', |at| {
-            let key = at.key()?;
-            each(at, key)
-        })
-    }
-
-    /// `null` (`Some(None)`), or what `read` reads.
-    fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        if self.peek()? == b'n' {
-            self.literal(b"null")?;
-            return Some(None);
-        }
-        read(self).map(Some)
-    }
-
-    /// Text or `null`: an `Option<String>` field.
-    fn text_or_null(&mut self) -> Option<Option<String>> {
-        self.or_null(Self::string)
-    }
-
     /// A list of objects (`null`: empty), as `lenient::null_as_default` reads one.
     fn list<T>(&mut self, mut each: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
-        let mut items = Vec::new();
-        if self.peek()? == b'n' {
-            self.literal(b"null")?;
-            return Some(items);
-        }
-        self.expect(b'[')?;
-        self.members(b']', |at| {
-            items.push(each(at)?);
-            Some(())
+        let items = self.or_null(|at| {
+            at.expect(b'[')?;
+            let mut items = Vec::new();
+            at.members(b']', |at| {
+                items.push(each(at)?);
+                Some(())
+            })?;
+            Some(items)
         })?;
-        Some(items)
+        Some(items.unwrap_or_default())
     }
 
     /// An alarm state, read from the text where it lies.
@@ -254,22 +221,21 @@ impl Cursor<'_> {
     /// `AlarmTags` as an object of text (`null`: none); a key given twice keeps its last value,
     /// as the model's tree does. A list of `{Key, Value}`, or a value that is not text: serde's.
     fn tags(&mut self) -> Option<BTreeMap<String, String>> {
-        let mut tags = BTreeMap::new();
-        if self.peek()? == b'n' {
-            self.literal(b"null")?;
-            return Some(tags);
-        }
-        self.object(|at, key| {
-            // serde_json's tree gives keys of this form a meaning of their own when its
-            // `raw_value` feature is on: left to it.
-            if key.starts_with(b"$serde_json::private::") {
-                return None;
-            }
-            let key = std::str::from_utf8(key).ok()?.to_owned();
-            tags.insert(key, at.string()?);
-            Some(())
+        let tags = self.or_null(|at| {
+            let mut tags = BTreeMap::new();
+            at.object(|at, key| {
+                // serde_json's tree gives keys of this form a meaning of their own when its
+                // `raw_value` feature is on: left to it.
+                if key.starts_with(b"$serde_json::private::") {
+                    return None;
+                }
+                let key = std::str::from_utf8(key).ok()?.to_owned();
+                tags.insert(key, at.string()?);
+                Some(())
+            })?;
+            Some(tags)
         })?;
-        Some(tags)
+        Some(tags.unwrap_or_default())
     }
 }
 

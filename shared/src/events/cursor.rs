@@ -88,6 +88,29 @@ impl<'a> Cursor<'a> {
         Some(key)
     }
 
+    /// An object, from its `{`: `each` reads the value of each key.
+    pub(super) fn object(&mut self, mut each: impl FnMut(&mut Self, &[u8]) -> Option<()>) -> Option<()> {
+        self.expect(b'{')?;
+        self.members(b'}', |at| {
+            let key = at.key()?;
+            each(at, key)
+        })
+    }
+
+    /// `null` (`Some(None)`), or what `read` reads.
+    pub(super) fn or_null<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    /// Text or `null`: an `Option<String>` field.
+    pub(super) fn text_or_null(&mut self) -> Option<Option<String>> {
+        self.or_null(Self::string)
+    }
+
     /// A string read: checked as serde_json checks it, and unescaped. The text between escapes is
     /// found eight bytes at a time and copied as one piece.
     pub(super) fn string(&mut self) -> Option<String> {
@@ -272,6 +295,15 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// A field's value, read once: a key given twice is serde's error, so `None`.
+pub(super) fn once<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value?);
+    Some(())
 }
 
 /// Where the next `"`, `\\` or control character is, from `i` (the end of `bytes` if none): eight

@@ -14,7 +14,7 @@
 //! deeper than a hundred levels, text after the document. When it answers, it answers what the
 //! serde reader would (a property test in this file holds it to that).
 
-use super::cursor::Cursor;
+use super::cursor::{once, Cursor};
 use super::sns::{SnsMessage, SnsRecord};
 
 /// The SNS records of `text` when it is a plain SNS event; `None`: ask the serde reader.
@@ -39,17 +39,10 @@ pub fn read(text: &str) -> Option<Vec<SnsRecord>> {
 impl Cursor<'_> {
     /// One record: an object whose `Sns` is read, once; every other value skipped.
     fn record(&mut self) -> Option<SnsRecord> {
-        self.expect(b'{')?;
         let mut sns = None;
-        self.members(b'}', |at| {
-            if at.key()? != b"Sns" {
-                return at.skip(1);
-            }
-            if sns.is_some() {
-                return None;
-            }
-            sns = Some(at.message()?);
-            Some(())
+        self.object(|at, key| match key {
+            b"Sns" => once(&mut sns, at.message()),
+            _ => at.skip(1),
         })?;
         Some(SnsRecord { sns: sns? })
     }
@@ -57,25 +50,12 @@ impl Cursor<'_> {
     /// The `Sns` object: `MessageId` and `Message` (text, required) and `TopicArn` (text, `null`
     /// or absent: empty), each once; every other value skipped.
     fn message(&mut self) -> Option<SnsMessage> {
-        self.expect(b'{')?;
         let (mut message_id, mut topic_arn, mut message) = (None, None, None);
-        self.members(b'}', |at| {
-            let slot = match at.key()? {
-                b"MessageId" => &mut message_id,
-                b"TopicArn" => &mut topic_arn,
-                b"Message" => &mut message,
-                _ => return at.skip(2),
-            };
-            if slot.is_some() {
-                return None;
-            }
-            *slot = Some(if at.peek()? == b'n' {
-                at.literal(b"null")?;
-                None
-            } else {
-                Some(at.string()?)
-            });
-            Some(())
+        self.object(|at, key| match key {
+            b"MessageId" => once(&mut message_id, at.text_or_null()),
+            b"TopicArn" => once(&mut topic_arn, at.text_or_null()),
+            b"Message" => once(&mut message, at.text_or_null()),
+            _ => at.skip(2),
         })?;
         Some(SnsMessage {
             // `null` is text missing: serde refuses it where text is required.
